@@ -1,0 +1,1 @@
+"""Domain vocabulary of mpi: identifiers, records, persons. Stdlib and pydantic only."""

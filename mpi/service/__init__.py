@@ -1,0 +1,1 @@
+"""Use cases of the MPI: register, update, search, merge, unmerge, link, review."""

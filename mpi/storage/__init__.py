@@ -1,0 +1,1 @@
+"""SQLAlchemy storage of the MPI (SQLite by default, PostgreSQL in production)."""

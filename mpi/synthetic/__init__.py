@@ -1,0 +1,1 @@
+"""Seeded generator of a Luxembourg-like patient population with ground truth."""
