@@ -84,19 +84,23 @@ def verhoeff_digits(payload: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
     for i in range(k):
         digit = payload[:, k - 1 - i]
         c = _VERHOEFF_D[c, _VERHOEFF_P[(i + 1) % 8, digit]]
-    return _VERHOEFF_INV[c]
+    return np.asarray(_VERHOEFF_INV[c], dtype=np.int8)
 
 
 def legacy_check_digits(payload: npt.NDArray[np.int8]) -> npt.NDArray[np.int64]:
     """Mod-11 check digit of legacy numbers (first 10 digits); 10 means no valid digit exists."""
     remainder = (payload[:, :10].astype(np.int64) * _LEGACY_WEIGHTS).sum(axis=1) % 11
-    return (11 - remainder) % 11
+    return np.asarray((11 - remainder) % 11, dtype=np.int64)
 
 
 def _plausible_date(d: npt.NDArray[np.int8]) -> npt.NDArray[np.bool_]:
     month = d[:, 4] * 10 + d[:, 5]
     day = d[:, 6] * 10 + d[:, 7]
     return (month <= 12) & (day <= 31)
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and np.isnan(value)
 
 
 def classify_matricules(raw: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.int8]]:
@@ -109,9 +113,7 @@ def classify_matricules(raw: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.ob
     n = len(raw)
     normalised = np.full(n, None, dtype=object)
     status = np.zeros(n, dtype=np.int8)
-    cleaned = np.array(
-        ["" if v is None or v != v else str(v) for v in raw], dtype=object
-    )  # NaN != NaN marks pandas' missing float
+    cleaned = np.array(["" if v is None or _is_nan(v) else str(v) for v in raw], dtype=object)
     text = np.char.replace(np.char.replace(np.char.replace(cleaned.astype(str), " ", ""), ".", ""), "-", "")
     lengths = np.char.str_len(text)
     is_digits = np.char.isdigit(text)
@@ -186,7 +188,7 @@ def suggest_corrections(raw: str) -> list[str]:
         if i < 12 and text[i] != text[i + 1]:
             candidates.add(text[:i] + text[i + 1] + text[i] + text[i + 2 :])
     ordered = sorted(candidates)
-    normalised, status = classify_matricules(np.array(ordered, dtype=object))
+    _, status = classify_matricules(np.array(ordered, dtype=object))
     return [c for c, s in zip(ordered, status.tolist(), strict=True) if s == MatriculeStatus.VALID]
 
 

@@ -1,0 +1,367 @@
+"""Comparators: turn a comparison of two records into a small integer level.
+
+Each comparator is built from one ``[[comparison]]`` of the rules file and maps
+pairs of record indices to levels: ``0`` is the strongest agreement, the last
+level is plain disagreement, and ``-1`` means a value is missing on a side (the
+comparison then weighs nothing). Levels are decided with numpy masks, assigned
+from the weakest to the strongest so that the strongest true condition wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mpi.matching.encoding import (
+    JARO_WINKLER,
+    PAYLOAD_EDIT,
+    TOKEN_SET,
+    Codes,
+    EncodedRecords,
+    Indices,
+    StringColumn,
+)
+from mpi.rules.schema import Comparison
+
+Levels = npt.NDArray[np.int8]
+Mask = npt.NDArray[np.bool_]
+NULL_LEVEL = -1
+
+
+def _assign(n: int, conditions: Sequence[Mask], null: Mask) -> Levels:
+    """Level of each pair: index of the first true condition, else the last level; -1 where null."""
+    levels = np.full(n, len(conditions), dtype=np.int8)
+    for level in range(len(conditions) - 1, -1, -1):
+        levels[conditions[level]] = level
+    levels[null] = NULL_LEVEL
+    return levels
+
+
+def _threshold_label(value: float) -> str:
+    return f"jaro_winkler>={value:g}"
+
+
+@dataclass(frozen=True)
+class Comparator:
+    """A configured comparison: its level labels and how to compute them."""
+
+    config: Comparison
+    labels: tuple[str, ...]
+    required: tuple[str, ...]
+    compute: Callable[[EncodedRecords, Indices, Indices], Levels]
+    exact_column: str | None  # the column whose exact agreement is level 0 (term frequencies)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def levels(self, records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        return self.compute(records, left, right)
+
+
+def _codes(records: EncodedRecords, column: str, index: Indices) -> Codes:
+    return records.strings[column].codes[index]
+
+
+def _optional_equal(records: EncodedRecords, column: str, left: Indices, right: Indices) -> Mask:
+    """Both sides present and equal; all false when the column is absent."""
+    if column not in records.strings:
+        return np.zeros(left.shape[0], dtype=bool)
+    cl = _codes(records, column, left)
+    cr = _codes(records, column, right)
+    return np.asarray((cl == cr) & (cl >= 0), dtype=bool)
+
+
+def _name_conditions(
+    records: EncodedRecords,
+    column: StringColumn,
+    cl: Codes,
+    cr: Codes,
+    thresholds: Sequence[float],
+    phonetic: Mask,
+    subset: bool,
+) -> list[Mask]:
+    """exact, [token subset], jw>=t1, phonetic, jw>=t2.. for one column pair (codes share a vocabulary)."""
+    present = (cl >= 0) & (cr >= 0)
+    safe_l = np.where(present, cl, 0).astype(np.int32)
+    safe_r = np.where(present, cr, 0).astype(np.int32)
+    exact = present & (cl == cr)
+    jw = column.similarity(JARO_WINKLER, safe_l, safe_r)
+    conditions = [exact]
+    if subset:
+        conditions.append(present & (column.similarity(TOKEN_SET, safe_l, safe_r) >= 0.999))
+    first, *rest = thresholds or (0.9,)
+    conditions.append(present & (jw >= first))
+    conditions.append(present & phonetic)
+    conditions.extend(present & (jw >= t) for t in rest)
+    return conditions
+
+
+def swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Mask:
+    """Pairs whose family and given names are swapped on one side (phonetically crosswise equal).
+
+    First/last name swaps are a common data-entry error; comparing the names
+    straight would count two strong disagreements for one slip.
+    """
+    needed = ("family_dm", "given_dm", "family_kp", "given_kp")
+    if not all(c in records.strings for c in needed):
+        return np.zeros(left.shape[0], dtype=bool)
+    fdm, gdm = records.strings["family_dm"].codes, records.strings["given_dm"].codes
+    fkp, gkp = records.strings["family_kp"].codes, records.strings["given_kp"].codes
+    fl, fr, gl, gr = fdm[left], fdm[right], gdm[left], gdm[right]
+    present = (fl >= 0) & (fr >= 0) & (gl >= 0) & (gr >= 0)
+    cross_family = (fl == gr) | (fkp[left] == gkp[right])
+    cross_given = (gl == fr) | (gkp[left] == fkp[right])
+    straight = (fl == fr) | (gl == gr)
+    return np.asarray(present & cross_family & cross_given & ~straight, dtype=bool)
+
+
+def _crossed(records: EncodedRecords, column: str, other: str, index: Indices, swap: Mask) -> Codes:
+    """Codes of ``column`` at ``index``, taken from ``other`` where the names are swapped."""
+    codes = records.strings[column].codes[index]
+    if swap.any() and other in records.strings:
+        codes = codes.copy()
+        codes[swap] = records.strings[other].codes[index[swap]]
+    return codes
+
+
+def _best_of(level_sets: Sequence[Levels]) -> Levels:
+    """Per pair, the strongest non-null level over several column pairings."""
+    stacked = np.stack(level_sets)
+    big = np.int8(127)
+    best = np.where(stacked < 0, big, stacked).min(axis=0)
+    return np.where(best == big, NULL_LEVEL, best).astype(np.int8)
+
+
+def _surname(config: Comparison) -> Comparator:
+    thresholds = config.thresholds or (0.92, 0.8)
+    labels: tuple[str, ...] = (
+        "exact",
+        "token_subset",
+        _threshold_label(thresholds[0]),
+        "phonetic",
+        *(_threshold_label(t) for t in thresholds[1:]),
+        "different",
+    )
+    primary = config.column
+    phonetic_of = {"family_name": ("family_dm", "family_kp"), "birth_name": ("birth_name_dm",)}
+
+    crossed_with = {"family_name": "given_name", "family_dm": "given_dm", "family_kp": "given_kp"}
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        column = records.strings[primary]
+        columns = [c for c in (primary, *config.alternates) if c in records.strings]
+        swap = swapped_names(records, left, right)
+
+        def right_codes(name: str) -> Codes:
+            if name in crossed_with:
+                return _crossed(records, name, crossed_with[name], right, swap)
+            return _codes(records, name, right)
+
+        level_sets = []
+        for a in columns:
+            for b in columns:
+                if primary not in (a, b):
+                    continue  # birth name against birth name says nothing the primary pair does not
+                cl = _codes(records, a, left)
+                cr = right_codes(b)
+                phonetic = np.zeros(left.shape[0], dtype=bool)
+                for pa, pb in zip(phonetic_of.get(a, ()), phonetic_of.get(b, ()), strict=False):
+                    if pa in records.strings and pb in records.strings:
+                        pl = _codes(records, pa, left)
+                        pr = right_codes(pb)
+                        phonetic |= (pl == pr) & (pl >= 0)
+                conditions = _name_conditions(records, column, cl, cr, thresholds, phonetic, subset=True)
+                null = (cl < 0) | (cr < 0)
+                level_sets.append(_assign(left.shape[0], conditions, null))
+        return _best_of(level_sets)
+
+    return Comparator(config, labels, (primary,), compute, primary)
+
+
+def _given_name(config: Comparison) -> Comparator:
+    thresholds = config.thresholds or (0.92, 0.8)
+    labels: tuple[str, ...] = (
+        "exact",
+        "nickname",
+        _threshold_label(thresholds[0]),
+        "phonetic",
+        *(_threshold_label(t) for t in thresholds[1:]),
+        "shares_a_given_name",
+        "different",
+    )
+    primary = config.column
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        column = records.strings[primary]
+        swap = swapped_names(records, left, right)
+        cl = _codes(records, primary, left)
+        cr = _crossed(records, primary, "family_name", right, swap)
+        phonetic = np.zeros(left.shape[0], dtype=bool)
+        for name, crossed in (("given_dm", "family_dm"), ("given_kp", "family_kp")):
+            if name in records.strings:
+                pl = _codes(records, name, left)
+                pr = _crossed(records, name, crossed, right, swap)
+                phonetic |= (pl == pr) & (pl >= 0)
+        conditions = _name_conditions(records, column, cl, cr, thresholds, phonetic, subset=False)
+        conditions.insert(1, _optional_equal(records, "given_canonical", left, right) & ~swap)
+        if "given_names" in records.strings:
+            all_names = records.strings["given_names"]
+            al = _codes(records, "given_names", left)
+            ar = _codes(records, "given_names", right)
+            present = (al >= 0) & (ar >= 0)
+            safe_l = np.where(present, al, 0).astype(np.int32)
+            safe_r = np.where(present, ar, 0).astype(np.int32)
+            overlap = all_names.similarity(TOKEN_SET, safe_l, safe_r)
+            conditions.append(present & (overlap >= 0.999))
+        else:
+            conditions.append(np.zeros(left.shape[0], dtype=bool))
+        null = (cl < 0) | (cr < 0)
+        return _assign(left.shape[0], conditions, null)
+
+    return Comparator(config, labels, (primary,), compute, primary)
+
+
+def _birth_date(config: Comparison) -> Comparator:
+    labels = (
+        "exact",
+        "day_month_swapped",
+        "year_off_by_one",
+        "partial_date_compatible",
+        "one_part_differs",
+        "different",
+    )
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        year = records.integers["birth_year"]
+        month = records.integers["birth_month"]
+        day = records.integers["birth_day"]
+        yl, yr = year[left], year[right]
+        ml, mr = month[left], month[right]
+        dl, dr = day[left], day[right]
+        null = (yl < 0) | (yr < 0)
+        same_y = yl == yr
+        known = (ml > 0) & (mr > 0) & (dl > 0) & (dr > 0)
+        same_m = ml == mr
+        same_d = dl == dr
+        exact = same_y & same_m & same_d & known
+        swapped = same_y & known & (dl == mr) & (ml == dr) & (dl != ml)
+        year_off = (np.abs(yl.astype(np.int32) - yr.astype(np.int32)) == 1) & same_m & same_d & known
+        month_ok = (ml == 0) | (mr == 0) | same_m
+        day_ok = (dl == 0) | (dr == 0) | same_d
+        partial = same_y & month_ok & day_ok & ~known
+        parts_equal = same_y.astype(np.int8) + (same_m & (ml > 0)) + (same_d & (dl > 0))
+        one_differs = (parts_equal == 2) & known
+        return _assign(left.shape[0], [exact, swapped, year_off, partial, one_differs], null)
+
+    return Comparator(config, labels, ("birth_year", "birth_month", "birth_day"), compute, None)
+
+
+def _national_id(config: Comparison) -> Comparator:
+    labels = ("exact", "one_digit_apart", "different")
+    primary = config.column
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        column = records.strings[primary]
+        cl = _codes(records, primary, left)
+        cr = _codes(records, primary, right)
+        null = (cl < 0) | (cr < 0)
+        safe_l = np.where(null, 0, cl).astype(np.int32)
+        safe_r = np.where(null, 0, cr).astype(np.int32)
+        exact = ~null & (cl == cr)
+        close = ~null & (column.similarity(PAYLOAD_EDIT, safe_l, safe_r) >= 0.0)
+        return _assign(left.shape[0], [exact, close], null)
+
+    return Comparator(config, labels, (primary,), compute, primary)
+
+
+def _exact(config: Comparison) -> Comparator:
+    primary = config.column
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        cl = _codes(records, primary, left)
+        cr = _codes(records, primary, right)
+        null = (cl < 0) | (cr < 0)
+        return _assign(left.shape[0], [~null & (cl == cr)], null)
+
+    return Comparator(config, ("exact", "different"), (primary,), compute, primary)
+
+
+def _string(config: Comparison) -> Comparator:
+    thresholds = config.thresholds or (0.9, 0.8)
+    labels = ("exact", *(_threshold_label(t) for t in thresholds), "different")
+    primary = config.column
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        column = records.strings[primary]
+        cl = _codes(records, primary, left)
+        cr = _codes(records, primary, right)
+        null = (cl < 0) | (cr < 0)
+        safe_l = np.where(null, 0, cl).astype(np.int32)
+        safe_r = np.where(null, 0, cr).astype(np.int32)
+        jw = column.similarity(JARO_WINKLER, safe_l, safe_r)
+        conditions = [~null & (cl == cr)] + [~null & (jw >= t) for t in thresholds]
+        return _assign(left.shape[0], conditions, null)
+
+    return Comparator(config, labels, (primary,), compute, primary)
+
+
+def _prefix_codes(column: StringColumn, length: int) -> Codes:
+    """Codes of each vocabulary value's first ``length`` characters, per record."""
+    prefixes = np.array([v[:length] for v in column.vocab.tolist()], dtype=object)
+    prefix_code = pd.factorize(prefixes)[0].astype(np.int32)
+    return np.where(column.codes >= 0, prefix_code[np.maximum(column.codes, 0)], -1).astype(np.int32)
+
+
+def _postcode(config: Comparison) -> Comparator:
+    primary = config.column
+    labels = ("exact", "same_area", "different")
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        column = records.strings[primary]
+        cl = column.codes[left]
+        cr = column.codes[right]
+        null = (cl < 0) | (cr < 0)
+        area = _prefix_codes(column, 3)
+        return _assign(left.shape[0], [~null & (cl == cr), ~null & (area[left] == area[right])], null)
+
+    return Comparator(config, labels, (primary,), compute, primary)
+
+
+def _email(config: Comparison) -> Comparator:
+    primary = config.column
+    labels = ("exact", "same_local_part", "different")
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        column = records.strings[primary]
+        local = np.array([v.split("@", 1)[0] for v in column.vocab.tolist()], dtype=object)
+        local_code = pd.factorize(local)[0].astype(np.int32)
+        cl = column.codes[left]
+        cr = column.codes[right]
+        null = (cl < 0) | (cr < 0)
+        same_local = local_code[np.maximum(cl, 0)] == local_code[np.maximum(cr, 0)]
+        return _assign(left.shape[0], [~null & (cl == cr), ~null & same_local], null)
+
+    return Comparator(config, labels, (primary,), compute, primary)
+
+
+_BUILDERS: dict[str, Callable[[Comparison], Comparator]] = {
+    "surname": _surname,
+    "given_name": _given_name,
+    "birth_date": _birth_date,
+    "national_id": _national_id,
+    "exact": _exact,
+    "string": _string,
+    "postcode": _postcode,
+    "phone": _exact,
+    "email": _email,
+}
+
+
+def build_comparator(config: Comparison) -> Comparator:
+    """Resolve a comparison of the rules file into an executable comparator."""
+    return _BUILDERS[config.comparator](config)
