@@ -7,6 +7,7 @@ not counted) and the column.
 
 from __future__ import annotations
 
+import csv
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if not header.strip():
         raise InputError(str(path), "file is empty")
     try:
-        names = [n.strip() for n in header.decode("utf-8-sig").rstrip("\r\n").split(",")]
+        names = [n.strip() for n in next(csv.reader([header.decode("utf-8-sig").rstrip("\r\n")]))]
     except UnicodeDecodeError:
         raise InputError(str(path), "not UTF-8 text", row=0, column=None) from None
     try:

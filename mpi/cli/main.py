@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mpi.errors import MPIError
 
@@ -70,7 +71,7 @@ LinkOnlyOpt = Annotated[
 
 
 def _fail(message: str) -> typer.Exit:
-    _stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -109,7 +110,7 @@ def _progress(quiet: bool) -> Any:
 def _print_dedup_summary(summary: dict[str, Any], out: Path) -> None:
     counts = summary["counts"]
     lines = [
-        f"[bold]{summary['mode']}[/] of {counts['records']:,} records with {summary['rules']}",
+        f"[bold]{summary['mode']}[/] of {counts['records']:,} records with {escape(summary['rules'])}",
         f"  candidate pairs scored: {counts['candidate_pairs']:,}",
         f"  links: {counts['links']:,}   reviews: {counts['reviews']:,}   clusters: {counts['clusters']:,}",
     ]
@@ -127,21 +128,21 @@ def _print_dedup_summary(summary: dict[str, Any], out: Path) -> None:
     dropped = summary["model"]["comparisons_dropped"]
     if dropped:
         names = ", ".join(f"{d['name']} (no {'/'.join(d['missing_columns'])})" for d in dropped)
-        lines.append(f"  comparisons dropped: {names}")
+        lines.append(f"  comparisons dropped: {escape(names)}")
     invalid = summary["invalid_values"]
     if invalid:
         lines.append("  [yellow]unusable values treated as missing:[/] " + ", ".join(
-            f"{column}: {count}" for column, count in invalid.items()
+            f"{escape(column)}: {count}" for column, count in invalid.items()
         ))
     for warning in summary["model"]["warnings"]:
-        lines.append(f"  [yellow]warning:[/] {warning}")
+        lines.append(f"  [yellow]warning:[/] {escape(warning)}")
     for rule in summary["blocking"]["rules"]:
         for block in rule["skipped_oversized_blocks"]:
             lines.append(
-                f"  [yellow]warning:[/] blocking rule {rule['name']}: block {block['key']!r} has "
-                f"{block['size']} records, over max_block_size; its pairs were not compared by this rule"
+                f"  [yellow]warning:[/] blocking rule {escape(rule['name'])}: "
+                f"block {escape(repr(block['key']))} has {block['size']} records, over max_block_size; its pairs were not compared by this rule"
             )
-    lines.append(f"  {summary['timings_seconds']['total']:.1f} s; results in {out}/")
+    lines.append(f"  {summary['timings_seconds']['total']:.1f} s; results in {escape(str(out))}/")
     _stdout.print("\n".join(lines), highlight=False)
 
 
@@ -235,9 +236,9 @@ def train(
     save_parameters(params, out)
     if not quiet:
         _stdout.print(f"trained {params.stamp} ({params.method}) on {params.trained_on_records:,} records")
-        _stdout.print(f"  prior {params.prior:.3g}; saved to {out}")
+        _stdout.print(f"  prior {params.prior:.3g}; saved to {escape(str(out))}")
         for warning in params.warnings:
-            _stdout.print(f"  [yellow]warning:[/] {warning}", highlight=False)
+            _stdout.print(f"  [yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
 @app.command(
@@ -312,7 +313,9 @@ def synth(
     out: Annotated[Path, typer.Option(help="Output folder for records and truth.")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of rows (records) to generate.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 1,
-    output_format: Annotated[Literal["csv", "parquet"], typer.Option("--format")] = "csv",
+    output_format: Annotated[
+        Literal["csv", "parquet"], typer.Option("--format", help="Format of the records and truth files.")
+    ] = "csv",
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a synthetic Luxembourg-like patient population with ground truth."""
@@ -326,7 +329,7 @@ def synth(
         paths = write(data, out, output_format)
         progress.finish()
     if not quiet:
-        _stdout.print(f"wrote {n:,} records: " + ", ".join(str(p) for p in paths.values()))
+        _stdout.print(f"wrote {n:,} records: " + escape(", ".join(str(p) for p in paths.values())))
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def luhn_digits(payload: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
     doubled = np.zeros(k, dtype=bool)
     doubled[k - 1 :: -2] = True
     contrib = np.where(doubled, _LUHN_DOUBLE[payload], payload).astype(np.int64)
-    return ((10 - contrib.sum(axis=1) % 10) % 10).astype(np.int8)
+    return np.asarray((10 - contrib.sum(axis=1) % 10) % 10, dtype=np.int8)
 
 
 def verhoeff_digits(payload: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
@@ -113,6 +113,8 @@ def classify_matricules(raw: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.ob
     n = len(raw)
     normalised = np.full(n, None, dtype=object)
     status = np.zeros(n, dtype=np.int8)
+    if n == 0:
+        return normalised, status
     cleaned = np.array(["" if v is None or _is_nan(v) else str(v) for v in raw], dtype=object)
     text = np.char.replace(np.char.replace(np.char.replace(cleaned.astype(str), " ", ""), ".", ""), "-", "")
     lengths = np.char.str_len(text)

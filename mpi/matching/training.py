@@ -240,7 +240,9 @@ def train_unsupervised(
     n_levels = [len(c.labels) for c in comparators]
 
     progress("estimating u from random pairs")
-    left, right = random_pairs(records, training.u_sample_pairs, link_only=link_only, seed=training.seed)
+    # Sampling more pairs than exist only repeats them: small files get a small sample.
+    sample = min(training.u_sample_pairs, max(total_comparisons(records, link_only=link_only) * 2, 1000))
+    left, right = random_pairs(records, sample, link_only=link_only, seed=training.seed)
     random_levels = compute_levels(comparators, records, left, right)
     u = level_frequencies(random_levels, n_levels)
     for k, comparator in enumerate(comparators):
@@ -306,8 +308,8 @@ def train_unsupervised(
             m.append(_normalise(np.mean(estimates[k], axis=0)))
         else:
             report.warnings.append(
-                f"no EM pass estimated m for {comparator.name}: every pass blocked on its columns; "
-                "a neutral starting value is used"
+                f"no EM pass estimated m for comparison {comparator.name!r} (every pass was blocked on "
+                "its columns or found no pairs); a neutral starting value is used"
             )
             m.append(_initial_m(n_levels[k]))
     params = _assemble(comparators, rules, m, u, prior, "em", records.n, report)

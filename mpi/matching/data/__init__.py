@@ -1,0 +1,1 @@
+"""Data files of the matching package (nickname table, surname particles, address abbreviations)."""
