@@ -25,6 +25,7 @@ from mpi.errors import InputError
 from mpi.matching.clustering import cluster_size_distribution, connected_clusters
 from mpi.matching.encoding import EncodedRecords
 from mpi.matching.engine import Engine
+from mpi.matching.scoring import score_chunks
 from mpi.matching.standardise import standardise
 from mpi.rules.loader import load_parameters, load_rules, save_parameters
 from mpi.rules.parameters import TrainedParameters
@@ -42,7 +43,8 @@ class JobOptions:
     truth_path: Path | None = None
     truth_column: str | None = None
     fmt: str = "csv"
-    chunk_pairs: int = 2_000_000
+    chunk_pairs: int = 1_000_000
+    workers: int = 2
 
 
 @dataclass
@@ -174,10 +176,11 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
     true_found = np.zeros(len(prepared_rules), dtype=np.int64)
     scored_pairs = 0
     progress.start("scoring candidate pairs", total=_expected_pairs(prepared_rules))
-    for r, left, right in engine.candidate_pairs(
+    chunks = engine.candidate_pairs(
         records, prepared_rules, link_only=options.link_only, chunk_pairs=options.chunk_pairs
-    ):
-        scored = scorer.score(left, right)
+    )
+    for r, scored in score_chunks(scorer, chunks, workers=options.workers):
+        left, right = scored.left, scored.right
         keep = scored.match_probability >= review_t
         kept_l.append(left[keep])
         kept_r.append(right[keep])

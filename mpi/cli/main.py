@@ -140,7 +140,8 @@ def _print_dedup_summary(summary: dict[str, Any], out: Path) -> None:
         for block in rule["skipped_oversized_blocks"]:
             lines.append(
                 f"  [yellow]warning:[/] blocking rule {escape(rule['name'])}: "
-                f"block {escape(repr(block['key']))} has {block['size']} records, over max_block_size; its pairs were not compared by this rule"
+                f"block {escape(repr(block['key']))} has {block['size']} records, over max_block_size; "
+                "its pairs were not compared by this rule"
             )
     lines.append(f"  {summary['timings_seconds']['total']:.1f} s; results in {escape(str(out))}/")
     _stdout.print("\n".join(lines), highlight=False)

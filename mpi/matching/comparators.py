@@ -105,8 +105,19 @@ def swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Mas
     """Pairs whose family and given names are swapped on one side (phonetically crosswise equal).
 
     First/last name swaps are a common data-entry error; comparing the names
-    straight would count two strong disagreements for one slip.
+    straight would count two strong disagreements for one slip. Both name
+    comparators ask for the same chunk, so the last answer is remembered.
     """
+    memo = records.memo.get("swapped_names")
+    if memo is not None and memo[0] is left and memo[1] is right:
+        remembered: Mask = memo[2]
+        return remembered
+    swapped = _swapped_names(records, left, right)
+    records.memo["swapped_names"] = (left, right, swapped)
+    return swapped
+
+
+def _swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Mask:
     needed = ("family_dm", "given_dm", "family_kp", "given_kp")
     if not all(c in records.strings for c in needed):
         return np.zeros(left.shape[0], dtype=bool)

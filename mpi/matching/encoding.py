@@ -9,8 +9,10 @@ vocabularies, never per row in Python.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,9 +37,15 @@ SHARED_VOCABULARIES: tuple[tuple[str, ...], ...] = (
 # family and given names swapped still give the same key.
 UNORDERED_PAIRS: dict[str, tuple[str, str]] = {"name_pair_dm": ("family_dm", "given_dm")}
 
-# A vocabulary this small gets a dense similarity matrix (at most 4 M cells):
-# one SIMD cdist call is cheaper than hashing the distinct pairs of every chunk.
-DENSE_VOCABULARY_LIMIT = 2048
+# Vocabularies are ordered by falling frequency, so the most frequent values
+# have the smallest codes. Pairs of two values among the first DENSE_TOP codes
+# read their similarity from a matrix computed once with one SIMD cdist call
+# (most pairs, as names and places are Zipf-distributed); the rest are computed
+# once per distinct pair with cpdist.
+DENSE_TOP = 3072
+# The matrix is only worth building for jobs that compare many pairs.
+DENSE_MIN_PAIRS = 400_000
+_MATRIX_LOCK = threading.Lock()
 
 
 def _jaro_winkler(left: list[str], right: list[str]) -> Floats:
@@ -75,10 +83,12 @@ class Similarity:
     name: str
     pairwise: Callable[[list[str], list[str]], Floats]
     dense: Callable[[list[str]], Floats] | None = None
+    # Token-set similarity of two single words is just their equality: skip them.
+    multi_token_only: bool = False
 
 
 JARO_WINKLER = Similarity("jaro_winkler", _jaro_winkler, _jaro_winkler_matrix)
-TOKEN_SET = Similarity("token_set", _token_set)
+TOKEN_SET = Similarity("token_set", _token_set, multi_token_only=True)
 PAYLOAD_EDIT = Similarity("payload_edit", _payload_edit)
 
 
@@ -93,26 +103,59 @@ class StringColumn:
     def non_null(self) -> int:
         return int(self.counts.sum())
 
+    def multi_token(self) -> npt.NDArray[np.bool_]:
+        """Per vocabulary value: does it hold several words."""
+        cached = self._dense.get("__multi_token__")
+        if cached is None:
+            spaces = np.array([" " in v for v in self.vocab.tolist()], dtype=bool)
+            cached = spaces.astype(np.float32)
+            self._dense["__multi_token__"] = cached
+        return cached > 0
+
     def frequencies(self) -> npt.NDArray[np.float64]:
         """Share of non-missing cells holding each vocabulary value."""
         total = max(self.non_null, 1)
         return self.counts.astype(np.float64) / total
 
+    def _matrix(self, kind: Similarity, n_pairs: int) -> Floats | None:
+        """The dense similarity matrix of the most frequent values, built on first need."""
+        matrix = self._dense.get(kind.name)
+        if matrix is None and kind.dense is not None and n_pairs >= DENSE_MIN_PAIRS:
+            with _MATRIX_LOCK:  # scoring threads share the columns: build once
+                matrix = self._dense.get(kind.name)
+                if matrix is None:
+                    matrix = kind.dense(self.vocab[:DENSE_TOP].tolist())
+                    self._dense[kind.name] = matrix
+        return matrix
+
     def similarity(self, kind: Similarity, left: Codes, right: Codes) -> Floats:
         """Similarity of the values at ``left`` and ``right`` codes (both non-missing); 1.0 when equal."""
-        out = np.ones(left.shape[0], dtype=np.float32)
-        differ = np.flatnonzero(left != right)
+        matrix = self._matrix(kind, left.shape[0]) if kind.dense is not None else None
+        if matrix is not None:
+            # One flat gather serves every pair of frequent values (equal ones sit on the diagonal).
+            top = matrix.shape[0]
+            in_matrix = (left < top) & (right < top)
+            flat = np.where(in_matrix, left.astype(np.int64) * top + right, 0)
+            out = matrix.reshape(-1).take(flat)
+            todo = np.flatnonzero(~in_matrix)
+            if todo.size == 0:
+                return out
+            out[todo] = 1.0
+            differ = todo[left[todo] != right[todo]]
+        else:
+            out = np.ones(left.shape[0], dtype=np.float32)
+            differ = np.flatnonzero(left != right)
         if differ.size == 0:
             return out
         cl = left[differ]
         cr = right[differ]
-        if kind.dense is not None and self.vocab.size <= DENSE_VOCABULARY_LIMIT:
-            matrix = self._dense.get(kind.name)
-            if matrix is None:
-                matrix = kind.dense(self.vocab.tolist())
-                self._dense[kind.name] = matrix
-            out[differ] = matrix[cl, cr]
-            return out
+        if kind.multi_token_only:
+            multi = self.multi_token()
+            worded = multi[cl] | multi[cr]
+            out[differ[~worded]] = 0.0
+            differ, cl, cr = differ[worded], cl[worded], cr[worded]
+            if differ.size == 0:
+                return out
         pair_keys = (cl.astype(np.int64) << 32) | cr.astype(np.int64)
         inverse, distinct = pd.factorize(pair_keys, sort=False)
         distinct = np.asarray(distinct, dtype=np.int64)
@@ -126,8 +169,18 @@ def _encode_strings(values: Iterable[npt.NDArray[np.object_]]) -> tuple[list[Cod
     arrays = list(values)
     lengths = [a.shape[0] for a in arrays]
     joined = np.concatenate(arrays) if arrays else np.empty(0, dtype=object)
-    codes, vocab = pd.factorize(pd.Series(joined, dtype=object), use_na_sentinel=True)
-    codes = codes.astype(np.int32)
+    codes, found = pd.factorize(pd.Series(joined, dtype=object), use_na_sentinel=True)
+    vocab = np.asarray(found, dtype=object)
+    # Re-code by falling frequency: frequent values get small codes (see DENSE_TOP).
+    counts = np.bincount(codes[codes >= 0], minlength=len(vocab))
+    by_frequency = np.argsort(-counts, kind="stable")
+    rank = np.empty_like(by_frequency)
+    rank[by_frequency] = np.arange(by_frequency.size)
+    vocab = vocab[by_frequency]
+    if vocab.size:
+        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+    else:
+        codes = codes.astype(np.int32)
     parts = np.split(codes, np.cumsum(lengths)[:-1])
     split: list[Codes] = [np.asarray(part, dtype=np.int32) for part in parts]
     return split, np.asarray(vocab, dtype=object)
@@ -141,6 +194,8 @@ class EncodedRecords:
     strings: dict[str, StringColumn]
     integers: dict[str, npt.NDArray[np.int16]]
     file_index: npt.NDArray[np.int16]
+    # Results a chunk's comparators share (keyed by name, holding the chunk's arrays).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def has(self, column: str) -> bool:
         if column in UNORDERED_PAIRS:

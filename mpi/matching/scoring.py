@@ -9,7 +9,9 @@ common one, so an exact agreement is re-weighted by ``log2(u_exact / tf(value))`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,3 +114,30 @@ class Scorer:
         levels = self.levels(left, right)
         weight = self.weights_of(levels, left)
         return ScoredPairs(left, right, levels, weight, weight_to_probability(weight))
+
+
+def score_chunks(
+    scorer: Scorer,
+    chunks: Iterator[tuple[int, Indices, Indices]],
+    *,
+    workers: int = 2,
+) -> Iterator[tuple[int, ScoredPairs]]:
+    """Score chunks of candidate pairs on ``workers`` threads, yielding results in order.
+
+    numpy and rapidfuzz release the GIL in their loops, so threads use both
+    cores; at most ``2 * workers`` chunks are in flight, which bounds memory.
+    """
+    if workers <= 1:
+        for tag, left, right in chunks:
+            yield tag, scorer.score(left, right)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mpi-score") as pool:
+        pending: deque[tuple[int, Future[ScoredPairs]]] = deque()
+        for tag, left, right in chunks:
+            pending.append((tag, pool.submit(scorer.score, left, right)))
+            if len(pending) >= 2 * workers:
+                done_tag, future = pending.popleft()
+                yield done_tag, future.result()
+        while pending:
+            done_tag, future = pending.popleft()
+            yield done_tag, future.result()

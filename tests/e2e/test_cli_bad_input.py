@@ -232,7 +232,8 @@ def test_recoverable_cells_are_counted_not_refused(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["invalid_values"] == {"birth_date": 1, "national_id": 2}
-    mentions = [line for line in result.stdout.splitlines() if "national_id:" in line or "birth_date:" in line]
+    lines = result.stdout.splitlines()
+    mentions = [line for line in lines if "national_id:" in line or "birth_date:" in line]
     assert len(mentions) == 1, result.stdout
     assert "national_id: 2" in mentions[0]
     assert "birth_date: 1" in mentions[0]

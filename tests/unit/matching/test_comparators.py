@@ -15,8 +15,9 @@ import pytest
 from rapidfuzz.distance import JaroWinkler
 
 from mpi.domain.identifiers import complete_matricule
+from mpi.matching import encoding
 from mpi.matching.comparators import NULL_LEVEL, Comparator, build_comparator
-from mpi.matching.encoding import DENSE_VOCABULARY_LIMIT, EncodedRecords
+from mpi.matching.encoding import EncodedRecords
 from mpi.matching.standardise import standardise
 from mpi.rules.loader import load_rules
 from mpi.rules.schema import Comparison
@@ -260,8 +261,16 @@ def _mutated_names(rng: np.random.Generator, n: int) -> tuple[list[str], list[st
     return left, right
 
 
-@pytest.mark.parametrize("n_pairs", [300, DENSE_VOCABULARY_LIMIT + 100], ids=["dense", "pairwise"])
-def test_string_levels_follow_the_thresholds_of_the_rules(n_pairs: int) -> None:
+@pytest.mark.parametrize("dense_top", [0, 150], ids=["pairwise", "dense matrix and pairwise"])
+def test_string_levels_follow_the_thresholds_of_the_rules(
+    dense_top: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a dense matrix over the 150 most frequent values, pairs inside it are read
+    # from the matrix and the others computed one by one: both must agree with rapidfuzz.
+    n_pairs = 400
+    if dense_top:
+        monkeypatch.setattr(encoding, "DENSE_TOP", dense_top)
+        monkeypatch.setattr(encoding, "DENSE_MIN_PAIRS", 0)
     comparator = build_comparator(
         Comparison(name="street", comparator="string", column="street", thresholds=(0.95, 0.85, 0.7))
     )
