@@ -45,5 +45,12 @@ def explain_records(
     explanation = prepared.engine.explain(scorer, positions["--left"], positions["--right"])
     thresholds = prepared.rules.thresholds
     p = explanation.match_probability
-    decision = "link" if p >= thresholds.link else "review" if p >= thresholds.review else "no match"
+    levels = scorer.levels(np.array([positions["--left"]]), np.array([positions["--right"]]))
+    capped = not bool(scorer.linkable(levels)[0])
+    if p >= thresholds.link and not capped:
+        decision = "link"
+    elif p >= thresholds.review:
+        decision = "review (conflicting identity traits)" if capped and p >= thresholds.link else "review"
+    else:
+        decision = "no match"
     return {**asdict(explanation), "decision": decision, "left": left_id, "right": right_id}

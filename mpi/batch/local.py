@@ -171,7 +171,7 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
     scorer = engine.scorer(records, params)
     review_t = rules.thresholds.review
     link_t = rules.thresholds.link
-    kept_l, kept_r, kept_w, kept_p = [], [], [], []
+    kept_l, kept_r, kept_w, kept_p, kept_ok = [], [], [], [], []
     truth = prepared.truth
     true_found = np.zeros(len(prepared_rules), dtype=np.int64)
     scored_pairs = 0
@@ -186,6 +186,7 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
         kept_r.append(right[keep])
         kept_w.append(scored.match_weight[keep])
         kept_p.append(scored.match_probability[keep])
+        kept_ok.append(scored.linkable[keep])
         if truth is not None:
             true_found[r] += int((truth[left] == truth[right]).sum())
         scored_pairs += int(left.size)
@@ -197,7 +198,8 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
     right = np.concatenate(kept_r) if kept_r else np.zeros(0, dtype=np.int64)
     weight = np.concatenate(kept_w) if kept_w else np.zeros(0, dtype=np.float32)
     probability = np.concatenate(kept_p) if kept_p else np.zeros(0, dtype=np.float32)
-    is_link = probability >= link_t
+    linkable = np.concatenate(kept_ok) if kept_ok else np.zeros(0, dtype=bool)
+    is_link = (probability >= link_t) & linkable
 
     started = time.perf_counter()
     progress.start("clustering")

@@ -117,26 +117,56 @@ def swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Mas
     return swapped
 
 
+def first_token_codes(records: EncodedRecords, column: str) -> Codes:
+    """Per record, the code of the first word of ``column`` in its shared vocabulary (-1 if absent).
+
+    A swapped record carries all its given names in the family-name field, so
+    its first word is what the other record's first given name should equal.
+    """
+    key = f"first_token:{column}"
+    cached = records.memo.get(key)
+    if cached is not None:
+        codes_cached: Codes = cached
+        return codes_cached
+    col = records.strings[column]
+    position = {value: code for code, value in enumerate(col.vocab.tolist())}
+    token_code = np.array(
+        [position.get(value.split(" ", 1)[0], -1) for value in col.vocab.tolist()], dtype=np.int32
+    )
+    codes = np.where(col.codes >= 0, token_code[np.maximum(col.codes, 0)], -1).astype(np.int32)
+    records.memo[key] = codes
+    return codes
+
+
 def _swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Mask:
     needed = ("family_dm", "given_dm", "family_kp", "given_kp")
     if not all(c in records.strings for c in needed):
         return np.zeros(left.shape[0], dtype=bool)
     fdm, gdm = records.strings["family_dm"].codes, records.strings["given_dm"].codes
     fkp, gkp = records.strings["family_kp"].codes, records.strings["given_kp"].codes
+    first_dm = first_token_codes(records, "family_dm")
+    first_kp = first_token_codes(records, "family_kp")
     fl, fr, gl, gr = fdm[left], fdm[right], gdm[left], gdm[right]
     present = (fl >= 0) & (fr >= 0) & (gl >= 0) & (gr >= 0)
-    cross_family = (fl == gr) | (fkp[left] == gkp[right])
-    cross_given = (gl == fr) | (gkp[left] == fkp[right])
+    cross_family = (fl == gr) | (first_dm[left] == gr) | (fkp[left] == gkp[right]) | (
+        first_kp[left] == gkp[right]
+    )
+    cross_given = (gl == fr) | (gl == first_dm[right]) | (gkp[left] == fkp[right]) | (
+        gkp[left] == first_kp[right]
+    )
     straight = (fl == fr) | (gl == gr)
     return np.asarray(present & cross_family & cross_given & ~straight, dtype=bool)
 
 
-def _crossed(records: EncodedRecords, column: str, other: str, index: Indices, swap: Mask) -> Codes:
+def _crossed(
+    records: EncodedRecords, column: str, other: str, index: Indices, swap: Mask, *, first_word: bool = False
+) -> Codes:
     """Codes of ``column`` at ``index``, taken from ``other`` where the names are swapped."""
     codes = records.strings[column].codes[index]
     if swap.any() and other in records.strings:
         codes = codes.copy()
-        codes[swap] = records.strings[other].codes[index[swap]]
+        source = first_token_codes(records, other) if first_word else records.strings[other].codes
+        codes[swap] = source[index[swap]]
     return codes
 
 
@@ -211,12 +241,12 @@ def _given_name(config: Comparison) -> Comparator:
         column = records.strings[primary]
         swap = swapped_names(records, left, right)
         cl = _codes(records, primary, left)
-        cr = _crossed(records, primary, "family_name", right, swap)
+        cr = _crossed(records, primary, "family_name", right, swap, first_word=True)
         phonetic = np.zeros(left.shape[0], dtype=bool)
         for name, crossed in (("given_dm", "family_dm"), ("given_kp", "family_kp")):
             if name in records.strings:
                 pl = _codes(records, name, left)
-                pr = _crossed(records, name, crossed, right, swap)
+                pr = _crossed(records, name, crossed, right, swap, first_word=True)
                 phonetic |= (pl == pr) & (pl >= 0)
         conditions = _name_conditions(records, column, cl, cr, thresholds, phonetic, subset=False)
         conditions.insert(1, _optional_equal(records, "given_canonical", left, right) & ~swap)
@@ -360,7 +390,62 @@ def _email(config: Comparison) -> Comparator:
     return Comparator(config, labels, (primary,), compute, primary)
 
 
+ADDRESS_COLUMNS = ("street", "house_number", "postcode", "city")
+
+
+def _address(config: Comparison) -> Comparator:
+    """One comparison for the whole address.
+
+    Street, house number, postcode and city agree together for everyone in a
+    household; scored as four independent comparisons they would add up to
+    overwhelming evidence for spouses, twins and parent and child.
+    """
+    threshold = config.thresholds[0] if config.thresholds else 0.9
+    labels = ("same_address", "one_part_differs", "same_street", "same_locality", "different")
+
+    def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
+        n = left.shape[0]
+        none = np.zeros(n, dtype=bool)
+
+        def present(column: str) -> tuple[Mask, Mask]:
+            if column not in records.strings:
+                return none, none
+            codes = records.strings[column].codes
+            return codes[left] >= 0, codes[right] >= 0
+
+        def similar(column: str, use_similarity: bool) -> Mask:
+            if column not in records.strings:
+                return none
+            col = records.strings[column]
+            cl, cr = col.codes[left], col.codes[right]
+            both = (cl >= 0) & (cr >= 0)
+            same = both & (cl == cr)
+            if not use_similarity:
+                return np.asarray(same, dtype=bool)
+            safe_l = np.where(both, cl, 0).astype(np.int32)
+            safe_r = np.where(both, cr, 0).astype(np.int32)
+            return np.asarray(both & (col.similarity(JARO_WINKLER, safe_l, safe_r) >= threshold), dtype=bool)
+
+        street = similar("street", True)
+        house = similar("house_number", False)
+        postcode = similar("postcode", False)
+        city = similar("city", True)
+        locality = postcode | city
+        compared = np.zeros(n, dtype=np.int8)
+        agreeing = (street.astype(np.int8) + house + postcode + city).astype(np.int8)
+        for column in ADDRESS_COLUMNS:
+            pl, pr = present(column)
+            compared += pl & pr
+        every_part = (agreeing == compared) & (compared >= 2)
+        all_but_one = (agreeing == compared - 1) & (compared >= 3)
+        conditions = [every_part, all_but_one, street & locality, locality]
+        return _assign(n, conditions, compared == 0)
+
+    return Comparator(config, labels, (config.column,), compute, None)
+
+
 _BUILDERS: dict[str, Callable[[Comparison], Comparator]] = {
+    "address": _address,
     "surname": _surname,
     "given_name": _given_name,
     "birth_date": _birth_date,

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mpi.errors import RulesError
 from mpi.matching.blocking import PreparedRule, candidate_pairs, prepare_rule
 from mpi.matching.comparators import Comparator, build_comparator
 from mpi.matching.encoding import EncodedRecords, Indices
@@ -48,6 +49,15 @@ class Engine:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self.comparators = [build_comparator(c) for c in rules.comparisons]
+        labels = {c.name: c.labels for c in self.comparators}
+        for i, ref in enumerate(rules.thresholds.never_link):
+            if ref.level not in labels[ref.comparison]:
+                raise RulesError(
+                    rules.stamp,
+                    f"thresholds.never_link.{i}.level",
+                    f"comparison {ref.comparison!r} has no level {ref.level!r} "
+                    f"(its levels: {', '.join(labels[ref.comparison])})",
+                )
 
     @staticmethod
     def encode(frame: pd.DataFrame, file_index: npt.NDArray[np.int16] | None = None) -> EncodedRecords:
@@ -95,7 +105,8 @@ class Engine:
     def scorer(self, records: EncodedRecords, params: TrainedParameters) -> Scorer:
         comparators, _ = self.usable_comparators(records)
         comparators = [c for c in comparators if c.name in params.comparisons]
-        return Scorer(comparators, params, records)
+        caps = [(ref.comparison, ref.level) for ref in self.rules.thresholds.never_link]
+        return Scorer(comparators, params, records, caps)
 
     def prepare_blocking(self, records: EncodedRecords) -> list[PreparedRule]:
         rules, _ = self.usable_blocking_rules(records)

@@ -61,15 +61,27 @@ class ScoredPairs:
     levels: npt.NDArray[np.int8]  # (pairs, comparisons)
     match_weight: Floats
     match_probability: Floats
+    linkable: npt.NDArray[np.bool_]  # false where a never-link level caps the pair at review
 
 
 class Scorer:
     """Scores pairs of one set of encoded records with trained parameters."""
 
     def __init__(
-        self, comparators: Sequence[Comparator], params: TrainedParameters, records: EncodedRecords
+        self,
+        comparators: Sequence[Comparator],
+        params: TrainedParameters,
+        records: EncodedRecords,
+        never_link: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.records = records
+        positions = {c.name: k for k, c in enumerate(comparators)}
+        # (column of the level matrix, level) pairs that forbid an automatic link
+        self.caps = [
+            (positions[name], comparators[positions[name]].labels.index(level))
+            for name, level in never_link
+            if name in positions and level in comparators[positions[name]].labels
+        ]
         self.compiled = [CompiledComparison.build(c, params.comparisons[c.name]) for c in comparators]
         self.prior_weight = np.float32(probability_to_weight(params.prior))
         self._log2_tf: dict[str, Floats] = {}
@@ -113,7 +125,13 @@ class Scorer:
     def score(self, left: Indices, right: Indices) -> ScoredPairs:
         levels = self.levels(left, right)
         weight = self.weights_of(levels, left)
-        return ScoredPairs(left, right, levels, weight, weight_to_probability(weight))
+        return ScoredPairs(left, right, levels, weight, weight_to_probability(weight), self.linkable(levels))
+
+    def linkable(self, levels: npt.NDArray[np.int8]) -> npt.NDArray[np.bool_]:
+        allowed = np.ones(levels.shape[0], dtype=bool)
+        for column, level in self.caps:
+            allowed &= levels[:, column] != level
+        return allowed
 
 
 def score_chunks(

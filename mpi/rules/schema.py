@@ -22,6 +22,7 @@ ComparatorKind = Literal[
     "postcode",
     "phone",
     "email",
+    "address",
 ]
 
 
@@ -35,10 +36,21 @@ class ModelInfo(_Strict):
     description: str = ""
 
 
+class LevelRef(_Strict):
+    comparison: str = Field(min_length=1)
+    level: str = Field(min_length=1)
+
+
 class Thresholds(_Strict):
     link: float = Field(gt=0.0, lt=1.0, description="match probability at or above which a pair is linked")
     review: float = Field(
         gt=0.0, lt=1.0, description="match probability at or above which a pair is reviewed"
+    )
+
+    never_link: tuple[LevelRef, ...] = Field(
+        default=(),
+        description="comparison levels that cap a pair at review, whatever its score: conflicting "
+        "strict identity traits go to a person, never to an automatic link",
     )
 
     @model_validator(mode="after")
@@ -115,6 +127,14 @@ class Rules(_Strict):
         if dupes:
             raise ValueError(f"comparison names must be unique; repeated: {', '.join(dupes)}")
         return comparisons
+
+    @model_validator(mode="after")
+    def _never_link_names_comparisons(self) -> Rules:
+        names = {c.name for c in self.comparisons}
+        for ref in self.thresholds.never_link:
+            if ref.comparison not in names:
+                raise ValueError(f"thresholds.never_link names an unknown comparison {ref.comparison!r}")
+        return self
 
     @property
     def stamp(self) -> str:

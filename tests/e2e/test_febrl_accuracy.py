@@ -2,7 +2,9 @@
 
 The national number column (soc_sec_id) is withheld: the model must link on
 names, birth date and address alone. Training is unsupervised (EM) on the file
-itself, exactly as `mpi dedup` runs for a user.
+itself, exactly as `mpi dedup` runs for a user, with the ``linkage`` profile: FEBRL
+has no households, so its address fields are independent evidence, and it is not
+identity-vigilance data (see matching_rules/linkage.toml).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import pandas as pd
 import pytest
 
 from mpi.batch.local import JobOptions, run_dedup
+
+LINKAGE_RULES = Path(__file__).resolve().parents[2] / "matching_rules" / "linkage.toml"
 
 FEBRL_MAPPING = {
     "rec_id": "record_id",
@@ -47,7 +51,13 @@ def _truth(files: list[Path], out: Path) -> Path:
 def test_febrl3_deduplication_without_national_number(tmp_path: Path) -> None:
     files = [_febrl_dir() / "dataset3.csv"]
     summary = run_dedup(
-        JobOptions(inputs=files, out=tmp_path, mapping=FEBRL_MAPPING, truth_path=_truth(files, tmp_path))
+        JobOptions(
+            inputs=files,
+            out=tmp_path,
+            rules_path=LINKAGE_RULES,
+            mapping=FEBRL_MAPPING,
+            truth_path=_truth(files, tmp_path),
+        )
     )
     accuracy = summary["accuracy"]
     # Links an MPI acts on: records joined into one person (pairs implied by the clusters).
@@ -68,6 +78,7 @@ def test_febrl4_linkage_without_national_number(tmp_path: Path) -> None:
             inputs=files,
             out=tmp_path,
             link_only=True,
+            rules_path=LINKAGE_RULES,
             mapping=FEBRL_MAPPING,
             truth_path=_truth(files, tmp_path),
         )

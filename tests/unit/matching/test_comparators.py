@@ -7,6 +7,7 @@ level a batch job or the online MPI would see for the same raw values.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,13 @@ from mpi.rules.loader import load_rules
 from mpi.rules.schema import Comparison
 
 TODAY = dt.date(2025, 6, 1)
-DEFAULT_COMPARATORS = {c.name: build_comparator(c) for c in load_rules().comparisons}
+LINKAGE_RULES = Path(__file__).resolve().parents[3] / "matching_rules" / "linkage.toml"
+# The MPI default model and the linkage profile (separate address comparisons) together.
+DEFAULT_COMPARATORS = {
+    c.name: build_comparator(c)
+    for rules in (load_rules(LINKAGE_RULES), load_rules())
+    for c in rules.comparisons
+}
 
 
 def encode(rows: list[dict[str, Any]]) -> EncodedRecords:
