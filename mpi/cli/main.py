@@ -6,22 +6,19 @@ Every command turns bad input into one clear message on stderr and exit code 2
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mpi.errors import MPIError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from mpi.cli.errors import fail, handles_errors
+from mpi.cli.errors import stderr as _stderr
+from mpi.cli.registry_commands import registry_app
 
 app = typer.Typer(
     name="mpi",
@@ -32,7 +29,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-_stderr = Console(stderr=True)
 _stdout = Console()
 
 InputsArg = Annotated[
@@ -68,27 +64,6 @@ LinkOnlyOpt = Annotated[
     bool,
     typer.Option("--link-only", help="Only score pairs across different input files (linkage)."),
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    _stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn every MPIError into a one-line message and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except MPIError as exc:
-            raise _fail(str(exc)) from None
-        except KeyboardInterrupt:
-            _stderr.print("interrupted")
-            raise typer.Exit(code=130) from None
-
-    return wrapper
 
 
 @contextmanager
@@ -259,7 +234,7 @@ def evaluate(
     from mpi.batch.evaluate_job import evaluate_files
 
     if pairs is None and clusters is None:
-        raise _fail("give --pairs or --clusters (or both)")
+        raise fail("give --pairs or --clusters (or both)")
     report = evaluate_files(truth, pairs, clusters, out)
     if not quiet:
         _stdout.print_json(json.dumps({k: v for k, v in report.items() if k != "threshold_table"}))
@@ -331,6 +306,9 @@ def synth(
         progress.finish()
     if not quiet:
         _stdout.print(f"wrote {n:,} records: " + escape(", ".join(str(p) for p in paths.values())))
+
+
+app.add_typer(registry_app)
 
 
 def main() -> None:

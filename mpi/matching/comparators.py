@@ -355,6 +355,8 @@ def _prefix_codes(column: StringColumn, length: int) -> Codes:
     """Codes of each vocabulary value's first ``length`` characters, per record."""
     prefixes = np.array([v[:length] for v in column.vocab.tolist()], dtype=object)
     prefix_code = pd.factorize(prefixes)[0].astype(np.int32)
+    if prefix_code.size == 0:
+        return np.full(column.codes.shape[0], -1, dtype=np.int32)
     return np.where(column.codes >= 0, prefix_code[np.maximum(column.codes, 0)], -1).astype(np.int32)
 
 
@@ -381,6 +383,8 @@ def _email(config: Comparison) -> Comparator:
         column = records.strings[primary]
         local = np.array([v.split("@", 1)[0] for v in column.vocab.tolist()], dtype=object)
         local_code = pd.factorize(local)[0].astype(np.int32)
+        if local_code.size == 0:  # no e-mail anywhere: every pair is missing
+            return np.full(left.shape[0], NULL_LEVEL, dtype=np.int8)
         cl = column.codes[left]
         cr = column.codes[right]
         null = (cl < 0) | (cr < 0)

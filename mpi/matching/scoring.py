@@ -91,6 +91,10 @@ class Scorer:
                 freq = records.strings[column].frequencies()
                 self._log2_tf[compiled.comparator.name] = np.log2(np.maximum(freq, 1e-12)).astype(np.float32)
 
+    def disable_term_frequencies(self) -> None:
+        """Score without term-frequency adjustments (when the records are not a population)."""
+        self._log2_tf.clear()
+
     def levels(self, left: Indices, right: Indices) -> npt.NDArray[np.int8]:
         out = np.empty((left.shape[0], len(self.compiled)), dtype=np.int8)
         for k, compiled in enumerate(self.compiled):

@@ -79,6 +79,12 @@ def _check_references(path: Path, rules: Rules) -> None:
             for key in rule.keys:
                 if key not in KNOWN_COLUMNS:
                     raise RulesError(str(path), f"{section}.{i}.keys", f"unknown column {key!r}")
+    names = {c.name for c in rules.comparisons}
+    for i, ref in enumerate(rules.thresholds.never_link):
+        if ref.comparison not in names:
+            raise RulesError(
+                str(path), f"thresholds.never_link.{i}.comparison", f"unknown comparison {ref.comparison!r}"
+            )
     for i, comparison in enumerate(rules.comparisons):
         for column in (comparison.column, *comparison.alternates):
             if column not in KNOWN_COLUMNS:

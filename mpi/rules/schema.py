@@ -128,14 +128,6 @@ class Rules(_Strict):
             raise ValueError(f"comparison names must be unique; repeated: {', '.join(dupes)}")
         return comparisons
 
-    @model_validator(mode="after")
-    def _never_link_names_comparisons(self) -> Rules:
-        names = {c.name for c in self.comparisons}
-        for ref in self.thresholds.never_link:
-            if ref.comparison not in names:
-                raise ValueError(f"thresholds.never_link names an unknown comparison {ref.comparison!r}")
-        return self
-
     @property
     def stamp(self) -> str:
         return f"{self.model.name}@{self.model.version}"

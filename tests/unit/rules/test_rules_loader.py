@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mpi.errors import RulesError
-from mpi.matching.comparators import build_comparator
+from mpi.matching.comparators import ADDRESS_COLUMNS, build_comparator
 from mpi.rules.loader import (
     default_rules_path,
     load_parameters,
@@ -17,6 +17,8 @@ from mpi.rules.loader import (
     save_parameters,
 )
 from mpi.rules.parameters import LevelParameters, TrainedParameters
+
+LINKAGE_RULES = Path(__file__).resolve().parents[3] / "matching_rules" / "linkage.toml"
 
 VALID_RULES = """
 [model]
@@ -80,12 +82,45 @@ def test_default_rules_load_and_every_comparison_builds() -> None:
     assert rules.model.name == "luxembourg-default"
     assert 0 < rules.thresholds.review <= rules.thresholds.link < 1
     names = {c.name for c in rules.comparisons}
-    assert {"family_name", "given_name", "birth_date", "sex", "matricule", "postcode", "email"} <= names
+    # The strict identity traits of identity vigilance, each compared.
+    assert {"family_name", "given_name", "birth_date", "sex", "matricule"} <= names
     assert len(rules.blocking.rules) >= 2
     for comparison in rules.comparisons:
         comparator = build_comparator(comparison)
         assert len(comparator.labels) >= 2
-        assert comparator.labels[0] == "exact"
+        assert comparator.labels[-1] == "different"  # levels run from agreement to disagreement
+
+
+def test_default_rules_compare_the_address_as_one_piece_of_evidence() -> None:
+    # A household shares street, house number, postcode and city: four comparisons
+    # would count that one fact four times for spouses, twins, parent and child.
+    comparisons = load_rules().comparisons
+    address = [c for c in comparisons if c.comparator == "address"]
+    assert len(address) == 1
+    others = [c for c in comparisons if c.comparator != "address"]
+    assert not {column for c in others for column in (c.column, *c.alternates)} & set(ADDRESS_COLUMNS)
+
+
+def test_default_rules_cap_conflicting_strict_traits_at_review() -> None:
+    rules = load_rules()
+    comparators = {c.name: build_comparator(c) for c in rules.comparisons}
+    capped = {(ref.comparison, ref.level) for ref in rules.thresholds.never_link}
+    assert {("sex", "different"), ("birth_date", "different"), ("given_name", "different")} <= capped
+    assert ("matricule", "different") in capped
+    for name, level in capped:
+        # Every cap names a real level, and never the strongest agreement.
+        assert comparators[name].labels.index(level) > 0
+
+
+def test_linkage_profile_compares_address_parts_separately_without_caps() -> None:
+    default, linkage = load_rules(), load_rules(LINKAGE_RULES)
+    assert linkage.model.name != default.model.name
+    assert linkage.thresholds.never_link == ()
+    compared = {c.column for c in linkage.comparisons}
+    assert set(ADDRESS_COLUMNS) <= compared
+    assert all(c.comparator != "address" for c in linkage.comparisons)
+    for comparison in linkage.comparisons:
+        assert build_comparator(comparison).labels[-1] == "different"
 
 
 def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
@@ -177,6 +212,35 @@ def test_a_wrongly_typed_value_is_named(tmp_path: Path) -> None:
         write(tmp_path, VALID_RULES.replace("max_block_size = 100", 'max_block_size = "big"'))
     )
     assert error.key == "blocking.max_block_size"
+
+
+def with_never_link(*refs: tuple[str, str]) -> str:
+    entries = ", ".join(f'{{ comparison = "{c}", level = "{level}" }}' for c, level in refs)
+    return VALID_RULES.replace("review = 0.5", f"review = 0.5\nnever_link = [{entries}]")
+
+
+def test_never_link_caps_load_in_order(tmp_path: Path) -> None:
+    rules = load_rules(write(tmp_path, with_never_link(("sex", "different"), ("family_name", "different"))))
+    assert [(r.comparison, r.level) for r in rules.thresholds.never_link] == [
+        ("sex", "different"),
+        ("family_name", "different"),
+    ]
+
+
+def test_never_link_naming_an_unknown_comparison_is_refused(tmp_path: Path) -> None:
+    error = rules_error(write(tmp_path, with_never_link(("sex", "different"), ("gender", "different"))))
+    assert "thresholds.never_link" in str(error)
+    assert "'gender'" in error.message
+
+
+def test_never_link_naming_an_unknown_comparison_sets_the_key_of_the_entry(tmp_path: Path) -> None:
+    error = rules_error(write(tmp_path, with_never_link(("sex", "different"), ("gender", "different"))))
+    assert error.key == "thresholds.never_link.1.comparison"
+
+
+def test_never_link_entry_needs_a_level(tmp_path: Path) -> None:
+    text = VALID_RULES.replace("review = 0.5", 'review = 0.5\nnever_link = [{ comparison = "sex" }]')
+    assert rules_error(write(tmp_path, text)).key == "thresholds.never_link.0.level"
 
 
 # --- trained parameters -------------------------------------------------------------------------

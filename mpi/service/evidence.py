@@ -1,0 +1,180 @@
+"""Candidate persons for a probe record: fetched through the blocking-key index, scored, judged.
+
+The same evidence serves register (which person to link to), update (does the
+record still fit its person) and search (ranked persons). Scoring goes through
+the :class:`~mpi.service.ports.Matcher`, in one call per probe over all its
+candidates, so the kernel works on arrays and never on single pairs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from mpi.domain.records import Demographics, MatriculeFlag, SourceRecord
+from mpi.domain.scores import Decision, PairScore
+from mpi.service.operations import MATRICULE_SYSTEM, judge_matricule
+from mpi.service.ports import Matcher, UnitOfWork
+
+_KNOWN_SEXES = frozenset({"M", "F"})
+_VALID_FLAGS = (MatriculeFlag.VALID, MatriculeFlag.UPGRADED)
+
+
+class MatriculeRelation(enum.StrEnum):
+    NONE = "none"  # no shared valid matricule: the matcher alone decides
+    COMPATIBLE = "compatible"  # same matricule, sex and birth date agree: the same person
+    CONFLICTING = "conflicting"  # same matricule, sex and birth date both disagree: a collision
+    UNDECIDED = "undecided"  # same matricule, one of sex or birth date disagrees: the matcher decides
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A record prepared for matching."""
+
+    demographics: Demographics  # as given, with the national id normalised or removed
+    matricule: str | None  # the valid 13-digit matricule, if any
+    matricule_flag: MatriculeFlag
+    blocking_keys: tuple[str, ...]
+
+    @property
+    def lock_keys(self) -> list[str]:
+        """What a writer locks: every blocking key, plus the matricule, which links without one."""
+        keys = [f"key:{k}" for k in self.blocking_keys]
+        if self.matricule is not None:
+            keys.append(f"nid:{self.matricule}")
+        return keys
+
+
+@dataclass(frozen=True)
+class PersonEvidence:
+    """The best evidence that the probe is this person."""
+
+    mpi_id: str
+    record_id: int  # the person's record that scored best
+    score: PairScore
+    matricule: MatriculeRelation
+
+    @property
+    def decision(self) -> Decision | None:
+        """``None`` for a collision: never linked, always put before a human."""
+        if self.matricule is MatriculeRelation.CONFLICTING:
+            return None
+        if self.matricule is MatriculeRelation.COMPATIBLE:
+            return "link"
+        return self.score.decision
+
+    @property
+    def rank(self) -> tuple[bool, float, float, str]:
+        return (
+            self.matricule is not MatriculeRelation.COMPATIBLE,
+            -self.score.match_probability,
+            -self.score.match_weight,
+            self.mpi_id,
+        )
+
+
+def for_matching(demographics: Demographics, matricule: str | None) -> Demographics:
+    # An invalid matricule is a typing error: matching on it would link strangers.
+    return replace(demographics, national_id=matricule)
+
+
+def make_probes(matcher: Matcher, demographics: Sequence[Demographics]) -> list[Probe]:
+    """Probes for records about to be registered, with one blocking-key call for all of them."""
+    judged = [judge_matricule(d.national_id) for d in demographics]
+    matchable = [for_matching(d, matricule) for d, (matricule, _) in zip(demographics, judged, strict=True)]
+    keys = matcher.blocking_keys(matchable) if matchable else []
+    return [
+        Probe(view, matricule, flag, tuple(dict.fromkeys(record_keys)))
+        for view, (matricule, flag), record_keys in zip(matchable, judged, keys, strict=True)
+    ]
+
+
+def make_probe(matcher: Matcher, demographics: Demographics) -> Probe:
+    return make_probes(matcher, [demographics])[0]
+
+
+def _sex(value: str | None) -> str | None:
+    text = (value or "").strip().upper()[:1]
+    return text if text in _KNOWN_SEXES else None
+
+
+def _date_parts(value: str | None) -> tuple[str, ...] | None:
+    parts = (value or "").strip().split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return tuple(parts)
+
+
+def _birth_dates_disagree(first: str | None, second: str | None) -> bool:
+    a, b = _date_parts(first), _date_parts(second)
+    if a is None or b is None:
+        return bool(first and second and first.strip() != second.strip())
+    # A 00 month or day means unknown: it agrees with anything.
+    return any(x != y and int(x) != 0 and int(y) != 0 for x, y in zip(a, b, strict=True))
+
+
+def strict_relation(probe: Demographics, candidate: Demographics) -> MatriculeRelation:
+    """How two records sharing a valid matricule compare on sex and birth date."""
+    sex_a, sex_b = _sex(probe.sex), _sex(candidate.sex)
+    sex_differs = sex_a is not None and sex_b is not None and sex_a != sex_b
+    date_differs = _birth_dates_disagree(probe.birth_date, candidate.birth_date)
+    if sex_differs and date_differs:
+        return MatriculeRelation.CONFLICTING
+    if sex_differs or date_differs:
+        return MatriculeRelation.UNDECIDED
+    return MatriculeRelation.COMPATIBLE
+
+
+def matchable_records(records: Sequence[SourceRecord]) -> tuple[list[Demographics], list[str | None]]:
+    """Stored records as the matcher must see them, and their valid matricules.
+
+    The flag stored with each record says whether its number was valid, so only
+    valid ones are normalised again (from a cache: the same numbers recur).
+    """
+    matricules = [
+        judge_matricule(r.demographics.national_id)[0] if r.matricule in _VALID_FLAGS else None
+        for r in records
+    ]
+    return [for_matching(r.demographics, m) for r, m in zip(records, matricules, strict=True)], matricules
+
+
+def gather(
+    uow: UnitOfWork, matcher: Matcher, probe: Probe, exclude: int | None = None
+) -> list[PersonEvidence]:
+    """Every person that shares a blocking key or a valid matricule with the probe, best first."""
+    identifier = (MATRICULE_SYSTEM, probe.matricule) if probe.matricule is not None else None
+    linked = [
+        (r, m) for r, m in uow.candidate_records(probe.blocking_keys, identifier) if r.record_id != exclude
+    ]
+    if not linked:
+        return []
+    candidates = [record for record, _ in linked]
+    matchable, matricules = matchable_records(candidates)
+    scores = matcher.score(probe.demographics, matchable)
+
+    best: dict[str, PersonEvidence] = {}
+    relations: dict[str, list[MatriculeRelation]] = {}
+    for (record, mpi_id), view, matricule, score in zip(linked, matchable, matricules, scores, strict=True):
+        if probe.matricule is not None and matricule == probe.matricule:
+            relations.setdefault(mpi_id, []).append(strict_relation(probe.demographics, view))
+        current = best.get(mpi_id)
+        if current is None or (score.match_probability, score.match_weight) > (
+            current.score.match_probability,
+            current.score.match_weight,
+        ):
+            best[mpi_id] = PersonEvidence(mpi_id, record.record_id, score, MatriculeRelation.NONE)
+    evidence = []
+    for mpi_id, found in best.items():
+        seen = relations.get(mpi_id, [])
+        # One conflicting record is enough to make the person a potential collision.
+        for relation in (
+            MatriculeRelation.CONFLICTING,
+            MatriculeRelation.UNDECIDED,
+            MatriculeRelation.COMPATIBLE,
+        ):
+            if relation in seen:
+                found = replace(found, matricule=relation)
+                break
+        evidence.append(found)
+    return sorted(evidence, key=lambda e: e.rank)

@@ -1,0 +1,369 @@
+"""In-memory stand-ins for the ports: a store and a matcher, for fast tests of the service.
+
+:class:`InMemoryStore` keeps the same contract as the SQL store (the contract
+suite in ``tests/integration/storage`` runs against all three), serialising
+transactions with one lock and rolling back by discarding a working copy.
+:class:`FakeMatcher` is a small, deterministic field-agreement scorer; it is
+not a match model, only something whose decisions a test can predict.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from mpi.domain.events import Event
+from mpi.domain.persons import Link, Person
+from mpi.domain.records import (
+    Demographics,
+    MatriculeFlag,
+    RecordIdentifier,
+    RecordKey,
+    RecordVersion,
+    SourceRecord,
+)
+from mpi.domain.registry_state import RegistryState
+from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
+from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
+from mpi.service.ports import LinkRow, UnitOfWork
+
+T = TypeVar("T")
+
+
+def fold(text: str | None) -> str:
+    """Upper case without accents, spaces or punctuation."""
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if ch.isalnum()).upper()
+
+
+def _first_given(demographics: Demographics) -> str:
+    return fold((demographics.given_names or "").split(" ")[0])
+
+
+# Per field: (folded value, weight when equal, weight when different)
+_FIELDS: tuple[tuple[str, Callable[[Demographics], str], float, float], ...] = (
+    ("family_name", lambda d: fold(d.family_name), 4.0, -3.0),
+    ("given_name", _first_given, 3.0, -3.0),
+    ("birth_date", lambda d: fold(d.birth_date), 5.0, -5.0),
+    ("sex", lambda d: fold(d.sex), 0.5, -4.0),
+    ("national_id", lambda d: fold(d.national_id), 6.0, -1.0),
+    ("postcode", lambda d: fold(d.postcode), 1.0, -0.5),
+)
+
+
+class FakeMatcher:
+    """Blocks on surname or given name with birth date, and on national id; scores by agreement.
+
+    A pair links at a match weight of 8 or more (for example surname, given name
+    and birth date equal) and goes to review from 3.
+    """
+
+    def __init__(
+        self, link_weight: float = 8.0, review_weight: float = 3.0, model_version: str = "fake-1"
+    ) -> None:
+        self.link_weight = link_weight
+        self.review_weight = review_weight
+        self.model_version = model_version
+
+    def blocking_keys(self, records: Sequence[Demographics]) -> list[list[str]]:
+        keys: list[list[str]] = []
+        for record in records:
+            own = []
+            dob = fold(record.birth_date)
+            if dob and fold(record.family_name):
+                own.append(f"surname_dob:{fold(record.family_name)[:4]}|{dob}")
+            if dob and _first_given(record):
+                own.append(f"given_dob:{_first_given(record)[:4]}|{dob}")
+            if fold(record.national_id):
+                own.append(f"national_id:{fold(record.national_id)}")
+            keys.append(own)
+        return keys
+
+    def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
+        scores = []
+        for candidate in candidates:
+            outcomes = []
+            for name, value, agree, disagree in _FIELDS:
+                a, b = value(probe), value(candidate)
+                if not a or not b:
+                    outcomes.append(ComparisonOutcome(name, "null", 0.0))
+                elif a == b:
+                    outcomes.append(ComparisonOutcome(name, "exact", agree))
+                else:
+                    outcomes.append(ComparisonOutcome(name, "else", disagree))
+            weight = sum(o.weight for o in outcomes)
+            decision: Decision = (
+                "link" if weight >= self.link_weight else "review" if weight >= self.review_weight else "none"
+            )
+            probability = 1.0 / (1.0 + math.pow(2.0, -(weight - 6.0)))
+            scores.append(PairScore(probability, weight, decision, tuple(outcomes)))
+        return scores
+
+
+@dataclass
+class _Tables:
+    state: RegistryState = field(default_factory=RegistryState)
+    by_key: dict[RecordKey, int] = field(default_factory=dict)
+    blocking: dict[str, set[int]] = field(default_factory=dict)
+    keys_of: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    next_record: int = 1
+    next_identifier: int = 1
+    next_review: int = 1
+
+
+class _FakeUnitOfWork:
+    def __init__(self, tables: _Tables) -> None:
+        self.t = tables
+        self.s = tables.state
+
+    def find_record(self, key: RecordKey) -> SourceRecord | None:
+        record_id = self.t.by_key.get(key)
+        return None if record_id is None else self.s.records[record_id]
+
+    def get_records(self, record_ids: Sequence[int]) -> dict[int, SourceRecord]:
+        return {i: self.s.records[i] for i in record_ids if i in self.s.records}
+
+    def add_record(
+        self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
+    ) -> SourceRecord:
+        record = SourceRecord(self.t.next_record, key, 1, demographics, matricule, at)
+        self.t.next_record += 1
+        self.t.by_key[key] = record.record_id
+        self.s.records[record.record_id] = record
+        self.s.versions[record.record_id] = [
+            RecordVersion(record.record_id, 1, demographics, matricule, at, actor)
+        ]
+        return record
+
+    def add_record_version(self, record: SourceRecord, actor: str) -> None:
+        self.s.records[record.record_id] = record
+        self.s.versions[record.record_id].append(
+            RecordVersion(
+                record.record_id,
+                record.version,
+                record.demographics,
+                record.matricule,
+                record.updated_at,
+                actor,
+            )
+        )
+
+    def record_versions(self, record_id: int) -> list[RecordVersion]:
+        return list(self.s.versions.get(record_id, []))
+
+    def active_identifiers(self, record_id: int) -> list[RecordIdentifier]:
+        return sorted(
+            (i for i in self.s.identifiers.values() if i.record_id == record_id and i.active),
+            key=lambda i: i.identifier_id,
+        )
+
+    def add_identifier(
+        self, record_id: int, system: str, value: str, raw: str, status: MatriculeFlag, at: datetime
+    ) -> RecordIdentifier:
+        identifier = RecordIdentifier(self.t.next_identifier, record_id, system, value, raw, status, True, at)
+        self.t.next_identifier += 1
+        self.s.identifiers[identifier.identifier_id] = identifier
+        return identifier
+
+    def save_identifier(self, identifier: RecordIdentifier) -> None:
+        self.s.identifiers[identifier.identifier_id] = identifier
+
+    def records_with_identifier(self, system: str, value: str) -> list[int]:
+        return sorted(
+            {
+                i.record_id
+                for i in self.s.identifiers.values()
+                if i.active and i.system == system and i.value == value
+            }
+        )
+
+    def lock_keys(self, keys: Sequence[str]) -> None:
+        """Nothing to do: the in-memory store runs one transaction at a time."""
+
+    def set_blocking_keys(self, record_id: int, keys: Sequence[str]) -> None:
+        for key in self.t.keys_of.get(record_id, ()):
+            self.t.blocking[key].discard(record_id)
+        self.t.keys_of[record_id] = tuple(keys)
+        for key in keys:
+            self.t.blocking.setdefault(key, set()).add(record_id)
+
+    def records_with_keys(self, keys: Sequence[str]) -> list[int]:
+        found: set[int] = set()
+        for key in keys:
+            found.update(self.t.blocking.get(key, ()))
+        return sorted(found)
+
+    def candidate_records(
+        self, keys: Sequence[str], identifier: tuple[str, str] | None = None
+    ) -> list[tuple[SourceRecord, str]]:
+        found = set(self.records_with_keys(keys))
+        if identifier is not None:
+            found.update(self.records_with_identifier(*identifier))
+        return self.linked_records(sorted(found))
+
+    def get_person(self, mpi_id: str) -> Person | None:
+        return self.s.persons.get(mpi_id)
+
+    def lock_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        return {i: self.s.persons[i] for i in mpi_ids if i in self.s.persons}
+
+    def add_person(self, person: Person) -> None:
+        if person.mpi_id in self.s.persons:
+            raise ValueError(f"duplicate MPI id {person.mpi_id}")
+        self.s.persons[person.mpi_id] = person
+
+    def save_person(self, person: Person) -> None:
+        self.s.persons[person.mpi_id] = person
+
+    def get_links(self, record_ids: Sequence[int]) -> dict[int, Link]:
+        return {i: self.s.links[i] for i in record_ids if i in self.s.links}
+
+    def links_of_person(self, mpi_id: str) -> list[Link]:
+        return sorted(
+            (link for link in self.s.links.values() if link.mpi_id == mpi_id), key=lambda k: k.record_id
+        )
+
+    def save_link(self, link: Link) -> None:
+        self.s.links[link.record_id] = link
+
+    def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
+        return [self.s.records[link.record_id] for link in self.links_of_person(mpi_id)]
+
+    def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
+        return [
+            (self.s.records[i], self.s.links[i].mpi_id)
+            for i in sorted(set(record_ids))
+            if i in self.s.records
+        ]
+
+    def add_review(self, task: ReviewTask) -> ReviewTask:
+        stored = replace(task, task_id=self.t.next_review)
+        self.t.next_review += 1
+        self.s.reviews[stored.task_id] = stored
+        return stored
+
+    def get_review(self, task_id: int) -> ReviewTask | None:
+        return self.s.reviews.get(task_id)
+
+    def save_review(self, task: ReviewTask) -> None:
+        self.s.reviews[task.task_id] = task
+
+    def pending_reviews_of_persons(self, mpi_ids: Sequence[str]) -> list[ReviewTask]:
+        wanted = set(mpi_ids)
+        return [
+            task
+            for _, task in sorted(self.s.reviews.items())
+            if task.is_pending and (task.mpi_id in wanted or task.candidate_mpi_id in wanted)
+        ]
+
+    def list_reviews(self, statuses: Sequence[ReviewStatus], limit: int, offset: int = 0) -> list[ReviewTask]:
+        chosen = [task for _, task in sorted(self.s.reviews.items()) if task.status in statuses]
+        return chosen[offset : offset + limit]
+
+    def add_not_duplicate(self, decision: NotDuplicate) -> None:
+        self.s.not_duplicates[decision.pair] = decision
+
+    def not_duplicate_partners(self, mpi_id: str) -> set[str]:
+        return {b if a == mpi_id else a for a, b in self.s.not_duplicates if mpi_id in (a, b)}
+
+    def append_event(self, event: Event) -> int:
+        seq = len(self.t.events) + 1
+        self.t.events.append(replace(event, seq=seq))
+        return seq
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[Event]:
+        chosen = self.t.events[after:]
+        return chosen if limit is None else chosen[:limit]
+
+    def events_about(self, mpi_id: str) -> list[Event]:
+        return [event for event in self.t.events if mpi_id in event.subjects]
+
+    def add_records(
+        self, rows: Sequence[tuple[RecordKey, Demographics, MatriculeFlag]], at: datetime, actor: str
+    ) -> list[SourceRecord]:
+        return [
+            self.add_record(key, demographics, matricule, at, actor) for key, demographics, matricule in rows
+        ]
+
+    def add_identifiers(self, identifiers: Sequence[RecordIdentifier]) -> list[RecordIdentifier]:
+        return [
+            self.add_identifier(i.record_id, i.system, i.value, i.raw, i.status, i.assigned_at)
+            for i in identifiers
+        ]
+
+    def add_blocking_keys(self, pairs: Sequence[tuple[int, str]]) -> None:
+        for record_id, key in pairs:
+            self.t.keys_of[record_id] = (*self.t.keys_of.get(record_id, ()), key)
+            self.t.blocking.setdefault(key, set()).add(record_id)
+
+    def add_persons(self, persons: Sequence[Person]) -> None:
+        for person in persons:
+            self.add_person(person)
+
+    def add_links(self, links: Sequence[Link]) -> None:
+        for link in links:
+            self.save_link(link)
+
+    def append_events(self, events: Sequence[Event]) -> list[int]:
+        return [self.append_event(event) for event in events]
+
+    def link_rows(self, batch_size: int) -> Iterator[list[LinkRow]]:
+        rows = [
+            LinkRow(
+                record.key.authority,
+                record.key.local_id,
+                record_id,
+                link.mpi_id,
+                link.provenance.value,
+                link.score,
+            )
+            for record_id, record in sorted(self.s.records.items())
+            for link in (self.s.links[record_id],)
+        ]
+        for start in range(0, len(rows), batch_size):
+            yield rows[start : start + batch_size]
+
+    def count_records(self) -> int:
+        return len(self.s.records)
+
+    def snapshot(self) -> RegistryState:
+        return copy.deepcopy(self.s)
+
+
+class TickingClock:
+    """A clock that moves one second forward at every reading: distinct, predictable timestamps."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2024, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self._now += timedelta(seconds=1)
+        return self._now
+
+
+class InMemoryStore:
+    """A store in a dict: each transaction works on a copy that replaces the original on commit."""
+
+    def __init__(self) -> None:
+        self._tables = _Tables()
+        self._lock = threading.RLock()
+
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
+        with self._lock:
+            working = copy.deepcopy(self._tables) if write else self._tables
+            result = work(_FakeUnitOfWork(working))
+            if write:
+                self._tables = working
+            return result
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,352 @@
+"""One service operation in progress: writes through the unit of work, each one recorded as a change.
+
+Every use case (register, merge, resolve a task, ...) works through an
+:class:`Operation`, so no write can reach the store without also reaching the
+event that describes it. :meth:`Operation.finish` recomputes the golden records
+and flags of the persons the operation touched, then appends exactly one event.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from mpi.domain.events import (
+    Change,
+    Event,
+    EventKind,
+    IdentifierChanged,
+    LinkChanged,
+    NotDuplicateAdded,
+    PersonChanged,
+    RecordChanged,
+    ReviewChanged,
+)
+from mpi.domain.identifiers import check_matricule
+from mpi.domain.mpi_id import is_valid_mpi_id, new_mpi_id
+from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
+from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
+from mpi.domain.reviews import NotDuplicate, ReviewAction, ReviewKind, ReviewStatus, ReviewTask, person_pair
+from mpi.domain.scores import ComparisonOutcome
+from mpi.errors import Conflict, NotFound
+from mpi.service.golden import SurvivorshipRules, refreshed
+from mpi.service.ports import UnitOfWork
+
+MATRICULE_SYSTEM = "urn:oid:1.3.182.4.4"
+
+FLAG_OF_KIND = {
+    ReviewKind.POTENTIAL_DUPLICATE: PersonFlag.POTENTIAL_DUPLICATE,
+    ReviewKind.RECORD_MISMATCH: PersonFlag.POTENTIAL_DUPLICATE,
+    ReviewKind.POTENTIAL_COLLISION: PersonFlag.POTENTIAL_COLLISION,
+}
+_MATRICULE_FLAG = {
+    0: MatriculeFlag.MISSING,
+    1: MatriculeFlag.VALID,
+    2: MatriculeFlag.UPGRADED,
+    3: MatriculeFlag.INVALID,
+}
+
+
+@functools.lru_cache(maxsize=65_536)
+def judge_matricule(raw: str | None) -> tuple[str | None, MatriculeFlag]:
+    """The normalised 13-digit matricule (``None`` unless valid) and how it was judged."""
+    normalised, status = check_matricule(raw)
+    return normalised, _MATRICULE_FLAG[int(status)]
+
+
+class Operation:
+    """The writes of one use case inside one transaction, and the event that records them."""
+
+    def __init__(self, uow: UnitOfWork, rules: SurvivorshipRules, now: datetime, actor: str) -> None:
+        self.uow = uow
+        self.rules = rules
+        self.now = now
+        self.actor = actor
+        self._changes: list[Change] = []
+        self._touched: dict[str, None] = {}  # persons whose golden record and flags need a recompute
+        self._reviews_changed: set[str] = set()  # persons whose flags may have changed
+        # Every person write of the operation goes through it, so what it read or wrote stays current.
+        self._persons: dict[str, Person] = {}
+
+    # -- reads ----------------------------------------------------------------------
+    def record(self, key: RecordKey) -> SourceRecord:
+        record = self.uow.find_record(key)
+        if record is None:
+            raise NotFound(f"no source record {key.local_id!r} in assigning authority {key.authority!r}")
+        return record
+
+    def person(self, mpi_id: str) -> Person:
+        if not is_valid_mpi_id(mpi_id):
+            raise NotFound(f"{mpi_id!r} is not a valid MPI id (wrong length, character or check character)")
+        person = self._persons.get(mpi_id) or self.uow.get_person(mpi_id)
+        if person is None:
+            raise NotFound(f"no person with MPI id {mpi_id!r}")
+        self._persons[mpi_id] = person
+        return person
+
+    def active_person(self, mpi_id: str) -> Person:
+        person = self.person(mpi_id)
+        if not person.is_active:
+            raise Conflict(f"person {mpi_id} is retired (merged into {person.replaced_by})")
+        return person
+
+    def lock_active(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        """Lock persons, each of which must exist and be active."""
+        for mpi_id in mpi_ids:
+            self.person(mpi_id)
+        locked = self.uow.lock_persons(mpi_ids)
+        self._persons.update(locked)
+        for mpi_id in mpi_ids:
+            if not locked[mpi_id].is_active:
+                raise Conflict(f"person {mpi_id} is retired (merged into {locked[mpi_id].replaced_by})")
+        return locked
+
+    def lock(self, mpi_id: str) -> Person | None:
+        """Lock one person against concurrent change; ``None`` if it does not exist."""
+        person = self.uow.lock_persons([mpi_id]).get(mpi_id)
+        if person is not None:
+            self._persons[mpi_id] = person
+        return person
+
+    def link_of(self, record_id: int) -> Link:
+        return self.uow.get_links([record_id])[record_id]
+
+    def members(self, mpi_id: str) -> list[SourceRecord]:
+        return self.uow.records_of_person(mpi_id)
+
+    # -- records and identifiers ----------------------------------------------------
+    def add_record(
+        self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag
+    ) -> SourceRecord:
+        record = self.uow.add_record(key, demographics, matricule, self.now, self.actor)
+        self._changes.append(RecordChanged(record))
+        self._sync_identifier(record.record_id, demographics.national_id, matricule)
+        return record
+
+    def add_version(
+        self, current: SourceRecord, demographics: Demographics, matricule: MatriculeFlag
+    ) -> SourceRecord:
+        record = replace(
+            current,
+            version=current.version + 1,
+            demographics=demographics,
+            matricule=matricule,
+            updated_at=self.now,
+        )
+        self.uow.add_record_version(record, self.actor)
+        self._changes.append(RecordChanged(record))
+        self._sync_identifier(record.record_id, demographics.national_id, matricule)
+        return record
+
+    def _sync_identifier(self, record_id: int, raw: str | None, matricule: MatriculeFlag) -> None:
+        """Keep the record's matricule identifier current; a replaced one names its successor."""
+        normalised, _ = judge_matricule(raw)
+        value = normalised or (raw.strip() if raw else None)
+        current = [i for i in self.uow.active_identifiers(record_id) if i.system == MATRICULE_SYSTEM]
+        if value is not None and any(i.value == value for i in current):
+            return
+        successor = None
+        if value is not None and raw is not None:
+            successor = self.uow.add_identifier(record_id, MATRICULE_SYSTEM, value, raw, matricule, self.now)
+            self._changes.append(IdentifierChanged(successor.identifier_id, None, successor))
+        for old in current:
+            retired = replace(
+                old, active=False, replaced_by=successor.identifier_id if successor is not None else None
+            )
+            self.uow.save_identifier(retired)
+            self._changes.append(IdentifierChanged(old.identifier_id, old, retired))
+
+    # -- persons and links ----------------------------------------------------------
+    def new_person(self) -> Person:
+        person = Person(
+            mpi_id=new_mpi_id(),
+            status=PersonStatus.ACTIVE,
+            trust=TrustStatus.PROVISIONAL,
+            golden=Demographics(),
+            created_at=self.now,
+        )
+        self.uow.add_person(person)
+        self._persons[person.mpi_id] = person
+        self._changes.append(PersonChanged(person.mpi_id, None, person))
+        self._touched[person.mpi_id] = None
+        return person
+
+    def save_person(self, before: Person, after: Person) -> None:
+        if before != after:
+            self.uow.save_person(after)
+            self._persons[after.mpi_id] = after
+            self._changes.append(PersonChanged(after.mpi_id, before, after))
+        self._touched[after.mpi_id] = None
+
+    def set_link(self, before: Link | None, after: Link) -> None:
+        if before == after:
+            return
+        self.uow.save_link(after)
+        self._changes.append(LinkChanged(after.record_id, before, after))
+        self._touched[after.mpi_id] = None
+        if before is not None:
+            self._touched[before.mpi_id] = None
+
+    def link(
+        self,
+        record_id: int,
+        mpi_id: str,
+        provenance: LinkProvenance,
+        *,
+        before: Link | None = None,
+        score: float | None = None,
+        model_version: str | None = None,
+        reason: str | None = None,
+    ) -> Link:
+        after = Link(
+            record_id=record_id,
+            mpi_id=mpi_id,
+            provenance=provenance,
+            linked_at=self.now,
+            actor=self.actor,
+            score=score,
+            model_version=model_version,
+            reason=reason,
+        )
+        self.set_link(before, after)
+        return after
+
+    def touch(self, mpi_id: str, *, flags: bool = False) -> None:
+        """Recompute the person's golden record at the end (and its flags, when ``flags``)."""
+        self._touched[mpi_id] = None
+        if flags:
+            self._reviews_changed.add(mpi_id)
+
+    # -- review tasks and decisions -------------------------------------------------
+    def raise_review(
+        self,
+        kind: ReviewKind,
+        record_id: int,
+        mpi_id: str,
+        candidate_mpi_id: str,
+        candidate_record_id: int | None,
+        match_probability: float,
+        match_weight: float,
+        comparisons: Sequence[ComparisonOutcome],
+    ) -> ReviewTask | None:
+        """Open a task unless the pair was ruled out by a human or already waits for one."""
+        if kind is not ReviewKind.RECORD_MISMATCH and (
+            candidate_mpi_id == mpi_id or candidate_mpi_id in self.uow.not_duplicate_partners(mpi_id)
+        ):
+            return None
+        pair = person_pair(mpi_id, candidate_mpi_id)
+        for pending in self.uow.pending_reviews_of_persons([mpi_id]):
+            same_pair = person_pair(pending.mpi_id, pending.candidate_mpi_id) == pair
+            if (
+                same_pair
+                and pending.kind is kind
+                and (kind is not ReviewKind.RECORD_MISMATCH or pending.record_id == record_id)
+            ):
+                return None
+        task = self.uow.add_review(
+            ReviewTask(
+                task_id=0,
+                kind=kind,
+                status=ReviewStatus.OPEN,
+                record_id=record_id,
+                mpi_id=mpi_id,
+                candidate_mpi_id=candidate_mpi_id,
+                candidate_record_id=candidate_record_id,
+                match_probability=match_probability,
+                match_weight=match_weight,
+                comparisons=tuple(comparisons),
+                created_at=self.now,
+            )
+        )
+        self._changes.append(ReviewChanged(task.task_id, None, task))
+        for person in (mpi_id, candidate_mpi_id):
+            self._touched[person] = None
+            self._reviews_changed.add(person)
+        return task
+
+    def save_review(self, before: ReviewTask, after: ReviewTask) -> None:
+        if before == after:
+            return
+        self.uow.save_review(after)
+        self._changes.append(ReviewChanged(after.task_id, before, after))
+        for mpi_id in (before.mpi_id, before.candidate_mpi_id, after.mpi_id, after.candidate_mpi_id):
+            self._touched[mpi_id] = None
+            self._reviews_changed.add(mpi_id)
+
+    def close_review(self, task: ReviewTask, action: ReviewAction, note: str | None) -> ReviewTask:
+        closed = replace(
+            task,
+            status=ReviewStatus.DEFERRED if action is ReviewAction.DEFER else ReviewStatus.RESOLVED,
+            resolution=None if action is ReviewAction.DEFER else action,
+            resolved_at=self.now,
+            resolved_by=self.actor,
+            note=note,
+        )
+        self.save_review(task, closed)
+        return closed
+
+    def transfer_reviews(self, source: str, target: str, note: str) -> None:
+        """Point the pending tasks of ``source`` at ``target``; a task that now pairs ``target``
+        with itself is answered by the merge that caused it."""
+        for task in self.uow.pending_reviews_of_persons([source]):
+            mpi_id = target if task.mpi_id == source else task.mpi_id
+            candidate = target if task.candidate_mpi_id == source else task.candidate_mpi_id
+            if task.kind is not ReviewKind.RECORD_MISMATCH and mpi_id == candidate:
+                self.close_review(task, ReviewAction.MERGE, note)
+            else:
+                self.save_review(task, replace(task, mpi_id=mpi_id, candidate_mpi_id=candidate))
+
+    def add_not_duplicate(self, first: str, second: str, reason: str | None) -> None:
+        pair = person_pair(first, second)
+        if second in self.uow.not_duplicate_partners(first):
+            return
+        decision = NotDuplicate(pair=pair, decided_at=self.now, actor=self.actor, reason=reason)
+        self.uow.add_not_duplicate(decision)
+        self._changes.append(NotDuplicateAdded(decision))
+
+    # -- completion -----------------------------------------------------------------
+    def _refresh(self, mpi_id: str) -> None:
+        person = self._persons.get(mpi_id) or self.uow.get_person(mpi_id)
+        if person is None or not person.is_active:
+            return  # a retired person keeps the golden record it had when it was merged
+        flags = person.flags
+        if mpi_id in self._reviews_changed:  # flags follow the pending tasks, which only change here
+            pending = self.uow.pending_reviews_of_persons([mpi_id])
+            flags = frozenset(FLAG_OF_KIND[task.kind] for task in pending)
+        after = replace(refreshed(person, self.members(mpi_id), self.rules), flags=flags)
+        if after != person:
+            self.uow.save_person(after)
+            self._persons[mpi_id] = after
+            self._changes.append(PersonChanged(mpi_id, person, after))
+
+    def finish(self, kind: EventKind, reason: str | None = None) -> Event:
+        """Recompute what the changes invalidated and append the one event of this operation."""
+        for mpi_id in sorted(self._touched):
+            self._refresh(mpi_id)
+        subjects: dict[str, None] = {}
+        for change in self._changes:
+            match change:
+                case PersonChanged(mpi_id=mpi_id):
+                    subjects[mpi_id] = None
+                case LinkChanged(before=before, after=after):
+                    subjects[after.mpi_id] = None
+                    if before is not None:
+                        subjects[before.mpi_id] = None
+                case ReviewChanged(after=task):
+                    subjects[task.mpi_id] = None
+                    subjects[task.candidate_mpi_id] = None
+                case NotDuplicateAdded(decision=decision):
+                    subjects.update(dict.fromkeys(decision.pair))
+                case _:
+                    pass
+        event = Event(
+            kind=kind,
+            occurred_at=self.now,
+            actor=self.actor,
+            changes=tuple(self._changes),
+            reason=reason,
+            subjects=tuple(subjects),
+        )
+        return replace(event, seq=self.uow.append_event(event))

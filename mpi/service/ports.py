@@ -1,0 +1,224 @@
+"""The seams of the service: the matcher it scores with and the store it keeps state in.
+
+The service only ever talks to these Protocols. ``mpi.service.bootstrap`` wires
+the real classes (the SQL store of ``mpi.storage``, the engine matcher); tests
+wire the in-memory fakes of ``mpi.service.fakes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from mpi.domain.events import Event
+from mpi.domain.persons import Link, Person
+from mpi.domain.records import (
+    Demographics,
+    MatriculeFlag,
+    RecordIdentifier,
+    RecordKey,
+    RecordVersion,
+    SourceRecord,
+)
+from mpi.domain.registry_state import RegistryState
+from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
+from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
+
+__all__ = [
+    "ComparisonOutcome",
+    "Decision",
+    "Demographics",
+    "LinkRow",
+    "Matcher",
+    "PairScore",
+    "Store",
+    "UnitOfWork",
+]
+
+T = TypeVar("T")
+
+
+class Matcher(Protocol):
+    """The matching kernel as the online MPI sees it."""
+
+    model_version: str
+
+    def blocking_keys(self, records: Sequence[Demographics]) -> list[list[str]]:
+        """Per record, the key of every blocking rule it has (``"dob_surname_dm:1980-01-02|SMT"``)."""
+        ...
+
+    def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
+        """One score per candidate, in the candidates' order."""
+        ...
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    """One line of an export: a source record and the person it is linked to."""
+
+    source: str
+    local_id: str
+    record_id: int
+    mpi_id: str
+    link_type: str
+    score: float | None
+
+
+class UnitOfWork(Protocol):
+    """Everything one transaction may read or write. Obtained only through :meth:`Store.run`."""
+
+    # -- source records -------------------------------------------------------------
+    def find_record(self, key: RecordKey) -> SourceRecord | None: ...
+
+    def get_records(self, record_ids: Sequence[int]) -> dict[int, SourceRecord]: ...
+
+    def add_record(
+        self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
+    ) -> SourceRecord:
+        """Store version 1 of a new record and return it with its assigned id."""
+        ...
+
+    def add_record_version(self, record: SourceRecord, actor: str) -> None:
+        """Store ``record`` (whose ``version`` is one more than the current) as the new head."""
+        ...
+
+    def record_versions(self, record_id: int) -> list[RecordVersion]: ...
+
+    # -- identifiers ----------------------------------------------------------------
+    def active_identifiers(self, record_id: int) -> list[RecordIdentifier]: ...
+
+    def add_identifier(
+        self,
+        record_id: int,
+        system: str,
+        value: str,
+        raw: str,
+        status: MatriculeFlag,
+        at: datetime,
+    ) -> RecordIdentifier: ...
+
+    def save_identifier(self, identifier: RecordIdentifier) -> None: ...
+
+    def records_with_identifier(self, system: str, value: str) -> list[int]:
+        """Records whose *active* identifier of ``system`` is ``value``."""
+        ...
+
+    # -- blocking-key index ---------------------------------------------------------
+    def lock_keys(self, keys: Sequence[str]) -> None:
+        """Hold the keys until commit, so racing registrations of one person run one after another."""
+        ...
+
+    def set_blocking_keys(self, record_id: int, keys: Sequence[str]) -> None: ...
+
+    def records_with_keys(self, keys: Sequence[str]) -> list[int]: ...
+
+    def candidate_records(
+        self, keys: Sequence[str], identifier: tuple[str, str] | None = None
+    ) -> list[tuple[SourceRecord, str]]:
+        """Records sharing a blocking key, or the active ``(system, value)`` identifier, each with
+        the MPI id it is linked to, by record id: a probe's candidates in one read."""
+        ...
+
+    # -- persons and links ----------------------------------------------------------
+    def get_person(self, mpi_id: str) -> Person | None: ...
+
+    def lock_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        """Read and lock persons against concurrent change until commit (missing ids are left out)."""
+        ...
+
+    def add_person(self, person: Person) -> None: ...
+
+    def save_person(self, person: Person) -> None: ...
+
+    def get_links(self, record_ids: Sequence[int]) -> dict[int, Link]: ...
+
+    def links_of_person(self, mpi_id: str) -> list[Link]: ...
+
+    def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
+        """The current versions of the records linked to ``mpi_id``, by record id."""
+        ...
+
+    def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
+        """Each existing record of ``record_ids`` with the MPI id it is linked to, by record id."""
+        ...
+
+    def save_link(self, link: Link) -> None:
+        """Insert or replace the link of ``link.record_id``."""
+        ...
+
+    # -- review tasks ---------------------------------------------------------------
+    def add_review(self, task: ReviewTask) -> ReviewTask:
+        """Store a new task (its ``task_id`` is ignored) and return it with its assigned id."""
+        ...
+
+    def get_review(self, task_id: int) -> ReviewTask | None: ...
+
+    def save_review(self, task: ReviewTask) -> None: ...
+
+    def pending_reviews_of_persons(self, mpi_ids: Sequence[str]) -> list[ReviewTask]: ...
+
+    def list_reviews(
+        self, statuses: Sequence[ReviewStatus], limit: int, offset: int = 0
+    ) -> list[ReviewTask]: ...
+
+    def add_not_duplicate(self, decision: NotDuplicate) -> None: ...
+
+    def not_duplicate_partners(self, mpi_id: str) -> set[str]: ...
+
+    # -- event log ------------------------------------------------------------------
+    def append_event(self, event: Event) -> int:
+        """Append ``event`` and return its sequence number."""
+        ...
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[Event]: ...
+
+    def events_about(self, mpi_id: str) -> list[Event]: ...
+
+    # -- bulk writes (loading a batch into an empty registry) -----------------------
+    def add_records(
+        self, rows: Sequence[tuple[RecordKey, Demographics, MatriculeFlag]], at: datetime, actor: str
+    ) -> list[SourceRecord]:
+        """Store version 1 of many new records; returns them with their ids, in order."""
+        ...
+
+    def add_identifiers(self, identifiers: Sequence[RecordIdentifier]) -> list[RecordIdentifier]:
+        """Store new identifiers (their ``identifier_id`` is ignored); returns them with ids, in order."""
+        ...
+
+    def add_blocking_keys(self, pairs: Sequence[tuple[int, str]]) -> None:
+        """Index ``(record_id, key)`` pairs of records that have no keys yet."""
+        ...
+
+    def add_persons(self, persons: Sequence[Person]) -> None: ...
+
+    def add_links(self, links: Sequence[Link]) -> None:
+        """Link records that have no link yet."""
+        ...
+
+    def append_events(self, events: Sequence[Event]) -> list[int]: ...
+
+    # -- whole-registry reads -------------------------------------------------------
+    def link_rows(self, batch_size: int) -> Iterator[list[LinkRow]]: ...
+
+    def count_records(self) -> int: ...
+
+    def snapshot(self) -> RegistryState:
+        """Every record, version, identifier, person, link, task and decision: for verification."""
+        ...
+
+
+class Store(Protocol):
+    """Runs units of work as transactions."""
+
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
+        """Run ``work`` in one transaction and commit it, or roll back if it raises.
+
+        A transaction lost to a concurrent one (a deadlock, a serialisation
+        failure, a busy database) is retried from the start, so ``work`` must
+        have no effect outside the unit of work.
+        """
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,297 @@
+"""Register, update and search: the online matching use cases.
+
+register: standardise, fetch candidates through the blocking-key index, score
+with the matcher, then link to the best person above the link threshold or
+create a person; candidates in the review band become review tasks.
+update: store the new version and re-evaluate an AUTO link; a record that no
+longer fits its person raises a review task and is never moved silently.
+search: ranked persons with per-comparison weights; registers nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from mpi.domain.commands import RegisterRecord, UpdateRecord
+from mpi.domain.events import EventKind
+from mpi.domain.persons import LinkProvenance, Person
+from mpi.domain.records import Demographics, MatriculeFlag, SourceRecord
+from mpi.domain.reviews import ReviewKind
+from mpi.domain.scores import ComparisonOutcome, Decision
+from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes
+from mpi.service.golden import SurvivorshipRules
+from mpi.service.operations import Operation
+from mpi.service.ports import LinkRow, Matcher, Store, UnitOfWork
+
+Clock = Callable[[], datetime]
+Outcome = Literal["created", "linked", "updated", "unchanged"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    record_id: int
+    version: int
+    mpi_id: str
+    outcome: Outcome  # created: a new person; linked: an existing person; updated/unchanged: a known record
+    score: float | None
+    matricule: MatriculeFlag
+    review_task_ids: tuple[int, ...]
+    event_seq: int | None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    mpi_id: str
+    match_probability: float
+    match_weight: float
+    decision: Decision | Literal["collision"]
+    comparisons: tuple[ComparisonOutcome, ...]
+    best_record_id: int
+    golden: Demographics
+
+
+class Registry:
+    """The online MPI: one transaction per command, through the store's units of work."""
+
+    def __init__(
+        self,
+        store: Store,
+        matcher: Callable[[], Matcher],
+        rules: SurvivorshipRules,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._matcher = matcher
+        self._rules = rules
+        self._clock = clock
+
+    # -- commands -------------------------------------------------------------------
+    def register(self, command: RegisterRecord) -> RegistrationResult:
+        """Register a source record; a record the source already sent is updated instead."""
+        matcher = self._matcher()
+        probe = make_probe(matcher, command.demographics)
+        return self._store.run(lambda uow: self._register(uow, matcher, probe, command))
+
+    def register_many(
+        self,
+        commands: Sequence[RegisterRecord],
+        *,
+        per_transaction: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[RegistrationResult]:
+        """Register records in order, ``per_transaction`` to a transaction.
+
+        Each record sees the ones before it, exactly as if they had been
+        registered one by one; grouping only saves commits.
+        """
+        matcher = self._matcher()
+        results: list[RegistrationResult] = []
+        for start in range(0, len(commands), per_transaction):
+            chunk = commands[start : start + per_transaction]
+            probes = make_probes(matcher, [c.demographics for c in chunk])
+
+            def work(
+                uow: UnitOfWork, chunk: Sequence[RegisterRecord] = chunk, probes: list[Probe] = probes
+            ) -> list[RegistrationResult]:
+                return [self._register(uow, matcher, p, c) for p, c in zip(probes, chunk, strict=True)]
+
+            results.extend(self._store.run(work))
+            if progress is not None:
+                progress(len(chunk))
+        return results
+
+    def update(self, command: UpdateRecord) -> RegistrationResult:
+        """Store a new version of a known record (``NotFound`` for an unknown one)."""
+        matcher = self._matcher()
+        probe = make_probe(matcher, command.demographics)
+
+        def work(uow: UnitOfWork) -> RegistrationResult:
+            op = Operation(uow, self._rules, self._clock(), command.actor)
+            uow.lock_keys([f"rec:{command.key}", *probe.lock_keys])
+            current = op.record(command.key)
+            return self._update(op, matcher, probe, current, command.demographics)
+
+        return self._store.run(work)
+
+    def search(self, demographics: Demographics, limit: int = 10) -> list[SearchHit]:
+        """Persons ranked by how well they match ``demographics``; nothing is registered."""
+        matcher = self._matcher()
+        probe = make_probe(matcher, demographics)
+
+        def work(uow: UnitOfWork) -> list[SearchHit]:
+            evidence = gather(uow, matcher, probe)[:limit]
+            persons = {e.mpi_id: uow.get_person(e.mpi_id) for e in evidence}
+            return [_hit(e, persons[e.mpi_id]) for e in evidence]
+
+        return self._store.run(work, write=False)
+
+    # -- reads ----------------------------------------------------------------------
+    def export(self, sink: Callable[[list[LinkRow]], None], batch_size: int = 10_000) -> int:
+        """Hand every record with its person to ``sink``, in batches, from one consistent read."""
+
+        def work(uow: UnitOfWork) -> int:
+            written = 0
+            for batch in uow.link_rows(batch_size):
+                sink(batch)
+                written += len(batch)
+            return written
+
+        return self._store.run(work, write=False)
+
+    def count_records(self) -> int:
+        return self._store.run(lambda uow: uow.count_records(), write=False)
+
+    # -- the decisions --------------------------------------------------------------
+    def _register(
+        self, uow: UnitOfWork, matcher: Matcher, probe: Probe, command: RegisterRecord
+    ) -> RegistrationResult:
+        op = Operation(uow, self._rules, self._clock(), command.actor)
+        # Racing registrations of one person wait here for each other, so the later
+        # one finds the earlier one among its candidates (see UnitOfWork.lock_keys).
+        uow.lock_keys([f"rec:{command.key}", *probe.lock_keys])
+        existing = uow.find_record(command.key)
+        if existing is not None:
+            return self._update(op, matcher, probe, existing, command.demographics)
+
+        evidence = gather(uow, matcher, probe)
+        targets = [e for e in evidence if e.decision == "link"]
+        record = op.add_record(command.key, command.demographics, probe.matricule_flag)
+        uow.set_blocking_keys(record.record_id, probe.blocking_keys)
+        target = _active_target(op, targets[0]) if targets else None
+        if target is not None:
+            mpi_id, best = target.mpi_id, targets[0]
+            link = op.link(
+                record.record_id,
+                mpi_id,
+                LinkProvenance.AUTO,
+                score=best.score.match_probability,
+                model_version=matcher.model_version,
+                reason="best candidate above the link threshold",
+            )
+            outcome: Outcome = "linked"
+        else:
+            mpi_id = op.new_person().mpi_id
+            link = op.link(
+                record.record_id,
+                mpi_id,
+                LinkProvenance.AUTO,
+                model_version=matcher.model_version,
+                reason="no candidate above the link threshold",
+            )
+            outcome = "created"
+        others = [e for e in evidence if e.mpi_id != (target.mpi_id if target else None)]
+        tasks = _raise_reviews(op, record.record_id, mpi_id, others)
+        event = op.finish(EventKind.RECORD_REGISTERED)
+        return RegistrationResult(
+            record.record_id, record.version, mpi_id, outcome, link.score, record.matricule, tasks, event.seq
+        )
+
+    def _update(
+        self, op: Operation, matcher: Matcher, probe: Probe, current: SourceRecord, demographics: Demographics
+    ) -> RegistrationResult:
+        link = op.link_of(current.record_id)
+        if demographics == current.demographics:
+            return RegistrationResult(
+                current.record_id,
+                current.version,
+                link.mpi_id,
+                "unchanged",
+                link.score,
+                current.matricule,
+                (),
+                None,
+            )
+        record = op.add_version(current, demographics, probe.matricule_flag)
+        op.uow.set_blocking_keys(record.record_id, probe.blocking_keys)
+        op.touch(link.mpi_id)
+        tasks: tuple[int, ...] = ()
+        if link.provenance is LinkProvenance.AUTO:
+            evidence = gather(op.uow, matcher, probe, exclude=record.record_id)
+            own = next((e for e in evidence if e.mpi_id == link.mpi_id), None)
+            others = [e for e in evidence if e.mpi_id != link.mpi_id]
+            tasks = _raise_reviews(op, record.record_id, link.mpi_id, others)
+            has_company = len(op.uow.links_of_person(link.mpi_id)) > 1
+            if has_company and (own is None or own.decision != "link"):
+                mismatch = op.raise_review(
+                    ReviewKind.RECORD_MISMATCH,
+                    record.record_id,
+                    link.mpi_id,
+                    link.mpi_id,
+                    own.record_id if own else None,
+                    own.score.match_probability if own else 0.0,
+                    own.score.match_weight if own else 0.0,
+                    own.score.comparisons if own else (),
+                )
+                if mismatch is not None:
+                    tasks = (*tasks, mismatch.task_id)
+        event = op.finish(EventKind.RECORD_UPDATED)
+        return RegistrationResult(
+            record.record_id,
+            record.version,
+            link.mpi_id,
+            "updated",
+            link.score,
+            record.matricule,
+            tasks,
+            event.seq,
+        )
+
+
+def _active_target(op: Operation, best: PersonEvidence) -> Person | None:
+    """Lock the chosen person; a merge that committed meanwhile is followed to its survivor."""
+    mpi_id: str | None = best.mpi_id
+    seen: set[str] = set()
+    while mpi_id is not None and mpi_id not in seen:
+        seen.add(mpi_id)
+        person = op.lock(mpi_id)
+        if person is None:
+            return None
+        if person.is_active:
+            return person
+        mpi_id = person.replaced_by
+    return None
+
+
+def _raise_reviews(
+    op: Operation, record_id: int, mpi_id: str, others: Sequence[PersonEvidence]
+) -> tuple[int, ...]:
+    raised = []
+    for evidence in others:
+        if evidence.decision is None:
+            kind = ReviewKind.POTENTIAL_COLLISION
+        elif evidence.decision in ("link", "review"):
+            kind = ReviewKind.POTENTIAL_DUPLICATE
+        else:
+            continue
+        task = op.raise_review(
+            kind,
+            record_id,
+            mpi_id,
+            evidence.mpi_id,
+            evidence.record_id,
+            evidence.score.match_probability,
+            evidence.score.match_weight,
+            evidence.score.comparisons,
+        )
+        if task is not None:
+            raised.append(task.task_id)
+    return tuple(raised)
+
+
+def _hit(evidence: PersonEvidence, person: Person | None) -> SearchHit:
+    return SearchHit(
+        mpi_id=evidence.mpi_id,
+        match_probability=evidence.score.match_probability,
+        match_weight=evidence.score.match_weight,
+        decision=evidence.decision if evidence.decision is not None else "collision",
+        comparisons=evidence.score.comparisons,
+        best_record_id=evidence.record_id,
+        golden=person.golden if person is not None else Demographics(),
+    )

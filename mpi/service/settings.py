@@ -1,0 +1,87 @@
+"""Settings of the MPI service, from flags, ``MPI_*`` environment variables and ``.env``.
+
+Nothing here runs at import: :func:`load_settings` builds and validates the
+settings when a command or server starts, and refuses values that would
+silently do the wrong thing (an unknown database driver, an in-memory SQLite
+database that every connection would see empty).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mpi.errors import InputError
+from mpi.service.golden import SurvivorshipRules
+
+DEFAULT_DATABASE_URL = "sqlite:///mpi.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MPI_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="sqlite:///PATH (WAL mode) or postgresql+psycopg://USER@HOST:PORT/DB",
+    )
+    rules: Path | None = Field(None, description="Matching rules file; the packaged default when unset.")
+    default_domain: str = Field(
+        "default", min_length=1, description="Assigning authority of batch rows that carry no source column."
+    )
+    auto_migrate: bool = Field(True, description="Bring the schema up to date when the service starts.")
+    sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
+    pool_size: int = Field(5, ge=1)
+    max_attempts: int = Field(20, ge=1, description="Tries of a transaction lost to a concurrent one.")
+    postgres_synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] = Field(
+        "on",
+        description="PostgreSQL synchronous_commit for mpi's sessions. 'off' stops waiting for a disk flush "
+        "at each commit: a server crash may lose the last moments of commits, never consistency.",
+    )
+    echo_sql: bool = False
+    survivorship: SurvivorshipRules = Field(default_factory=SurvivorshipRules)
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        url = url.strip()
+        if url.startswith(("postgresql://", "postgres://")):
+            # psycopg 3 is the one PostgreSQL driver mpi ships with.
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        if url.startswith("postgresql+psycopg://"):
+            return url
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///").split("?", 1)[0]
+            if not path or path == ":memory:":
+                raise ValueError("an in-memory SQLite database is lost between connections; name a file")
+            return url
+        raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from ``overrides`` (command-line flags), the environment and ``.env``, validated.
+
+    Overrides whose value is ``None`` are left out, so unset flags fall back to
+    the environment.
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InputError("settings (flags, MPI_* environment, .env)", problems) from exc

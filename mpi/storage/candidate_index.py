@@ -1,0 +1,78 @@
+"""The persistent blocking-key index and the locks that make concurrent registration safe.
+
+Each record has the keys of every blocking rule it satisfies (computed by the
+matcher, the same rules as batch); a probe's candidates are the records that
+share at least one key. Rows are replaced when a record gets a new version,
+so the index follows the data one record at a time.
+
+Locking: two transactions registering the same new person share a blocking
+key. On PostgreSQL each writer takes a transaction-scoped advisory lock per key
+(a 64-bit hash of it) in sorted order before reading candidates, so the second
+one waits and then, under READ COMMITTED, sees the first one's committed
+record. SQLite needs nothing here: write transactions start with
+``BEGIN IMMEDIATE`` and so already run one at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
+
+from mpi.storage.tables import blocking_key
+
+_LOCK_MANY = text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(:keys) AS k ORDER BY 1) AS ordered"
+).bindparams(bindparam("keys", type_=ARRAY(BIGINT)))
+_SELECT_CHUNK = 900  # stays below SQLite's bound-parameter limit
+# Built once: building a statement costs more than running it on an indexed table.
+_KEYS_OF_RECORD = select(blocking_key.c.key).where(blocking_key.c.record_id == bindparam("record_id"))
+_RECORDS_WITH_KEYS = (
+    select(blocking_key.c.record_id)
+    .where(blocking_key.c.key.in_(bindparam("keys", expanding=True)))
+    .distinct()
+)
+_INSERT_KEY = insert(blocking_key)
+
+
+def lock_id(key: str) -> int:
+    """A signed 64-bit lock id for ``key``; a hash collision only makes two keys wait for each other."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
+class CandidateIndex:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._is_postgres = connection.dialect.name == "postgresql"
+
+    def lock_keys(self, keys: Sequence[str]) -> None:
+        if self._is_postgres and keys:
+            self._connection.execute(_LOCK_MANY, {"keys": sorted({lock_id(k) for k in keys})})
+
+    def set_blocking_keys(self, record_id: int, keys: Sequence[str], *, is_new: bool = False) -> None:
+        """Make ``keys`` the keys of the record; ``is_new`` says it has none yet."""
+        wanted = set(keys)
+        stored = set() if is_new else set(self._connection.scalars(_KEYS_OF_RECORD, {"record_id": record_id}))
+        stale = stored - wanted
+        if stale:
+            self._connection.execute(
+                delete(blocking_key).where(
+                    blocking_key.c.record_id == record_id, blocking_key.c.key.in_(stale)
+                )
+            )
+        fresh = sorted(wanted - stored)
+        if fresh:
+            self._connection.execute(_INSERT_KEY, [{"key": k, "record_id": record_id} for k in fresh])
+
+    def records_with_keys(self, keys: Sequence[str]) -> list[int]:
+        distinct = sorted(set(keys))
+        found: set[int] = set()
+        for start in range(0, len(distinct), _SELECT_CHUNK):
+            found.update(
+                self._connection.scalars(
+                    _RECORDS_WITH_KEYS, {"keys": distinct[start : start + _SELECT_CHUNK]}
+                )
+            )
+        return sorted(found)

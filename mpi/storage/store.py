@@ -1,0 +1,502 @@
+"""The SQL store: SQLite (a file in WAL mode, no server) or PostgreSQL (psycopg 3), by URL.
+
+:class:`SqlStore` runs each unit of work as one transaction and retries it
+when it loses to a concurrent one; :class:`SqlUnitOfWork` implements the
+service's ``UnitOfWork`` port with SQLAlchemy Core statements.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import DBAPIError
+
+from mpi.domain.events import Event, EventKind, decode_changes, encode_changes
+from mpi.domain.persons import Link, Person
+from mpi.domain.records import (
+    Demographics,
+    MatriculeFlag,
+    RecordIdentifier,
+    RecordKey,
+    RecordVersion,
+    SourceRecord,
+)
+from mpi.domain.registry_state import RegistryState
+from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
+from mpi.service.ports import LinkRow
+from mpi.storage import statements as q
+from mpi.storage import tables as t
+from mpi.storage.candidate_index import CandidateIndex
+
+T = TypeVar("T")
+_SELECT_CHUNK = 900  # below SQLite's bound-parameter limit
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+_WRITE_OPTION = "mpi_write"
+_SYNCHRONOUS_COMMIT = {"on", "off", "local", "remote_write", "remote_apply"}
+
+
+def create_sql_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    busy_timeout_ms: int = 30_000,
+    echo: bool = False,
+    synchronous_commit: str = "on",
+) -> Engine:
+    """An engine for ``url``; SQLite files get WAL mode, foreign keys and ``BEGIN IMMEDIATE`` writes."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's begin event below issue BEGIN, instead of pysqlite guessing.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            # A writer takes the write lock up front: two deferred transactions that both
+            # read and then write would otherwise deadlock, and one would fail at commit.
+            immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if synchronous_commit not in _SYNCHRONOUS_COMMIT:
+        raise ValueError(f"synchronous_commit must be one of {sorted(_SYNCHRONOUS_COMMIT)}")
+    engine = create_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+    if synchronous_commit != "on":
+
+        @event.listens_for(engine, "connect")
+        def _on_pg_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Trades the last few hundred milliseconds of commits on a server crash (never
+            # consistency) for not waiting on a disk flush at every registration.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET synchronous_commit TO {synchronous_commit}")
+            dbapi_connection.commit()
+
+    return engine
+
+
+def _retryable(exc: DBAPIError, is_sqlite: bool) -> bool:
+    if is_sqlite:
+        message = str(exc.orig).lower()
+        return "database is locked" in message or "database is busy" in message
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+class SqlStore:
+    def __init__(self, engine: Engine, max_attempts: int = 20) -> None:
+        self.engine = engine
+        self._max_attempts = max_attempts
+        self._is_sqlite = engine.dialect.name == "sqlite"
+
+    def run(self, work: Callable[[Any], T], *, write: bool = True) -> T:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                with self.engine.connect() as connection:
+                    connection.execution_options(**{_WRITE_OPTION: write})
+                    with connection.begin():
+                        return work(SqlUnitOfWork(connection))
+            except DBAPIError as exc:
+                if attempt == self._max_attempts or not _retryable(exc, self._is_sqlite):
+                    raise
+                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 7)))
+        raise AssertionError("unreachable: the last attempt re-raises")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), _SELECT_CHUNK):
+        yield values[start : start + _SELECT_CHUNK]
+
+
+class SqlUnitOfWork:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+        self._index = CandidateIndex(connection)
+        self._is_postgres = connection.dialect.name == "postgresql"
+        # Records created in this transaction have no identifiers, keys or link until
+        # they are written here: knowing it saves a lookup for each.
+        self._without_identifiers: set[int] = set()
+        self._without_keys: set[int] = set()
+        self._without_link: set[int] = set()
+
+    def _rows(self, statement: Any, name: str, values: Sequence[Any], **other: Any) -> Iterator[RowMapping]:
+        for chunk in _chunks(list(values)):
+            yield from self._c.execute(statement, {name: list(chunk), **other}).mappings()
+
+    # -- source records ---------------------------------------------------------------
+    def find_record(self, key: RecordKey) -> SourceRecord | None:
+        params = {"authority": key.authority, "local_id": key.local_id}
+        row = self._c.execute(q.FIND_RECORD, params).mappings().first()
+        return None if row is None else t.source_record_of(row)
+
+    def get_records(self, record_ids: Sequence[int]) -> dict[int, SourceRecord]:
+        return {
+            row["record_id"]: t.source_record_of(row)
+            for row in self._rows(q.RECORDS_BY_ID, "ids", record_ids)
+        }
+
+    def add_record(
+        self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
+    ) -> SourceRecord:
+        record_id: int = self._c.execute(
+            q.INSERT_RECORD,
+            {
+                "authority": key.authority,
+                "local_id": key.local_id,
+                "version": 1,
+                **demographics.as_dict(),
+                "matricule": matricule.value,
+                "updated_at": at,
+                "actor": actor,
+            },
+        ).scalar_one()
+        self._without_identifiers.add(record_id)
+        self._without_keys.add(record_id)
+        self._without_link.add(record_id)
+        return SourceRecord(record_id, key, 1, demographics, matricule, at)
+
+    def add_record_version(self, record: SourceRecord, actor: str) -> None:
+        self._c.execute(q.ARCHIVE_CURRENT_VERSION, {"record_id": record.record_id})
+        self._c.execute(
+            q.UPDATE_RECORD,
+            {
+                "b_record_id": record.record_id,
+                "version": record.version,
+                **record.demographics.as_dict(),
+                "matricule": record.matricule.value,
+                "updated_at": record.updated_at,
+                "actor": actor,
+            },
+        )
+
+    def record_versions(self, record_id: int) -> list[RecordVersion]:
+        history = [
+            t.record_version_of(row)
+            for row in self._c.execute(q.VERSION_HISTORY, {"record_id": record_id}).mappings()
+        ]
+        current = self._c.execute(q.RECORDS_BY_ID, {"ids": [record_id]}).mappings().first()
+        return history if current is None else [*history, t.current_version_of(current)]
+
+    # -- identifiers ------------------------------------------------------------------
+    def active_identifiers(self, record_id: int) -> list[RecordIdentifier]:
+        if record_id in self._without_identifiers:
+            return []
+        rows = self._c.execute(q.ACTIVE_IDENTIFIERS, {"record_id": record_id}).mappings()
+        return [t.identifier_of(row) for row in rows]
+
+    def add_identifier(
+        self, record_id: int, system: str, value: str, raw: str, status: MatriculeFlag, at: datetime
+    ) -> RecordIdentifier:
+        identifier = RecordIdentifier(0, record_id, system, value, raw, status, True, at)
+        identifier_id = self._c.execute(q.INSERT_IDENTIFIER, t.identifier_values(identifier)).scalar_one()
+        self._without_identifiers.discard(record_id)
+        return RecordIdentifier(identifier_id, record_id, system, value, raw, status, True, at)
+
+    def save_identifier(self, identifier: RecordIdentifier) -> None:
+        self._c.execute(
+            q.UPDATE_IDENTIFIER,
+            {"b_identifier_id": identifier.identifier_id, **t.identifier_values(identifier)},
+        )
+
+    def records_with_identifier(self, system: str, value: str) -> list[int]:
+        return list(self._c.scalars(q.RECORDS_WITH_IDENTIFIER, {"system": system, "value": value}))
+
+    # -- blocking-key index -----------------------------------------------------------
+    def lock_keys(self, keys: Sequence[str]) -> None:
+        self._index.lock_keys(keys)
+
+    def set_blocking_keys(self, record_id: int, keys: Sequence[str]) -> None:
+        self._index.set_blocking_keys(record_id, keys, is_new=record_id in self._without_keys)
+        self._without_keys.discard(record_id)
+
+    def records_with_keys(self, keys: Sequence[str]) -> list[int]:
+        return self._index.records_with_keys(keys)
+
+    def candidate_records(
+        self, keys: Sequence[str], identifier: tuple[str, str] | None = None
+    ) -> list[tuple[SourceRecord, str]]:
+        distinct = sorted(set(keys))
+        if len(distinct) > _SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
+            found = set(self.records_with_keys(distinct))
+            if identifier is not None:
+                found.update(self.records_with_identifier(*identifier))
+            return self.linked_records(sorted(found))
+        if identifier is None:
+            rows = self._c.execute(q.CANDIDATES_BY_KEY, {"keys": distinct})
+        else:
+            params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
+            rows = self._c.execute(q.CANDIDATES_BY_KEY_OR_IDENTIFIER, params)
+        found_rows = [(t.source_record_of(row), row["linked_mpi_id"]) for row in rows.mappings()]
+        return sorted(found_rows, key=lambda pair: pair[0].record_id)
+
+    # -- persons and links ------------------------------------------------------------
+    def get_person(self, mpi_id: str) -> Person | None:
+        row = self._c.execute(q.PERSON, {"mpi_id": mpi_id}).mappings().first()
+        return None if row is None else t.person_of(row)
+
+    def lock_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        if len(mpi_ids) == 1:  # the common case, without the cost of an expanding IN
+            one = q.PERSON_FOR_UPDATE if self._is_postgres else q.PERSON
+            row = self._c.execute(one, {"mpi_id": mpi_ids[0]}).mappings().first()
+            return {} if row is None else {row["mpi_id"]: t.person_of(row)}
+        statement = q.PERSONS_FOR_UPDATE if self._is_postgres else q.PERSONS
+        return {row["mpi_id"]: t.person_of(row) for row in self._rows(statement, "ids", sorted(set(mpi_ids)))}
+
+    def add_person(self, person: Person) -> None:
+        self._c.execute(q.INSERT_PERSON, t.person_values(person))
+
+    def save_person(self, person: Person) -> None:
+        self._c.execute(q.UPDATE_PERSON, {"b_mpi_id": person.mpi_id, **t.person_values(person)})
+
+    def get_links(self, record_ids: Sequence[int]) -> dict[int, Link]:
+        return {row["record_id"]: t.link_of(row) for row in self._rows(q.LINKS_BY_RECORD, "ids", record_ids)}
+
+    def links_of_person(self, mpi_id: str) -> list[Link]:
+        return [t.link_of(row) for row in self._c.execute(q.LINKS_OF_PERSON, {"mpi_id": mpi_id}).mappings()]
+
+    def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
+        rows = self._c.execute(q.RECORDS_OF_PERSON, {"mpi_id": mpi_id}).mappings()
+        return [t.source_record_of(row) for row in rows]
+
+    def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
+        found = [
+            (t.source_record_of(row), row["linked_mpi_id"])
+            for row in self._rows(q.LINKED_RECORDS, "ids", sorted(set(record_ids)))
+        ]
+        return sorted(found, key=lambda pair: pair[0].record_id)
+
+    def save_link(self, link: Link) -> None:
+        values = t.link_values(link)
+        if link.record_id in self._without_link:
+            self._c.execute(q.INSERT_LINK, values)
+            self._without_link.discard(link.record_id)
+            return
+        if self._c.execute(q.UPDATE_LINK, {"b_record_id": link.record_id, **values}).rowcount == 0:
+            self._c.execute(q.INSERT_LINK, values)
+
+    # -- review tasks -----------------------------------------------------------------
+    def add_review(self, task: ReviewTask) -> ReviewTask:
+        task_id = self._c.execute(q.INSERT_REVIEW, t.review_values(task)).scalar_one()
+        return replace(task, task_id=task_id)
+
+    def get_review(self, task_id: int) -> ReviewTask | None:
+        row = self._c.execute(q.REVIEW, {"task_id": task_id}).mappings().first()
+        return None if row is None else t.review_of(row)
+
+    def save_review(self, task: ReviewTask) -> None:
+        self._c.execute(q.UPDATE_REVIEW, {"b_task_id": task.task_id, **t.review_values(task)})
+
+    def pending_reviews_of_persons(self, mpi_ids: Sequence[str]) -> list[ReviewTask]:
+        wanted = sorted(set(mpi_ids))
+        found: dict[int, ReviewTask] = {}
+        for chunk in _chunks(wanted):
+            params = {"ids": list(chunk), "cids": list(chunk)}
+            found.update(
+                (row["task_id"], t.review_of(row))
+                for row in self._c.execute(q.PENDING_REVIEWS, params).mappings()
+            )
+        return [found[task_id] for task_id in sorted(found)]
+
+    def list_reviews(self, statuses: Sequence[ReviewStatus], limit: int, offset: int = 0) -> list[ReviewTask]:
+        table = t.review_task
+        query = (
+            select(table)
+            .where(table.c.status.in_([s.value for s in statuses]))
+            .order_by(table.c.task_id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [t.review_of(row) for row in self._c.execute(query).mappings()]
+
+    def add_not_duplicate(self, decision: NotDuplicate) -> None:
+        self._c.execute(
+            q.INSERT_NOT_DUPLICATE,
+            {
+                "person_a": decision.pair[0],
+                "person_b": decision.pair[1],
+                "decided_at": decision.decided_at,
+                "actor": decision.actor,
+                "reason": decision.reason,
+            },
+        )
+
+    def not_duplicate_partners(self, mpi_id: str) -> set[str]:
+        rows = self._c.execute(q.NOT_DUPLICATE_PAIRS, {"mpi_id": mpi_id})
+        return {b if a == mpi_id else a for a, b in rows}
+
+    # -- event log --------------------------------------------------------------------
+    def append_event(self, event: Event) -> int:
+        seq: int = self._c.execute(
+            q.INSERT_EVENT,
+            {
+                "kind": event.kind.value,
+                "occurred_at": event.occurred_at,
+                "actor": event.actor,
+                "reason": event.reason,
+                "subjects": ",".join(event.subjects),
+                "changes": encode_changes(event.changes),
+            },
+        ).scalar_one()
+        if event.subjects:
+            self._c.execute(q.INSERT_EVENT_SUBJECT, [{"mpi_id": s, "seq": seq} for s in event.subjects])
+        return seq
+
+    # -- bulk writes ------------------------------------------------------------------
+    def add_records(
+        self, rows: Sequence[tuple[RecordKey, Demographics, MatriculeFlag]], at: datetime, actor: str
+    ) -> list[SourceRecord]:
+        if not rows:
+            return []
+        values = [
+            {
+                "authority": key.authority,
+                "local_id": key.local_id,
+                "version": 1,
+                **d.as_dict(),
+                "matricule": flag.value,
+                "updated_at": at,
+                "actor": actor,
+            }
+            for key, d, flag in rows
+        ]
+        ids = list(self._c.execute(q.INSERT_RECORDS, values).scalars())
+        return [
+            SourceRecord(record_id, key, 1, d, flag, at)
+            for record_id, (key, d, flag) in zip(ids, rows, strict=True)
+        ]
+
+    def add_identifiers(self, identifiers: Sequence[RecordIdentifier]) -> list[RecordIdentifier]:
+        if not identifiers:
+            return []
+        ids = self._c.execute(q.INSERT_IDENTIFIERS, [t.identifier_values(i) for i in identifiers]).scalars()
+        return [replace(i, identifier_id=n) for i, n in zip(identifiers, ids, strict=True)]
+
+    def add_blocking_keys(self, pairs: Sequence[tuple[int, str]]) -> None:
+        if pairs:
+            self._c.execute(q.INSERT_KEY, [{"record_id": record_id, "key": key} for record_id, key in pairs])
+
+    def add_persons(self, persons: Sequence[Person]) -> None:
+        if persons:
+            self._c.execute(q.INSERT_PERSON, [t.person_values(p) for p in persons])
+
+    def add_links(self, links: Sequence[Link]) -> None:
+        if links:
+            self._c.execute(q.INSERT_LINK, [t.link_values(link) for link in links])
+
+    def append_events(self, events: Sequence[Event]) -> list[int]:
+        if not events:
+            return []
+        rows = [
+            {
+                "kind": e.kind.value,
+                "occurred_at": e.occurred_at,
+                "actor": e.actor,
+                "reason": e.reason,
+                "subjects": ",".join(e.subjects),
+                "changes": encode_changes(e.changes),
+            }
+            for e in events
+        ]
+        seqs: list[int] = list(self._c.execute(q.INSERT_EVENTS, rows).scalars())
+        subjects = [
+            {"mpi_id": s, "seq": seq} for e, seq in zip(events, seqs, strict=True) for s in e.subjects
+        ]
+        if subjects:
+            self._c.execute(q.INSERT_EVENT_SUBJECT, subjects)
+        return seqs
+
+    @staticmethod
+    def _events(rows: Sequence[Any]) -> list[Event]:
+        return [
+            Event(
+                kind=EventKind(row["kind"]),
+                occurred_at=row["occurred_at"],
+                actor=row["actor"],
+                changes=decode_changes(row["changes"]),
+                reason=row["reason"],
+                subjects=tuple(s for s in row["subjects"].split(",") if s),
+                seq=row["seq"],
+            )
+            for row in rows
+        ]
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[Event]:
+        query = select(t.event).where(t.event.c.seq > after).order_by(t.event.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._events(self._c.execute(query).mappings().all())
+
+    def events_about(self, mpi_id: str) -> list[Event]:
+        seqs = select(t.event_subject.c.seq).where(t.event_subject.c.mpi_id == mpi_id)
+        query = select(t.event).where(t.event.c.seq.in_(seqs)).order_by(t.event.c.seq)
+        return self._events(self._c.execute(query).mappings().all())
+
+    # -- whole-registry reads ---------------------------------------------------------
+    def link_rows(self, batch_size: int) -> Iterator[list[LinkRow]]:
+        query = (
+            select(
+                t.source_record.c.authority,
+                t.source_record.c.local_id,
+                t.source_record.c.record_id,
+                t.link.c.mpi_id,
+                t.link.c.provenance,
+                t.link.c.score,
+            )
+            .join(t.link, t.link.c.record_id == t.source_record.c.record_id)
+            .order_by(t.source_record.c.record_id)
+        )
+        result = self._c.execution_options(yield_per=batch_size).execute(query)
+        for partition in result.partitions(batch_size):
+            yield [LinkRow(*row) for row in partition]
+
+    def count_records(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(t.source_record)).scalar_one())
+
+    def snapshot(self) -> RegistryState:
+        state = RegistryState()
+        c = self._c
+        state.records = {
+            row["record_id"]: t.source_record_of(row)
+            for row in c.execute(select(t.source_record).order_by(t.source_record.c.record_id)).mappings()
+        }
+        versions = select(t.record_version).order_by(t.record_version.c.record_id, t.record_version.c.version)
+        for row in c.execute(versions).mappings():
+            state.versions.setdefault(row["record_id"], []).append(t.record_version_of(row))
+        for row in c.execute(select(t.source_record).order_by(t.source_record.c.record_id)).mappings():
+            state.versions.setdefault(row["record_id"], []).append(t.current_version_of(row))
+        identifiers = select(t.record_identifier).order_by(t.record_identifier.c.identifier_id)
+        state.identifiers = {
+            row["identifier_id"]: t.identifier_of(row) for row in c.execute(identifiers).mappings()
+        }
+        state.persons = {row["mpi_id"]: t.person_of(row) for row in c.execute(select(t.person)).mappings()}
+        state.links = {row["record_id"]: t.link_of(row) for row in c.execute(select(t.link)).mappings()}
+        reviews = select(t.review_task).order_by(t.review_task.c.task_id)
+        state.reviews = {row["task_id"]: t.review_of(row) for row in c.execute(reviews).mappings()}
+        state.not_duplicates = {
+            (row["person_a"], row["person_b"]): t.not_duplicate_of(row)
+            for row in c.execute(select(t.not_duplicate)).mappings()
+        }
+        return state

@@ -1,0 +1,102 @@
+"""Loading a clustered batch in bulk gives the registry that registering one by one would."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from mpi.domain.commands import RegisterRecord
+from mpi.domain.events import EventKind
+from mpi.domain.persons import PersonFlag, TrustStatus
+from mpi.domain.records import Demographics, MatriculeFlag, RecordKey
+from mpi.domain.registry_state import RegistryState
+from mpi.domain.reviews import ReviewKind
+from mpi.domain.scores import ComparisonOutcome, PairScore
+from mpi.errors import Conflict, InputError
+from mpi.service.audit import verify
+from mpi.service.bootstrap import Services, wire
+from mpi.service.bulk import BulkRecord, BulkReview
+from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
+from mpi.service.settings import Settings
+
+JEAN = Demographics(
+    family_name="Weber", given_names="Jean", birth_date="1980-01-02", sex="M", national_id="1893120105732"
+)
+ROWS = [
+    (RecordKey("RNPP", "1"), JEAN),
+    (RecordKey("HOSP", "1"), replace(JEAN, national_id="18931201057", postcode="1234")),
+    (RecordKey("LAB", "1"), replace(JEAN, family_name="Webber", national_id=None)),
+    (
+        RecordKey("HOSP", "2"),
+        Demographics(
+            family_name="Schmit", given_names="Anne", birth_date="1990-05-06", national_id="1893120105733"
+        ),
+    ),
+]
+REVIEW = PairScore(0.41, 5.5, "review", (ComparisonOutcome("family_name", "else", -3.0),))
+
+
+def partition(state: RegistryState) -> list[list[str]]:
+    groups: dict[str, list[str]] = {}
+    for record_id, link in sorted(state.links.items()):
+        groups.setdefault(link.mpi_id, []).append(str(state.records[record_id].key))
+    return sorted(groups.values())
+
+
+def goldens(state: RegistryState) -> list[Demographics]:
+    return sorted((p.golden for p in state.persons.values()), key=lambda g: g.family_name or "")
+
+
+def test_bulk_load_matches_one_by_one_registration(any_services: Services) -> None:
+    summary = any_services.loader.load(
+        [BulkRecord(key, d, cluster) for (key, d), cluster in zip(ROWS, [7, 7, 8, 9], strict=True)],
+        [BulkReview(2, 0, REVIEW)],
+        per_transaction=2,
+    )
+    assert (summary.records, summary.persons, summary.review_tasks) == (4, 3, 1)
+
+    serial = wire(
+        Settings(database_url="sqlite:///unused.db", _env_file=None),  # type: ignore[call-arg]
+        InMemoryStore(),
+        FakeMatcher(),
+        TickingClock(),
+    )
+    for key, demographics in ROWS:
+        serial.registry.register(RegisterRecord(key, demographics))
+
+    loaded = any_services.store.run(lambda uow: uow.snapshot(), write=False)
+    expected = serial.store.run(lambda uow: uow.snapshot(), write=False)
+    assert partition(loaded) == partition(expected)
+    assert goldens(loaded) == goldens(expected)
+    assert sorted((i.value, i.status) for i in loaded.identifiers.values()) == sorted(
+        (i.value, i.status) for i in expected.identifiers.values()
+    )
+    assert [t.kind for t in loaded.reviews.values()] == [ReviewKind.POTENTIAL_DUPLICATE]
+    flagged = [p for p in loaded.persons.values() if PersonFlag.POTENTIAL_DUPLICATE in p.flags]
+    assert len(flagged) == 2
+    assert {p.trust for p in loaded.persons.values()} == {TrustStatus.RETRIEVED, TrustStatus.PROVISIONAL}
+    assert {r.matricule for r in loaded.records.values()} == {
+        MatriculeFlag.VALID,
+        MatriculeFlag.UPGRADED,
+        MatriculeFlag.MISSING,
+        MatriculeFlag.INVALID,
+    }
+    assert verify(any_services.store).ok
+
+
+def test_each_loaded_person_has_its_own_history_and_is_found_online(any_services: Services) -> None:
+    any_services.loader.load([BulkRecord(key, d, i) for i, (key, d) in enumerate(ROWS)])
+    hit = any_services.registry.search(JEAN)[0]
+    history = any_services.persons.show(hit.mpi_id).history
+    assert [e.kind for e in history] == [EventKind.RECORDS_LOADED]
+    again = any_services.registry.register(RegisterRecord(RecordKey("CNS", "9"), JEAN))
+    assert again.outcome == "linked" and again.mpi_id == hit.mpi_id
+
+
+def test_bulk_load_refuses_a_used_registry_and_repeated_records(any_services: Services) -> None:
+    with pytest.raises(InputError, match="appears twice"):
+        any_services.loader.load([BulkRecord(ROWS[0][0], JEAN, 1), BulkRecord(ROWS[0][0], JEAN, 2)])
+    any_services.registry.register(RegisterRecord(RecordKey("X", "1"), JEAN))
+    with pytest.raises(Conflict, match="empty registry"):
+        any_services.loader.load([BulkRecord(ROWS[1][0], JEAN, 1)])

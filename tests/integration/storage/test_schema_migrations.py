@@ -1,0 +1,55 @@
+"""The packaged Alembic migrations build exactly the schema the code uses, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from mpi.service.bootstrap import upgrade_database
+from mpi.service.settings import Settings
+from mpi.storage import migrations
+from mpi.storage.store import create_sql_engine
+from mpi.storage.tables import metadata
+
+
+def test_migrations_match_the_table_definitions(database_url: str) -> None:
+    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    engine = create_sql_engine(database_url)
+    try:
+        migrations.downgrade(engine, "base")  # the PostgreSQL schema is shared by the test run
+        before, after = upgrade_database(settings)
+        assert before is None and after == migrations.head_revision()
+
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+        assert upgrade_database(settings) == (after, after)  # a second upgrade is a no-op
+
+        migrations.downgrade(engine, "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_databases_use_write_ahead_logging(sqlite_url: str) -> None:
+    engine = create_sql_engine(sqlite_url)
+    try:
+        migrations.upgrade(engine)
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_take_the_configured_synchronous_commit(postgres_url: str) -> None:
+    for setting in ("off", "on"):
+        engine = create_sql_engine(postgres_url, synchronous_commit=setting)
+        try:
+            with engine.connect() as connection:
+                assert connection.execute(text("SHOW synchronous_commit")).scalar_one() == setting
+        finally:
+            engine.dispose()

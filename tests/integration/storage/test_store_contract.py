@@ -1,0 +1,317 @@
+"""One contract, three stores: the in-memory fake, SQLite and PostgreSQL must behave the same."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from mpi.domain.commands import MergePersons, RegisterRecord, UnmergePerson, UpdateRecord
+from mpi.domain.events import Event, EventKind, LinkChanged, PersonChanged
+from mpi.domain.mpi_id import new_mpi_id
+from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
+from mpi.domain.records import Demographics, MatriculeFlag, RecordKey
+from mpi.domain.reviews import NotDuplicate, ReviewKind, ReviewStatus, ReviewTask, person_pair
+from mpi.domain.scores import ComparisonOutcome
+from mpi.errors import Conflict
+from mpi.service.audit import verify
+from mpi.service.bootstrap import Services
+from mpi.service.ports import UnitOfWork
+
+AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+JOAO = Demographics(
+    family_name="Ferreira dos Santos",
+    given_names="João Maria",
+    birth_date="1975-00-00",
+    sex="M",
+    city="Esch-sur-Alzette",
+    email="joão@example.org",
+)
+
+
+class Boom(Exception):
+    pass
+
+
+def person(mpi_id: str | None = None, **changes: object) -> Person:
+    base = Person(mpi_id or new_mpi_id(), PersonStatus.ACTIVE, TrustStatus.PROVISIONAL, JOAO, AT)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_records_keep_every_version_and_round_trip_exactly(any_services: Services) -> None:
+    key = RecordKey("HÔPITAL", "ÄÖ-1")
+
+    def write(uow: UnitOfWork) -> int:
+        record = uow.add_record(key, JOAO, MatriculeFlag.MISSING, AT, "feed")
+        uow.add_record_version(
+            replace(record, version=2, demographics=replace(JOAO, city=None), updated_at=AT), "clerk"
+        )
+        return record.record_id
+
+    record_id = any_services.store.run(write)
+
+    def read(uow: UnitOfWork) -> None:
+        found = uow.find_record(key)
+        assert found is not None and found.record_id == record_id and found.version == 2
+        assert found.demographics == replace(JOAO, city=None) and found.updated_at == AT
+        versions = uow.record_versions(record_id)
+        assert [(v.version, v.actor, v.demographics.city) for v in versions] == [
+            (1, "feed", "Esch-sur-Alzette"),
+            (2, "clerk", None),
+        ]
+        assert uow.get_records([record_id, 999_999]) == {record_id: found}
+        assert uow.find_record(RecordKey("HÔPITAL", "other")) is None
+        assert uow.count_records() == 1
+
+    any_services.store.run(read, write=False)
+
+
+def test_a_failed_unit_of_work_leaves_nothing_behind(any_services: Services) -> None:
+    def fail(uow: UnitOfWork) -> None:
+        uow.add_record(RecordKey("A", "1"), JOAO, MatriculeFlag.MISSING, AT, "feed")
+        uow.add_person(person())
+        raise Boom
+
+    with pytest.raises(Boom):
+        any_services.store.run(fail)
+    assert any_services.store.run(lambda uow: uow.snapshot(), write=False).records == {}
+
+
+def test_blocking_keys_are_replaced_and_found(any_services: Services) -> None:
+    def write(uow: UnitOfWork) -> tuple[int, int]:
+        a = uow.add_record(RecordKey("A", "1"), JOAO, MatriculeFlag.MISSING, AT, "feed").record_id
+        b = uow.add_record(RecordKey("A", "2"), JOAO, MatriculeFlag.MISSING, AT, "feed").record_id
+        uow.set_blocking_keys(a, ["k1", "k2"])
+        uow.set_blocking_keys(b, ["k2", "k3"])
+        uow.set_blocking_keys(a, ["k2", "k4"])
+        uow.lock_keys(["k2", "k4"])
+        return a, b
+
+    a, b = any_services.store.run(write)
+
+    def read(uow: UnitOfWork) -> None:
+        assert uow.records_with_keys(["k1"]) == []
+        assert uow.records_with_keys(["k2"]) == sorted([a, b])
+        assert uow.records_with_keys(["k3", "k4", "missing"]) == sorted([a, b])
+        assert uow.records_with_keys([f"k{i}" for i in range(2000)]) == sorted([a, b])
+
+    any_services.store.run(read, write=False)
+
+
+def test_identifiers_keep_history_and_only_active_ones_are_found(any_services: Services) -> None:
+    def write(uow: UnitOfWork) -> None:
+        record_id = uow.add_record(RecordKey("A", "1"), JOAO, MatriculeFlag.VALID, AT, "feed").record_id
+        old = uow.add_identifier(
+            record_id, "nid", "1893120105732", "1893 1201 05732", MatriculeFlag.VALID, AT
+        )
+        new = uow.add_identifier(record_id, "nid", "2015123101725", "2015123101725", MatriculeFlag.VALID, AT)
+        uow.save_identifier(replace(old, active=False, replaced_by=new.identifier_id))
+        assert uow.active_identifiers(record_id) == [new]
+        assert uow.records_with_identifier("nid", "1893120105732") == []
+        assert uow.records_with_identifier("nid", "2015123101725") == [record_id]
+
+    any_services.store.run(write)
+
+
+def test_persons_links_reviews_and_decisions_round_trip(any_services: Services) -> None:
+    first = person(
+        flags=frozenset({PersonFlag.POTENTIAL_DUPLICATE, PersonFlag.POTENTIAL_COLLISION}),
+        document_checked=True,
+        trust=TrustStatus.VALIDATED,
+    )
+    second = person()
+
+    def write(uow: UnitOfWork) -> ReviewTask:
+        record_id = uow.add_record(RecordKey("A", "1"), JOAO, MatriculeFlag.MISSING, AT, "feed").record_id
+        uow.add_person(first)
+        uow.add_person(second)
+        uow.save_person(replace(second, status=PersonStatus.RETIRED, replaced_by=first.mpi_id))
+        link = Link(record_id, second.mpi_id, LinkProvenance.AUTO, AT, "feed", 0.1 + 0.2, "m-1", "best")
+        uow.save_link(link)
+        uow.save_link(replace(link, mpi_id=first.mpi_id, provenance=LinkProvenance.MANUAL, score=None))
+        task = uow.add_review(
+            ReviewTask(
+                0,
+                ReviewKind.POTENTIAL_DUPLICATE,
+                ReviewStatus.OPEN,
+                record_id,
+                first.mpi_id,
+                second.mpi_id,
+                record_id,
+                1 / 3,
+                -2.5,
+                (ComparisonOutcome("family_name", "jaro≥0.9", 1 / 7),),
+                AT,
+            )
+        )
+        uow.add_not_duplicate(NotDuplicate(person_pair(first.mpi_id, second.mpi_id), AT, "alice", "twins"))
+        return task
+
+    task = any_services.store.run(write)
+
+    def read(uow: UnitOfWork) -> None:
+        assert uow.get_person(first.mpi_id) == first
+        assert uow.lock_persons([second.mpi_id, "missing"]) == {
+            second.mpi_id: replace(second, status=PersonStatus.RETIRED, replaced_by=first.mpi_id)
+        }
+        (link,) = uow.links_of_person(first.mpi_id)
+        assert (link.provenance, link.score, link.linked_at) == (LinkProvenance.MANUAL, None, AT)
+        assert uow.links_of_person(second.mpi_id) == []
+        assert uow.get_review(task.task_id) == task
+        assert uow.pending_reviews_of_persons([second.mpi_id]) == [task]
+        assert uow.not_duplicate_partners(second.mpi_id) == {first.mpi_id}
+
+    any_services.store.run(read, write=False)
+
+
+def test_review_lists_filter_order_and_page(any_services: Services) -> None:
+    a, b = person(), person()
+
+    def write(uow: UnitOfWork) -> list[int]:
+        record_id = uow.add_record(RecordKey("A", "1"), JOAO, MatriculeFlag.MISSING, AT, "feed").record_id
+        uow.add_person(a)
+        uow.add_person(b)
+        ids = []
+        for status in (ReviewStatus.OPEN, ReviewStatus.RESOLVED, ReviewStatus.DEFERRED, ReviewStatus.OPEN):
+            task = uow.add_review(
+                ReviewTask(
+                    0,
+                    ReviewKind.POTENTIAL_DUPLICATE,
+                    ReviewStatus.OPEN,
+                    record_id,
+                    a.mpi_id,
+                    b.mpi_id,
+                    None,
+                    0.5,
+                    0.0,
+                    (),
+                    AT,
+                )
+            )
+            uow.save_review(replace(task, status=status))
+            ids.append(task.task_id)
+        return ids
+
+    ids = any_services.store.run(write)
+
+    def listed(statuses: list[ReviewStatus], limit: int, offset: int = 0) -> list[int]:
+        return [
+            t.task_id
+            for t in any_services.store.run(
+                lambda uow: uow.list_reviews(statuses, limit, offset), write=False
+            )
+        ]
+
+    assert listed([ReviewStatus.OPEN, ReviewStatus.DEFERRED], 10) == [ids[0], ids[2], ids[3]]
+    assert listed([ReviewStatus.OPEN, ReviewStatus.DEFERRED], 1, 1) == [ids[2]]
+    assert listed([ReviewStatus.RESOLVED], 10) == [ids[1]]
+
+
+def test_events_append_in_order_and_round_trip(any_services: Services) -> None:
+    first, second = person(), person()
+    link = Link(1, first.mpi_id, LinkProvenance.AUTO, AT, "feed", 0.987654321, "m")
+    events = [
+        Event(
+            EventKind.RECORD_REGISTERED,
+            AT,
+            "feed",
+            (PersonChanged(first.mpi_id, None, first), LinkChanged(1, None, link)),
+            subjects=(first.mpi_id,),
+        ),
+        Event(
+            EventKind.PERSONS_MERGED, AT, "alice", (), reason="same", subjects=(second.mpi_id, first.mpi_id)
+        ),
+    ]
+    seqs = any_services.store.run(lambda uow: [uow.append_event(e) for e in events])
+    assert seqs[1] > seqs[0]
+
+    def read(uow: UnitOfWork) -> None:
+        stored = uow.events()
+        assert stored == [replace(e, seq=s) for e, s in zip(events, seqs, strict=True)]
+        assert uow.events(after=seqs[0]) == stored[1:]
+        assert uow.events(limit=1) == stored[:1]
+        assert uow.events_about(second.mpi_id) == stored[1:]
+
+    any_services.store.run(read, write=False)
+
+
+def test_export_rows_cover_every_record_in_batches(any_services: Services) -> None:
+    for i in range(7):
+        any_services.registry.register(
+            RegisterRecord(RecordKey("HOSP", f"r{i}"), replace(JOAO, given_names=f"G{i}"))
+        )
+    batches: list[int] = []
+    rows = []
+
+    def sink(batch: list) -> None:  # type: ignore[type-arg]
+        batches.append(len(batch))
+        rows.extend(batch)
+
+    assert any_services.registry.export(sink, batch_size=3) == 7
+    assert batches == [3, 3, 1]
+    assert [r.local_id for r in rows] == [f"r{i}" for i in range(7)]
+    assert {r.link_type for r in rows} == {"AUTO"} and all(r.source == "HOSP" for r in rows)
+
+
+def test_the_service_scenario_replays_and_unmerges_exactly(any_services: Services) -> None:
+    registry, lifecycle = any_services.registry, any_services.lifecycle
+    a = registry.register(RegisterRecord(RecordKey("HOSP", "1"), JOAO)).mpi_id
+    registry.register(RegisterRecord(RecordKey("LAB", "1"), replace(JOAO, city=None)))
+    b = registry.register(
+        RegisterRecord(RecordKey("HOSP", "2"), replace(JOAO, given_names="Maria", sex="F"))
+    ).mpi_id
+    registry.update(UpdateRecord(RecordKey("HOSP", "1"), replace(JOAO, national_id="1893120105732")))
+    before = any_services.store.run(lambda uow: uow.snapshot(), write=False)
+
+    lifecycle.merge(MergePersons(a, b, "alice"))
+    with pytest.raises(Conflict):
+        lifecycle.merge(MergePersons(b, a, "alice"))
+    lifecycle.unmerge(UnmergePerson(b, "bob"))
+
+    assert any_services.store.run(lambda uow: uow.snapshot(), write=False) == before
+    result = verify(any_services.store)
+    assert result.ok and result.events == 6
+
+
+def test_records_are_read_with_their_person(any_services: Services) -> None:
+    owner, other = person(), person()
+
+    def write(uow: UnitOfWork) -> list[int]:
+        uow.add_person(owner)
+        uow.add_person(other)
+        ids = []
+        for i, mpi_id in enumerate([owner.mpi_id, other.mpi_id, owner.mpi_id]):
+            record = uow.add_record(
+                RecordKey("A", str(i)), replace(JOAO, given_names=f"G{i}"), MatriculeFlag.MISSING, AT, "feed"
+            )
+            uow.save_link(Link(record.record_id, mpi_id, LinkProvenance.AUTO, AT, "feed"))
+            ids.append(record.record_id)
+        uow.set_blocking_keys(ids[0], ["k-a"])
+        uow.set_blocking_keys(ids[1], ["k-a", "k-b"])
+        uow.set_blocking_keys(ids[2], ["k-c"])
+        uow.add_identifier(ids[0], "nid", "1893120105732", "1893120105732", MatriculeFlag.VALID, AT)
+        return ids
+
+    ids = any_services.store.run(write)
+
+    def read(uow: UnitOfWork) -> None:
+        assert [r.record_id for r in uow.records_of_person(owner.mpi_id)] == [ids[0], ids[2]]
+        assert uow.records_of_person(new_mpi_id()) == []
+        assert [(r.record_id, m) for r, m in uow.candidate_records(["k-b", "k-a"])] == [
+            (ids[0], owner.mpi_id),
+            (ids[1], other.mpi_id),
+        ]
+        assert [r.record_id for r, _ in uow.candidate_records(["k-c"], ("nid", "1893120105732"))] == [
+            ids[0],
+            ids[2],
+        ]
+        assert uow.candidate_records([], None) == []
+        linked = uow.linked_records([ids[2], ids[0], ids[1], 999_999])
+        assert [(r.record_id, r.demographics.given_names, m) for r, m in linked] == [
+            (ids[0], "G0", owner.mpi_id),
+            (ids[1], "G1", other.mpi_id),
+            (ids[2], "G2", owner.mpi_id),
+        ]
+
+    any_services.store.run(read, write=False)
