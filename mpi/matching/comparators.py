@@ -54,6 +54,14 @@ class Comparator:
     required: tuple[str, ...]
     compute: Callable[[EncodedRecords, Indices, Indices], Levels]
     exact_column: str | None  # the column whose exact agreement is level 0 (term frequencies)
+    needs_any: bool = False  # usable when any one of ``required`` is present, not all
+
+    def usable_with(self, present: Callable[[str], bool]) -> tuple[str, ...]:
+        """The required columns missing from the input (empty when the comparator can run)."""
+        missing = tuple(c for c in self.required if not present(c))
+        if self.needs_any and len(missing) < len(self.required):
+            return ()
+        return missing
 
     @property
     def name(self) -> str:
@@ -204,6 +212,18 @@ def _surname(config: Comparison) -> Comparator:
             return _codes(records, name, right)
 
         level_sets = []
+        if swap.any():
+            # The swapped record may be either one: cross the left one too and keep the better level.
+            cl = _crossed(records, primary, crossed_with.get(primary, primary), left, swap)
+            cr = _codes(records, primary, right)
+            phonetic = np.zeros(left.shape[0], dtype=bool)
+            for name in phonetic_of.get(primary, ()):
+                if name in records.strings and crossed_with.get(name, name) in records.strings:
+                    pl = _crossed(records, name, crossed_with.get(name, name), left, swap)
+                    pr = _codes(records, name, right)
+                    phonetic |= (pl == pr) & (pl >= 0)
+            conditions = _name_conditions(records, column, cl, cr, thresholds, phonetic, subset=True)
+            level_sets.append(_assign(left.shape[0], conditions, (cl < 0) | (cr < 0)))
         for a in columns:
             for b in columns:
                 if primary not in (a, b):
@@ -440,12 +460,13 @@ def _address(config: Comparison) -> Comparator:
         for column in ADDRESS_COLUMNS:
             pl, pr = present(column)
             compared += pl & pr
-        every_part = (agreeing == compared) & (compared >= 2)
-        all_but_one = (agreeing == compared - 1) & (compared >= 3)
+        # Street and house number alone exist in many villages: a full match needs the locality.
+        every_part = (agreeing == compared) & (compared >= 2) & locality
+        all_but_one = (agreeing == compared - 1) & (compared >= 3) & locality
         conditions = [every_part, all_but_one, street & locality, locality]
         return _assign(n, conditions, compared == 0)
 
-    return Comparator(config, labels, (config.column,), compute, None)
+    return Comparator(config, labels, ADDRESS_COLUMNS, compute, None, needs_any=True)
 
 
 _BUILDERS: dict[str, Callable[[Comparison], Comparator]] = {

@@ -51,6 +51,9 @@ class Engine:
         self.comparators = [build_comparator(c) for c in rules.comparisons]
         labels = {c.name: c.labels for c in self.comparators}
         for i, ref in enumerate(rules.thresholds.never_link):
+            if ref.comparison not in labels:
+                key = f"thresholds.never_link.{i}.comparison"
+                raise RulesError(rules.stamp, key, f"unknown comparison {ref.comparison!r}")
             if ref.level not in labels[ref.comparison]:
                 raise RulesError(
                     rules.stamp,
@@ -66,7 +69,7 @@ class Engine:
     def usable_comparators(self, records: EncodedRecords) -> tuple[list[Comparator], list[Dropped]]:
         usable, dropped = [], []
         for comparator in self.comparators:
-            missing = tuple(c for c in comparator.required if not records.has(c))
+            missing = comparator.usable_with(records.has)
             if missing:
                 sources = tuple(sorted({SOURCE_COLUMN.get(c, c) for c in missing}))
                 dropped.append(Dropped(comparator.name, sources))

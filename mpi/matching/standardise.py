@@ -25,7 +25,7 @@ import functools
 import io
 import re
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -507,3 +507,102 @@ def standardise(
     }
     # copy=False keeps one block per column instead of copying them all into one object block.
     return StandardisedFrame(pd.DataFrame(columns, index=frame.index, copy=False), invalid)
+
+
+# --- a few records at a time (the online path) --------------------------------------------------
+#
+# Scoring one probe against its candidates standardises a few dozen records per call. Factorising
+# and building a DataFrame for so few rows costs tens of milliseconds, while the names, places and
+# numbers involved recur from call to call; so the same per-value rules run one cell at a time and
+# each cell's results are remembered. Unit tests hold both paths to the same output.
+
+_Cell = tuple[object, ...]
+_INT16, _INT8 = np.dtype(np.int16), np.dtype(np.int8)
+# Per raw column, its standardised outputs as (name, dtype, value of a missing cell), in the order
+# standardise() adds them; a dtype of None is text (an object array, None where missing).
+_OUTPUTS: dict[str, tuple[tuple[str, np.dtype[np.generic] | None, int | None], ...]] = {
+    **{name: ((name, None, None),) for name in PASSTHROUGH_COLUMNS},
+    "family_name": tuple((n, None, None) for n in ("family_name", "family_last", "family_dm", "family_kp")),
+    "birth_name": (("birth_name", None, None), ("birth_name_dm", None, None)),
+    "given_names": tuple(
+        (n, None, None) for n in ("given_name", "given_names", "given_canonical", "given_dm", "given_kp")
+    ),
+    "birth_date": (
+        ("birth_date", None, None),
+        ("birth_year", _INT16, -1),
+        ("birth_month", _INT8, -1),
+        ("birth_day", _INT8, -1),
+    ),
+    "sex": (("sex", None, None),),
+    "national_id": (("national_id", None, None), ("national_id_status", _INT8, int(MatriculeStatus.MISSING))),
+    **{name: ((name, None, None),) for name in (*_TEXT_RULES, "phone")},
+}
+_MISSING_CELL: dict[str, _Cell] = {
+    column: tuple(missing for _, _, missing in outputs) for column, outputs in _OUTPUTS.items()
+}
+
+
+def _then(value: str | None, rule: Callable[[list[str]], Sequence[str | None]]) -> str | None:
+    """``rule`` applied to one value the way :meth:`_Column.map` applies it: an empty result is missing."""
+    return None if value is None else (rule([value])[0] or None)
+
+
+def _birth_date_cell(value: str, today: dt.date) -> _Cell:
+    year, month, day = _date_parts(value)
+    parts = np.array([[year], [month], [day]], dtype=np.int64)
+    if not _possible_dates(parts[0], parts[1], parts[2], today)[0]:
+        return (None, -1, -1, -1)
+    return (f"{year:04d}-{month:02d}-{day:02d}", year, month, day)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _cell(column: str, value: str, calling_code: str, today: dt.date) -> _Cell:
+    """The outputs of one present, stripped raw cell, in the order of ``_OUTPUTS[column]``."""
+    if column in ("family_name", "birth_name"):
+        family = _then(value, _family_names)
+        if column == "birth_name":
+            return (family, _then(family, double_metaphone))
+        return (family, _then(family, _last_tokens), _then(family, double_metaphone), _then(family, cologne))
+    if column == "given_names":
+        first = _then(value, _first_given_names)
+        given = _then(value, _fold_all)
+        return (first, given, _then(first, _canonical), _then(first, double_metaphone), _then(first, cologne))
+    if column == "birth_date":
+        return _birth_date_cell(value, today)
+    if column == "national_id":
+        normalised, status = classify_matricules(np.array([value], dtype=object))
+        return (normalised[0] or None, int(status[0]))
+    if column == "sex":
+        return (_sex(value) or None,)
+    if column == "phone":
+        return (_phone(value, calling_code) or None,)
+    if column in _TEXT_RULES:
+        return (_TEXT_RULES[column](value) or None,)
+    return (value,)  # record_id, source and local_id pass through
+
+
+def standardise_few(
+    columns: Mapping[str, Sequence[str | None]],
+    *,
+    default_calling_code: str = "352",
+    today: dt.date | None = None,
+) -> dict[str, npt.NDArray[np.generic]]:
+    """:func:`standardise` for a handful of records, without pandas.
+
+    ``columns`` maps batch-schema column names to equally long sequences of raw
+    cells (``None`` when missing). Returns the columns ``standardise`` would,
+    in the same order, with the same values and dtypes, as numpy arrays.
+    """
+    today = today or dt.date.today()
+    out: dict[str, npt.NDArray[np.generic]] = {}
+    for column, outputs in _OUTPUTS.items():
+        if column not in columns:
+            continue
+        missing = _MISSING_CELL[column]
+        cells = []
+        for value in columns[column]:
+            text = None if value is None else value.strip()
+            cells.append(_cell(column, text, default_calling_code, today) if text else missing)
+        for position, (name, dtype, _) in enumerate(outputs):
+            out[name] = np.array([cell[position] for cell in cells], dtype=dtype or object)
+    return out

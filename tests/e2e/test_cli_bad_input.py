@@ -153,6 +153,29 @@ def test_rules_with_an_unknown_column(good: Path, tmp_path: Path) -> None:
     assert "comparison." in message  # the key, with the comparison's position
 
 
+SEX_CAP = '{ comparison = "sex", level = "different" }'
+
+
+@pytest.mark.parametrize(
+    ("cap", "key", "named"),
+    [
+        ('{ comparison = "gender", level = "different" }', "thresholds.never_link.0.comparison", "'gender'"),
+        ('{ comparison = "sex", level = "opposite" }', "thresholds.never_link.0.level", "'opposite'"),
+    ],
+    ids=["unknown comparison", "unknown level"],
+)
+def test_rules_with_a_broken_never_link_cap(
+    good: Path, tmp_path: Path, cap: str, key: str, named: str
+) -> None:
+    text = default_rules_path().read_text(encoding="utf-8")
+    assert SEX_CAP in text
+    rules = write(tmp_path / "rules.toml", text.replace(SEX_CAP, cap))
+    message = failure("dedup", good, "--rules", rules, "--out", tmp_path / "out")
+    assert key in message
+    assert named in message
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
 def test_malformed_model_json(good: Path, tmp_path: Path) -> None:
     model = write(tmp_path / "model.params.json", '{"rules_name": "luxembourg-default",')
     message = failure("dedup", good, "--model", model, "--out", tmp_path / "out")

@@ -98,6 +98,39 @@ def test_swapped_first_and_last_names_agree_on_both() -> None:
     assert label("given_name", straight, swapped) == "exact"
 
 
+STRAIGHT_TWO_GIVEN = {"family_name": "Popescu", "given_names": "Maria Florentina"}
+# All given names typed into the family-name field, the family name into the given-name field.
+SWAPPED_TWO_GIVEN = {"family_name": "Maria Florentina", "given_names": "Popescu"}
+
+
+def test_swapped_names_with_several_given_names_agree_on_both() -> None:
+    assert label("family_name", STRAIGHT_TWO_GIVEN, SWAPPED_TWO_GIVEN) == "exact"
+    assert label("given_name", STRAIGHT_TWO_GIVEN, SWAPPED_TWO_GIVEN) == "exact"
+    assert label("given_name", SWAPPED_TWO_GIVEN, STRAIGHT_TWO_GIVEN) == "exact"
+
+
+def test_swapped_names_with_several_given_names_agree_whichever_record_comes_first() -> None:
+    assert label("family_name", SWAPPED_TWO_GIVEN, STRAIGHT_TWO_GIVEN) == "exact"
+
+
+def test_a_swap_is_recognised_from_the_first_of_several_given_names_only() -> None:
+    # The swapped record kept only one of the two given names.
+    assert (
+        label("given_name", STRAIGHT_TWO_GIVEN, {"family_name": "Maria", "given_names": "Popescu"}) == "exact"
+    )
+    # A family-name field starting with another word is no swap of these names.
+    other = {"family_name": "Florentina Maria", "given_names": "Ionescu"}
+    assert label("family_name", STRAIGHT_TWO_GIVEN, other) == "different"
+    assert label("given_name", STRAIGHT_TWO_GIVEN, other) != "exact"
+
+
+def test_a_double_family_name_is_not_taken_for_a_swap() -> None:
+    double = {"family_name": "Weber Schmit", "given_names": "Anna"}
+    single = {"family_name": "Weber", "given_names": "Anna Maria"}
+    assert label("family_name", double, single) == "token_subset"
+    assert label("given_name", double, single) == "exact"
+
+
 def test_swap_handling_does_not_make_unrelated_names_agree() -> None:
     left = {"family_name": "Weber", "given_names": "Anna"}
     right = {"family_name": "Thill", "given_names": "Marc"}
