@@ -22,7 +22,7 @@ from mpi.batch.evaluation import cluster_scores, pairwise_scores, truth_labels
 from mpi.batch.io import InputTable, read_inputs, write_table
 from mpi.batch.progress import Progress, SilentProgress
 from mpi.errors import InputError
-from mpi.matching.clustering import cluster_size_distribution, connected_clusters
+from mpi.matching.clustering import cluster_size_distribution, constrained_clusters
 from mpi.matching.encoding import EncodedRecords
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import score_chunks
@@ -30,6 +30,9 @@ from mpi.matching.standardise import standardise
 from mpi.rules.loader import load_parameters, load_rules, save_parameters
 from mpi.rules.parameters import TrainedParameters
 from mpi.rules.schema import Rules
+
+# Traits a person has only one of: no cluster may hold two different values.
+EXCLUSIVE_TRAITS = ("national_id", "sex")
 
 
 @dataclass
@@ -203,7 +206,12 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
 
     started = time.perf_counter()
     progress.start("clustering")
-    clusters = connected_clusters(records.n, left[is_link], right[is_link])
+    link_edges = np.flatnonzero(is_link)
+    exclusive = [records.strings[c].codes for c in EXCLUSIVE_TRAITS if c in records.strings]
+    clusters, kept = constrained_clusters(
+        records.n, left[link_edges], right[link_edges], weight[link_edges], exclusive
+    )
+    is_link[link_edges[~kept]] = False  # a link refused by clustering goes to review
     progress.finish()
     prepared.timings["cluster"] = round(time.perf_counter() - started, 3)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -32,3 +35,79 @@ def cluster_size_distribution(labels: npt.NDArray[np.int64]) -> dict[str, int]:
     sizes = sizes[sizes > 0]
     values, counts = np.unique(sizes, return_counts=True)
     return {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def constrained_clusters(
+    n_records: int,
+    left: Indices,
+    right: Indices,
+    weight: npt.NDArray[np.float32],
+    exclusive: Sequence[npt.NDArray[np.int32]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Connected components that never join two records with different exclusive values.
+
+    ``exclusive`` holds per-record codes (-1 when unknown) of traits one person
+    has only one of: a valid matricule, a sex. A record without them can bridge
+    two records that have different ones (a lab record "Maria Coelho" without a
+    matricule, close to each of two twin sisters); plain connected components
+    would then merge the sisters: an overlay. Components with such a conflict
+    are rebuilt by adding their links strongest first and refusing a link that
+    would join conflicting values; a record without the traits whose links were
+    refused that way is ambiguous and loses all its automatic links (it goes to
+    review). Returns the labels and which links were kept.
+    """
+    labels = connected_clusters(n_records, left, right)
+    accepted = np.ones(left.shape[0], dtype=bool)
+    if left.size == 0 or not exclusive:
+        return labels, accepted
+    conflicted = np.zeros(labels.max() + 1, dtype=bool)
+    for codes in exclusive:
+        known = codes >= 0
+        if not known.any():
+            continue
+        frame = pd.DataFrame({"cluster": labels[known], "value": codes[known]})
+        distinct = frame.groupby("cluster", sort=False)["value"].nunique()
+        conflicted[distinct.index[distinct.to_numpy() > 1].to_numpy()] = True
+    edge_in_conflict = conflicted[labels[left]]
+    if not edge_in_conflict.any():
+        return labels, accepted
+    edges = np.flatnonzero(edge_in_conflict)
+    edges = edges[np.argsort(-weight[edges], kind="stable")]
+    parent: dict[int, int] = {}
+    values: dict[int, list[int]] = {}
+
+    def root(x: int) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    def traits(x: int) -> list[int]:
+        if x not in values:
+            values[x] = [int(codes[x]) for codes in exclusive]
+        return values[x]
+
+    refused_on: list[tuple[int, int]] = []  # (edge, trait) of each refused link
+    # Only the few conflicting components reach this loop.
+    for edge in edges.tolist():
+        a, b = root(int(left[edge])), root(int(right[edge]))
+        if a == b:
+            continue
+        ta, tb = traits(a), traits(b)
+        clash = [k for k, (x, y) in enumerate(zip(ta, tb, strict=True)) if x >= 0 and y >= 0 and x != y]
+        if clash:
+            accepted[edge] = False
+            refused_on.extend((edge, k) for k in clash)
+            continue
+        parent[b] = a
+        values[a] = [x if x >= 0 else y for x, y in zip(ta, tb, strict=True)]
+    # A record without the traits that was refused somewhere looked like two
+    # different people: it is ambiguous, so none of its links is automatic.
+    ambiguous = np.zeros(n_records, dtype=bool)
+    for edge, trait in refused_on:
+        for record in (int(left[edge]), int(right[edge])):
+            if exclusive[trait][record] < 0:
+                ambiguous[record] = True
+    accepted[edges[ambiguous[left[edges]] | ambiguous[right[edges]]]] = False
+    kept = accepted | ~edge_in_conflict
+    return connected_clusters(n_records, left[kept], right[kept]), accepted
