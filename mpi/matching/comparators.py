@@ -18,8 +18,7 @@ import pandas as pd
 
 from mpi.matching.encoding import (
     JARO_WINKLER,
-    PAYLOAD_EDIT,
-    TOKEN_SET,
+    WORD_SUBSET,
     Codes,
     EncodedRecords,
     Indices,
@@ -101,7 +100,7 @@ def _name_conditions(
     jw = column.similarity(JARO_WINKLER, safe_l, safe_r)
     conditions = [exact]
     if subset:
-        conditions.append(present & (column.similarity(TOKEN_SET, safe_l, safe_r) >= 0.999))
+        conditions.append(present & (column.similarity(WORD_SUBSET, safe_l, safe_r) >= 0.999))
     first, *rest = thresholds or (0.9,)
     conditions.append(present & (jw >= first))
     conditions.append(present & phonetic)
@@ -155,15 +154,22 @@ def _swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Ma
     first_dm = first_token_codes(records, "family_dm")
     first_kp = first_token_codes(records, "family_kp")
     fl, fr, gl, gr = fdm[left], fdm[right], gdm[left], gdm[right]
-    present = (fl >= 0) & (fr >= 0) & (gl >= 0) & (gr >= 0)
+    # Only pairs whose names disagree straight can be swaps: look at those alone.
+    candidates = np.flatnonzero((fl != fr) & (gl != gr) & (fl >= 0) & (fr >= 0) & (gl >= 0) & (gr >= 0))
+    swapped = np.zeros(left.shape[0], dtype=bool)
+    if candidates.size == 0:
+        return swapped
+    left, right = left[candidates], right[candidates]
+    fl, fr, gl, gr = fl[candidates], fr[candidates], gl[candidates], gr[candidates]
+    present = np.ones(candidates.size, dtype=bool)
     cross_family = (fl == gr) | (first_dm[left] == gr) | (fkp[left] == gkp[right]) | (
         first_kp[left] == gkp[right]
     )
     cross_given = (gl == fr) | (gl == first_dm[right]) | (gkp[left] == fkp[right]) | (
         gkp[left] == first_kp[right]
     )
-    straight = (fl == fr) | (gl == gr)
-    return np.asarray(present & cross_family & cross_given & ~straight, dtype=bool)
+    swapped[candidates] = present & cross_family & cross_given
+    return swapped
 
 
 def _crossed(
@@ -277,7 +283,7 @@ def _given_name(config: Comparison) -> Comparator:
             present = (al >= 0) & (ar >= 0)
             safe_l = np.where(present, al, 0).astype(np.int32)
             safe_r = np.where(present, ar, 0).astype(np.int32)
-            overlap = all_names.similarity(TOKEN_SET, safe_l, safe_r)
+            overlap = all_names.similarity(WORD_SUBSET, safe_l, safe_r)
             conditions.append(present & (overlap >= 0.999))
         else:
             conditions.append(np.zeros(left.shape[0], dtype=bool))
@@ -322,6 +328,37 @@ def _birth_date(config: Comparison) -> Comparator:
     return Comparator(config, labels, ("birth_year", "birth_month", "birth_day"), compute, None)
 
 
+PAYLOAD_DIGITS = 11
+
+
+def payload_digits(column: StringColumn) -> npt.NDArray[np.uint8]:
+    """(vocabulary, 11) matrix of the payload digits of each normalised matricule."""
+    cached = column.derived.get("payload_digits")
+    if cached is None:
+        text = "".join(value[:PAYLOAD_DIGITS].ljust(PAYLOAD_DIGITS, "0") for value in column.vocab.tolist())
+        cached = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, PAYLOAD_DIGITS)
+        column.derived["payload_digits"] = cached
+    return np.asarray(cached, dtype=np.uint8)
+
+
+def _one_edit_apart(digits: npt.NDArray[np.uint8], cl: Codes, cr: Codes) -> Mask:
+    """Payloads one substitution or one adjacent transposition apart, all pairs at once."""
+    a = digits[cl]
+    b = digits[cr]
+    mismatch = a != b
+    count = mismatch.sum(axis=1)
+    first = np.argmax(mismatch, axis=1)
+    nxt = np.minimum(first + 1, PAYLOAD_DIGITS - 1)
+    rows = np.arange(a.shape[0])
+    swapped = (
+        (count == 2)
+        & mismatch[rows, nxt]
+        & (a[rows, first] == b[rows, nxt])
+        & (a[rows, nxt] == b[rows, first])
+    )
+    return np.asarray((count == 1) | swapped, dtype=bool)
+
+
 def _national_id(config: Comparison) -> Comparator:
     labels = ("exact", "one_digit_apart", "different")
     primary = config.column
@@ -331,10 +368,11 @@ def _national_id(config: Comparison) -> Comparator:
         cl = _codes(records, primary, left)
         cr = _codes(records, primary, right)
         null = (cl < 0) | (cr < 0)
-        safe_l = np.where(null, 0, cl).astype(np.int32)
-        safe_r = np.where(null, 0, cr).astype(np.int32)
         exact = ~null & (cl == cr)
-        close = ~null & (column.similarity(PAYLOAD_EDIT, safe_l, safe_r) >= 0.0)
+        close = np.zeros(left.shape[0], dtype=bool)
+        differ = np.flatnonzero(~null & ~exact)
+        if differ.size:
+            close[differ] = _one_edit_apart(payload_digits(column), cl[differ], cr[differ])
         return _assign(left.shape[0], [exact, close], null)
 
     return Comparator(config, labels, (primary,), compute, primary)

@@ -10,6 +10,7 @@ vocabularies, never per row in Python.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from rapidfuzz import distance, fuzz, process
+from rapidfuzz import distance, process
 
 from mpi.rules.columns import INTEGER_COLUMNS, STRING_COLUMNS
 
@@ -55,18 +56,16 @@ def _jaro_winkler(left: list[str], right: list[str]) -> Floats:
     )
 
 
-def _token_set(left: list[str], right: list[str]) -> Floats:
-    scores = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=-1)
-    return np.asarray(scores, dtype=np.float32) / np.float32(100.0)
-
-
-def _payload_edit(left: list[str], right: list[str]) -> Floats:
-    """1 - OSA distance over the 11-digit matricule payload (substitution or transposition = 1 edit)."""
-    lp = [s[:11] for s in left]
-    rp = [s[:11] for s in right]
-    return np.float32(1.0) - np.asarray(
-        process.cpdist(lp, rp, scorer=distance.OSA.distance, workers=-1), dtype=np.float32
+def _word_subset(left: list[str], right: list[str]) -> Floats:
+    """1.0 where the words of one value are all among the words of the other, else 0.0."""
+    return np.array(
+        [float(a <= b or b <= a) for a, b in zip(map(_words, left), map(_words, right), strict=True)],
+        dtype=np.float32,
     )
+
+
+def _words(value: str) -> frozenset[str]:
+    return frozenset(value.split())
 
 
 def _jaro_winkler_matrix(vocab: list[str]) -> Floats:
@@ -85,11 +84,15 @@ class Similarity:
     dense: Callable[[list[str]], Floats] | None = None
     # Token-set similarity of two single words is just their equality: skip them.
     multi_token_only: bool = False
+    # Pairs whose word signatures are not in a subset relation score 0 without a look.
+    signature_filter: bool = False
 
 
 JARO_WINKLER = Similarity("jaro_winkler", _jaro_winkler, _jaro_winkler_matrix)
-TOKEN_SET = Similarity("token_set", _token_set, multi_token_only=True)
-PAYLOAD_EDIT = Similarity("payload_edit", _payload_edit)
+# "Ferreira dos Santos" ~ "Santos": one value's words are a subset of the other's.
+# A 64-bit word signature per value rules out most pairs with integer operations;
+# only pairs passing it are checked word by word.
+WORD_SUBSET = Similarity("word_subset", _word_subset, multi_token_only=True, signature_filter=True)
 
 
 @dataclass
@@ -98,6 +101,9 @@ class StringColumn:
     vocab: npt.NDArray[np.object_]
     counts: npt.NDArray[np.int64]
     _dense: dict[str, Floats] = field(default_factory=dict, repr=False)
+    # Per-vocabulary arrays derived once and kept (e.g. matricule payload digits).
+    derived: dict[str, npt.NDArray[Any]] = field(default_factory=dict, repr=False)
+    _signatures: npt.NDArray[np.uint64] | None = field(default=None, repr=False)
 
     @property
     def non_null(self) -> int:
@@ -111,6 +117,18 @@ class StringColumn:
             cached = spaces.astype(np.float32)
             self._dense["__multi_token__"] = cached
         return cached > 0
+
+    def word_signatures(self) -> npt.NDArray[np.uint64]:
+        """Per vocabulary value, a 64-bit set of its words' hashes (a superset test never misses)."""
+        cached = self._signatures
+        if cached is None:
+            bits = [
+                sum({1 << (zlib.crc32(word.encode()) & 63) for word in value.split()})
+                for value in self.vocab.tolist()
+            ]
+            cached = np.array(bits, dtype=np.uint64)
+            self._signatures = cached
+        return cached
 
     def frequencies(self) -> npt.NDArray[np.float64]:
         """Share of non-missing cells holding each vocabulary value."""
@@ -135,7 +153,7 @@ class StringColumn:
             # One flat gather serves every pair of frequent values (equal ones sit on the diagonal).
             top = matrix.shape[0]
             in_matrix = (left < top) & (right < top)
-            flat = np.where(in_matrix, left.astype(np.int64) * top + right, 0)
+            flat = np.where(in_matrix, left * np.int32(top) + right, 0)  # < 2**31: top is 3072
             out = matrix.reshape(-1).take(flat)
             todo = np.flatnonzero(~in_matrix)
             if todo.size == 0:
@@ -156,11 +174,20 @@ class StringColumn:
             differ, cl, cr = differ[worded], cl[worded], cr[worded]
             if differ.size == 0:
                 return out
+        if kind.signature_filter:
+            signature = self.word_signatures()
+            sl, sr = signature[cl], signature[cr]
+            possible = ((sl & ~sr) == 0) | ((sr & ~sl) == 0)
+            out[differ[~possible]] = 0.0
+            differ, cl, cr = differ[possible], cl[possible], cr[possible]
+            if differ.size == 0:
+                return out
         pair_keys = (cl.astype(np.int64) << 32) | cr.astype(np.int64)
         inverse, distinct = pd.factorize(pair_keys, sort=False)
         distinct = np.asarray(distinct, dtype=np.int64)
-        left_values = self.vocab[(distinct >> 32).astype(np.int64)].tolist()
-        right_values = self.vocab[(distinct & 0xFFFFFFFF).astype(np.int64)].tolist()
+        vocab = self.vocab
+        left_values = vocab[(distinct >> 32).astype(np.int64)].tolist()
+        right_values = vocab[(distinct & 0xFFFFFFFF).astype(np.int64)].tolist()
         out[differ] = kind.pairwise(left_values, right_values)[inverse]
         return out
 

@@ -555,7 +555,6 @@ def _birth_date_cell(value: str, today: dt.date) -> _Cell:
     return (f"{year:04d}-{month:02d}-{day:02d}", year, month, day)
 
 
-@functools.lru_cache(maxsize=1 << 17)
 def _cell(column: str, value: str, calling_code: str, today: dt.date) -> _Cell:
     """The outputs of one present, stripped raw cell, in the order of ``_OUTPUTS[column]``."""
     if column in ("family_name", "birth_name"):
@@ -581,6 +580,49 @@ def _cell(column: str, value: str, calling_code: str, today: dt.date) -> _Cell:
     return (value,)  # record_id, source and local_id pass through
 
 
+class _CellCache:
+    """Standardised cells by raw value, per column, for one calling code and one day.
+
+    A full column's cache is emptied rather than trimmed: the values in use come back at
+    once, and plain dicts keep a hit at a single lookup.
+    """
+
+    def __init__(self, calling_code: str, today: dt.date, per_column: int = 1 << 16) -> None:
+        self.calling_code = calling_code
+        self.today = today
+        self._per_column = per_column
+        self._columns: dict[str, dict[str, _Cell]] = {column: {} for column in _OUTPUTS}
+
+    def cells(self, column: str, values: Sequence[str | None]) -> list[_Cell]:
+        cache = self._columns[column]
+        missing = _MISSING_CELL[column]
+        cells = []
+        for value in values:
+            if value is None:
+                cells.append(missing)
+                continue
+            cell = cache.get(value)
+            if cell is None:
+                text = value.strip()
+                cell = _cell(column, text, self.calling_code, self.today) if text else missing
+                if len(cache) >= self._per_column:
+                    cache.clear()
+                cache[value] = cell
+            cells.append(cell)
+        return cells
+
+
+_cell_cache: list[_CellCache] = []  # the current cache; replaced when the day or calling code changes
+
+
+def _cache_for(calling_code: str, today: dt.date) -> _CellCache:
+    cache = _cell_cache[0] if _cell_cache else None
+    if cache is None or cache.calling_code != calling_code or cache.today != today:
+        cache = _CellCache(calling_code, today)
+        _cell_cache[:] = [cache]
+    return cache
+
+
 def standardise_few(
     columns: Mapping[str, Sequence[str | None]],
     *,
@@ -593,16 +635,12 @@ def standardise_few(
     cells (``None`` when missing). Returns the columns ``standardise`` would,
     in the same order, with the same values and dtypes, as numpy arrays.
     """
-    today = today or dt.date.today()
+    cache = _cache_for(default_calling_code, today or dt.date.today())
     out: dict[str, npt.NDArray[np.generic]] = {}
     for column, outputs in _OUTPUTS.items():
         if column not in columns:
             continue
-        missing = _MISSING_CELL[column]
-        cells = []
-        for value in columns[column]:
-            text = None if value is None else value.strip()
-            cells.append(_cell(column, text, default_calling_code, today) if text else missing)
+        cells = cache.cells(column, columns[column])
         for position, (name, dtype, _) in enumerate(outputs):
             out[name] = np.array([cell[position] for cell in cells], dtype=dtype or object)
     return out
