@@ -31,6 +31,7 @@ from mpi.domain.records import (
 from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
+from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
 from mpi.service.ports import LinkRow, UnitOfWork
 
 T = TypeVar("T")
@@ -118,6 +119,10 @@ class _Tables:
     next_record: int = 1
     next_identifier: int = 1
     next_review: int = 1
+    superseded: dict[int, int] = field(default_factory=dict)
+    receipts: dict[MessageKey, Receipt] = field(default_factory=dict)
+    cursors: dict[str, int] = field(default_factory=dict)
+    outbound: dict[int, OutboundMessage] = field(default_factory=dict)
 
 
 class _FakeUnitOfWork:
@@ -337,6 +342,55 @@ class _FakeUnitOfWork:
 
     def snapshot(self) -> RegistryState:
         return copy.deepcopy(self.s)
+
+    def supersede_record(self, record_id: int, replaced_by: int, at: datetime, actor: str) -> None:
+        self.t.superseded[record_id] = replaced_by
+
+    def superseded_records(self, record_ids: Sequence[int]) -> dict[int, int]:
+        return {i: self.t.superseded[i] for i in record_ids if i in self.t.superseded}
+
+    def find_receipt(self, key: MessageKey) -> Receipt | None:
+        return self.t.receipts.get(key)
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        if receipt.key in self.t.receipts:
+            raise ValueError(f"duplicate receipt {receipt.key}")
+        self.t.receipts[receipt.key] = receipt
+
+    def last_event_seq(self) -> int:
+        return len(self.t.events)
+
+    def event_cursor(self, name: str) -> int | None:
+        return self.t.cursors.get(name)
+
+    def set_event_cursor(self, name: str, seq: int) -> None:
+        self.t.cursors[name] = seq
+
+    def add_outbound(self, messages: Sequence[OutboundMessage]) -> None:
+        for message in messages:
+            message_id = len(self.t.outbound) + 1
+            self.t.outbound[message_id] = replace(message, message_id=message_id)
+
+    def pending_outbound(self, limit: int) -> list[OutboundMessage]:
+        pending = [m for _, m in sorted(self.t.outbound.items()) if m.status is OutboundStatus.PENDING]
+        return pending[:limit]
+
+    def save_outbound(self, message: OutboundMessage) -> None:
+        self.t.outbound[message.message_id] = message
+
+    def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:
+        wanted = set(mpi_ids)
+        latest: dict[str, str] = {}
+        for _, message in sorted(self.t.outbound.items()):
+            if message.consumer == consumer and message.mpi_id in wanted:
+                latest[message.mpi_id] = message.identifiers
+        return latest
+
+    def rename_record(self, record_id: int, key: RecordKey) -> None:
+        record = self.s.records[record_id]
+        del self.t.by_key[record.key]
+        self.t.by_key[key] = record_id
+        self.s.records[record_id] = replace(record, key=key)
 
 
 class TickingClock:

@@ -25,6 +25,7 @@ from mpi.domain.records import (
 from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
+from mpi.service.delivery import MessageKey, OutboundMessage, Receipt
 
 __all__ = [
     "ComparisonOutcome",
@@ -206,6 +207,46 @@ class UnitOfWork(Protocol):
 
     def snapshot(self) -> RegistryState:
         """Every record, version, identifier, person, link, task and decision: for verification."""
+        ...
+
+    # -- superseded records (a source merged one of its local ids into another) ----
+    def supersede_record(self, record_id: int, replaced_by: int, at: datetime, actor: str) -> None: ...
+
+    def superseded_records(self, record_ids: Sequence[int]) -> dict[int, int]:
+        """For each of ``record_ids`` its source retired, the record that replaced it."""
+        ...
+
+    # -- at-least-once messaging: receipts in, outbox out ---------------------------
+    def find_receipt(self, key: MessageKey) -> Receipt | None: ...
+
+    def add_receipt(self, receipt: Receipt) -> None: ...
+
+    def last_event_seq(self) -> int:
+        """The sequence number of the newest event (0 for an empty log)."""
+        ...
+
+    def event_cursor(self, name: str) -> int | None:
+        """How far the reader ``name`` has processed the event log; ``None`` before its first run."""
+        ...
+
+    def set_event_cursor(self, name: str, seq: int) -> None: ...
+
+    def add_outbound(self, messages: Sequence[OutboundMessage]) -> None:
+        """Store new messages (their ``message_id`` is ignored)."""
+        ...
+
+    def pending_outbound(self, limit: int) -> list[OutboundMessage]:
+        """Pending messages, oldest first."""
+        ...
+
+    def save_outbound(self, message: OutboundMessage) -> None: ...
+
+    def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:
+        """Per person, the ``identifiers`` of the newest message to ``consumer`` about it."""
+        ...
+
+    def rename_record(self, record_id: int, key: RecordKey) -> None:
+        """Give a record the local id its source corrected (the caller stores a new version too)."""
         ...
 
 

@@ -8,7 +8,7 @@ executed per call.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
 from mpi.domain.reviews import ReviewStatus
@@ -126,3 +126,37 @@ INSERT_EVENT = insert(t.event).returning(t.event.c.seq)
 INSERT_EVENTS = insert(t.event).returning(t.event.c.seq, sort_by_parameter_order=True)
 INSERT_KEY = insert(t.blocking_key)
 INSERT_EVENT_SUBJECT = insert(t.event_subject)
+
+# -- HL7 delivery ---------------------------------------------------------------------
+_receipt = t.message_receipt
+RECEIPT = select(_receipt.c.response, _receipt.c.received_at).where(
+    _receipt.c.sending_application == bindparam("sending_application"),
+    _receipt.c.sending_facility == bindparam("sending_facility"),
+    _receipt.c.control_id == bindparam("control_id"),
+)
+INSERT_RECEIPT = insert(_receipt)
+EVENT_CURSOR = select(t.event_cursor.c.last_seq).where(t.event_cursor.c.name == bindparam("name"))
+UPDATE_EVENT_CURSOR = update(t.event_cursor).where(t.event_cursor.c.name == bindparam("b_name"))
+_outbound = t.outbound_message
+PENDING_OUTBOUND = (
+    select(_outbound)
+    .where(_outbound.c.status == bindparam("status"))
+    .order_by(_outbound.c.message_id)
+    .limit(bindparam("limit"))
+)
+UPDATE_OUTBOUND = update(_outbound).where(_outbound.c.message_id == bindparam("b_message_id"))
+SUPERSEDED_RECORDS = select(t.superseded_record).where(
+    t.superseded_record.c.record_id.in_(bindparam("ids", expanding=True))
+)
+_latest = (
+    select(func.max(_outbound.c.message_id))
+    .where(
+        _outbound.c.consumer == bindparam("consumer"),
+        _outbound.c.mpi_id.in_(bindparam("ids", expanding=True)),
+    )
+    .group_by(_outbound.c.mpi_id)
+)
+LAST_ANNOUNCED = select(_outbound.c.mpi_id, _outbound.c.identifiers).where(
+    _outbound.c.message_id.in_(_latest)
+)
+RENAME_RECORD = update(_record).where(_record.c.record_id == bindparam("b_record_id"))

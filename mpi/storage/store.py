@@ -41,6 +41,7 @@ from mpi.service.ports import LinkRow
 from mpi.storage import statements as q
 from mpi.storage import tables as t
 from mpi.storage.candidate_index import CandidateIndex
+from mpi.storage.delivery import DeliveryRows
 
 T = TypeVar("T")
 _SELECT_CHUNK = 900  # below SQLite's bound-parameter limit
@@ -131,7 +132,7 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _SELECT_CHUNK]
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(DeliveryRows):
     def __init__(self, connection: Connection) -> None:
         self._c = connection
         self._index = CandidateIndex(connection)
@@ -500,3 +501,4 @@ class SqlUnitOfWork:
             for row in c.execute(select(t.not_duplicate)).mappings()
         }
         return state
+

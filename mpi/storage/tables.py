@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -201,6 +202,58 @@ event_subject = Table(
     metadata,
     Column("mpi_id", MPI_ID, primary_key=True),
     Column("seq", Id, ForeignKey("event.seq"), primary_key=True),
+)
+
+
+# -- HL7 v2 delivery (revision 0002) ----------------------------------------------------
+# A received message's answer, by (MSH-3, MSH-4, MSH-10) as sent: written in the same
+# transaction as the change the message made, so a resent message gets the same answer.
+message_receipt = Table(
+    "message_receipt",
+    metadata,
+    Column("sending_application", String(250), primary_key=True),
+    Column("sending_facility", String(250), primary_key=True),
+    Column("control_id", String(200), primary_key=True),
+    Column("response", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+# Messages to send (PIX update notifications), kept until the receiver acknowledged them.
+outbound_message = Table(
+    "outbound_message",
+    metadata,
+    Column("message_id", Id, primary_key=True, autoincrement=True),
+    Column("consumer", String(100), nullable=False),
+    Column("mpi_id", MPI_ID, nullable=False),
+    Column("event_seq", Id, nullable=False),
+    Column("identifiers", Text, nullable=False),  # what it announces: equal text, nothing new to send
+    Column("payload", LargeBinary, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index(None, "status", "message_id"),
+    Index(None, "consumer", "mpi_id", "message_id"),
+)
+
+# How far each reader of the event log (the notification collector) has got.
+event_cursor = Table(
+    "event_cursor",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("last_seq", Id, nullable=False),
+)
+
+# Source records whose local id their source retired by merging it into another (ADT^A40).
+superseded_record = Table(
+    "superseded_record",
+    metadata,
+    Column("record_id", Id, ForeignKey("source_record.record_id"), primary_key=True),
+    Column("replaced_by", Id, ForeignKey("source_record.record_id"), nullable=False, index=True),
+    Column("superseded_at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
 )
 
 

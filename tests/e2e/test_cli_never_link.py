@@ -173,11 +173,12 @@ def test_parent_and_child_with_the_same_names_are_never_linked(capped: Path, pai
 
 def test_the_score_alone_would_link_these_hard_negatives(capped: Path, uncapped: Path) -> None:
     # Without this, the tests above could pass because the pairs merely score low.
+    # (Without caps, clustering's own guard against two matricules or two sexes in
+    # one person may still refuse some of these links: the score is what is tested.)
     with_caps, without = decisions(capped), decisions(uncapped)
     for pair in [*HARD_NEGATIVES, SEX_ERROR]:
         key = frozenset(pair)
-        assert without[key][0] == "link", pair
-        assert without[key][1] >= RULES.thresholds.link
+        assert without[key][1] >= RULES.thresholds.link, pair
         assert with_caps[key][1] == without[key][1]  # caps change the decision, never the score
 
 
@@ -196,7 +197,8 @@ def test_only_capped_pairs_change_decision(capped: Path, uncapped: Path) -> None
     with_caps, without = decisions(capped), decisions(uncapped)
     assert set(with_caps) == set(without)
     changed = {pair for pair in with_caps if with_caps[pair][0] != without[pair][0]}
-    assert {frozenset(p) for p in [*HARD_NEGATIVES, SEX_ERROR]} <= changed
+    assert all(with_caps[frozenset(p)][0] == "review" for p in [*HARD_NEGATIVES, SEX_ERROR])
+    assert changed
     assert all(with_caps[pair][0] == "review" and without[pair][0] == "link" for pair in changed)
     summary = json.loads((capped / "summary.json").read_text(encoding="utf-8"))
     uncapped_summary = json.loads((uncapped / "summary.json").read_text(encoding="utf-8"))

@@ -1,0 +1,125 @@
+"""Identity feeds: ITI-8 (HL7 2.3.1) and ITI-30 (HL7 2.5) ADT messages to feed changes.
+
+=============================  ==============================================================
+trigger                        change
+=============================  ==============================================================
+A01 A04 A05 A08 A28 A31        register the record, or update it (A31/A08 for an unknown
+                               patient insert it: not an error)
+A40 (PID + MRG, repeating)     the source merged MRG-1 into PID-3: the persons are merged and
+                               MRG-1 is superseded; unknown PID-3 = change of identifier;
+                               unknown MRG-1 = no action
+A47 (PID + MRG, repeating)     change of identifier MRG-1 -> PID-3; a PID-3 another patient
+                               record already has is an error (AE 205)
+A24 / A37 (two PIDs)           link / unlink the two records; unknown ids: no action
+=============================  ==============================================================
+
+Translation happens before any transaction, so a malformed message costs no
+database work; the returned :class:`FeedChange` runs inside the transaction
+that also stores the acknowledgement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mpi.errors import HL7Error
+from mpi.hl7v2.codes import ErrorCode
+from mpi.hl7v2.config import HL7Config, SenderConfig
+from mpi.hl7v2.message import Message
+from mpi.hl7v2.translate import Identifier, PatientIdentity, demographic_changes, patient_identity
+from mpi.service.feed import FeedTransaction
+
+REGISTER_TRIGGERS = frozenset({"A01", "A04", "A05", "A08", "A28", "A31"})
+MERGE_TRIGGER = "A40"
+CHANGE_IDENTIFIER_TRIGGER = "A47"
+LINK_TRIGGER = "A24"
+UNLINK_TRIGGER = "A37"
+FEED_TRIGGERS = REGISTER_TRIGGERS | {MERGE_TRIGGER, CHANGE_IDENTIFIER_TRIGGER, LINK_TRIGGER, UNLINK_TRIGGER}
+
+
+@dataclass(frozen=True)
+class FeedChange:
+    """A translated feed message: what to run in the transaction, and where its subject sits."""
+
+    run: Callable[[FeedTransaction], str]  # returns what was done, for the audit log
+    location: str  # ERL to blame when the change is refused (an unknown or duplicate key)
+    ignored: tuple[Identifier, ...]  # identifiers of domains the sender does not feed
+
+
+def translate_feed(message: Message, config: HL7Config, sender: SenderConfig) -> FeedChange:
+    """The change an ADT message asks for; ``HL7Error`` when it cannot be applied as sent."""
+    trigger = message.msh.message_type.trigger.strip().upper()
+    if trigger in REGISTER_TRIGGERS:
+        return _register(message, config, sender)
+    if trigger in (MERGE_TRIGGER, CHANGE_IDENTIFIER_TRIGGER):
+        return _merge_or_change(message, config, sender, trigger)
+    if trigger in (LINK_TRIGGER, UNLINK_TRIGGER):
+        return _link_or_unlink(message, config, sender, trigger)
+    raise HL7Error(
+        f"trigger event ADT^{trigger} is not supported",
+        code=ErrorCode.UNSUPPORTED_EVENT_CODE,
+        location="MSH^1^9^1^2",
+        reject=True,
+    )
+
+
+def _register(message: Message, config: HL7Config, sender: SenderConfig) -> FeedChange:
+    pid = message.segment("PID")
+    identity = patient_identity(pid, 3, config, sender)
+    changes = demographic_changes(pid, identity)
+
+    def run(feed: FeedTransaction) -> str:
+        result = feed.upsert(identity.key, changes)
+        return f"{identity.key}: {result.outcome} person {result.mpi_id}"
+
+    return FeedChange(run, "PID^1^3^1^1", identity.ignored)
+
+
+def _merge_or_change(message: Message, config: HL7Config, sender: SenderConfig, trigger: str) -> FeedChange:
+    pairs: list[tuple[PatientIdentity, PatientIdentity]] = []
+    merges = message.segments_named("MRG")
+    if not merges:
+        raise HL7Error(
+            f"ADT^{trigger} needs an MRG segment", code=ErrorCode.SEGMENT_SEQUENCE_ERROR, location="MRG"
+        )
+    for index, mrg in enumerate(merges):
+        pid = message.segment("PID", index)
+        surviving = patient_identity(pid, 3, config, sender, occurrence=index + 1)
+        prior = patient_identity(mrg, 1, config, sender, occurrence=index + 1)
+        if prior.key.authority != surviving.key.authority:
+            raise HL7Error(
+                f"MRG-1 {prior.key} and PID-3 {surviving.key} are in different domains",
+                code=ErrorCode.UNKNOWN_KEY_IDENTIFIER,
+                location=f"MRG^{index + 1}^1^1^4",
+            )
+        pairs.append((surviving, prior))
+    reason = f"ADT^{trigger} from {sender.application}"
+
+    def run(feed: FeedTransaction) -> str:
+        done = []
+        for surviving, prior in pairs:
+            if trigger == MERGE_TRIGGER:
+                result = feed.merge(surviving.key, prior.key, reason)
+            else:
+                result = feed.change_identifier(prior.key, surviving.key, reason)
+            done.append(f"{result.outcome}: {result.detail}")
+        return "; ".join(done)
+
+    ignored = tuple(i for surviving, prior in pairs for i in (*surviving.ignored, *prior.ignored))
+    return FeedChange(run, "PID^1^3^1^1", ignored)
+
+
+def _link_or_unlink(message: Message, config: HL7Config, sender: SenderConfig, trigger: str) -> FeedChange:
+    first = patient_identity(message.segment("PID", 0), 3, config, sender, occurrence=1)
+    second = patient_identity(message.segment("PID", 1), 3, config, sender, occurrence=2)
+    reason = f"ADT^{trigger} from {sender.application}"
+
+    def run(feed: FeedTransaction) -> str:
+        if trigger == LINK_TRIGGER:
+            result = feed.link(first.key, second.key, reason)
+        else:
+            result = feed.unlink(first.key, second.key, reason)
+        return f"{result.outcome}: {result.detail}"
+
+    return FeedChange(run, "PID^2^3^1^1", (*first.ignored, *second.ignored))

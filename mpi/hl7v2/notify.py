@@ -1,0 +1,174 @@
+"""PIX update notifications (IHE ITI-10): ADT^A31^ADT_A05 to each consumer, from the durable outbox.
+
+:func:`compose_notifications` is the outbox's composer: for a person whose
+cross-references changed it writes, per consumer, an A31 whose PID-3 lists the
+person's identifiers in the consumer's domains, PID-5 a single space and PV1-2
+``N`` (ITI TF-2 3.10.4.1.2). Only persons with identifiers in two or more of
+those domains are announced, and the outbox drops an announcement equal to the
+last one the consumer got.
+
+:class:`Notifier` delivers: it moves new events into the outbox, then sends
+each consumer's oldest pending message over MLLP and files the outcome: AA/CA
+delivered, AE/CE failed for good (resending an erroneous message unchanged
+cannot help), anything else (AR, no answer, no connection) retried with
+exponential back-off. Consumers are served concurrently, each in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from mpi.errors import HL7Error
+from mpi.hl7v2.config import ConsumerConfig, HL7Config
+from mpi.hl7v2.encode import Components, encode_message, encode_segment, format_timestamp
+from mpi.hl7v2.framing import Frame, MLLPDecoder, frame
+from mpi.hl7v2.parse import parse_message
+from mpi.hl7v2.pix import QualifiedIdentifier, identifier_list, qualified_identifiers
+from mpi.hl7v2.respond import new_control_id
+from mpi.service.crossrefs import PersonIdentifiers
+from mpi.service.delivery import OutboundMessage
+from mpi.service.outbox import Composer, Notification, Outbox
+
+log = logging.getLogger("mpi.hl7v2.notify")
+
+_MAX_ACK_BYTES = 1_048_576
+_COLLECT_BATCH = 500
+
+
+def compose_notifications(config: HL7Config, clock: Callable[[], datetime]) -> Composer:
+    def compose(person: PersonIdentifiers, event_seq: int) -> list[Notification]:
+        identifiers = qualified_identifiers(person, config)
+        notes = []
+        for consumer in config.consumers:
+            wanted = [i for i in identifiers if consumer.wants(i.domain.authority)]
+            if len({i.domain.authority for i in wanted}) < 2:
+                continue
+            announced = "\n".join(sorted(f"{i.domain.authority}|{i.value}" for i in wanted))
+            notes.append(Notification(consumer.name, announced, _a31(config, consumer, wanted, clock())))
+        return notes
+
+    return compose
+
+
+def _a31(
+    config: HL7Config, consumer: ConsumerConfig, identifiers: list[QualifiedIdentifier], now: datetime
+) -> bytes:
+    stamp = format_timestamp(now)
+    segments = [
+        encode_segment(
+            "MSH",
+            {
+                3: config.identity.application,
+                4: config.identity.facility,
+                5: consumer.application,
+                6: consumer.facility,
+                7: stamp,
+                9: Components("ADT", "A31", "ADT_A05"),
+                10: new_control_id(),
+                11: "P",
+                12: "2.5",
+                18: "UNICODE UTF-8",
+            },
+        ),
+        encode_segment("EVN", {1: "A31", 2: stamp}),
+        encode_segment("PID", {3: identifier_list(identifiers), 5: " "}),
+        encode_segment("PV1", {2: "N"}),
+    ]
+    return encode_message(segments, "utf-8")
+
+
+def acknowledgement_code(payload: bytes) -> str:
+    """MSA-1 of an acknowledgement, ``""`` when the reply is no readable ACK."""
+    try:
+        reply = parse_message(payload)
+    except HL7Error:
+        return ""
+    msa = reply.find_segment("MSA")
+    return msa.get(1).strip().upper() if msa is not None else ""
+
+
+class Notifier:
+    def __init__(self, config: HL7Config, outbox: Outbox, executor: ThreadPoolExecutor) -> None:
+        self._config = config
+        self._outbox = outbox
+        self._executor = executor
+        self._consumers = {c.name: c for c in config.consumers}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self._config.notifications.poll_interval_seconds
+        while not stop.is_set():
+            try:
+                await self.step()
+            except Exception:
+                log.exception("notification round failed; trying again")
+            waiting = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiting}, timeout=interval)
+            waiting.cancel()
+
+    async def step(self) -> int:
+        """Collect new changes and try each consumer's next message once; returns how many went out."""
+        loop = asyncio.get_running_loop()
+        while (
+            await loop.run_in_executor(self._executor, self._outbox.collect, _COLLECT_BATCH) == _COLLECT_BATCH
+        ):
+            pass
+        due = await loop.run_in_executor(self._executor, self._outbox.due)
+        outcomes = await asyncio.gather(*(self._deliver(message) for message in due))
+        return sum(outcomes)
+
+    async def _deliver(self, message: OutboundMessage) -> bool:
+        loop = asyncio.get_running_loop()
+        consumer = self._consumers.get(message.consumer)
+        if consumer is None:
+            await loop.run_in_executor(
+                self._executor, self._outbox.failed, message, "the consumer is no longer configured"
+            )
+            return False
+        try:
+            code = await asyncio.wait_for(self._exchange(consumer, message.payload), consumer.timeout_seconds)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            error = f"no acknowledgement from {consumer.host}:{consumer.port}: {exc or type(exc).__name__}"
+            later = await loop.run_in_executor(self._executor, self._outbox.retry_later, message, error)
+            log.info(
+                "notification %d to %s: %s; next try at %s",
+                message.message_id,
+                consumer.name,
+                error,
+                later.next_attempt_at,
+            )
+            return False
+        if code in ("AA", "CA"):
+            await loop.run_in_executor(self._executor, self._outbox.delivered, message)
+            return True
+        if code in ("AE", "CE"):
+            log.warning("notification %d refused by %s with %s", message.message_id, consumer.name, code)
+            await loop.run_in_executor(self._executor, self._outbox.failed, message, f"answered {code}")
+            return False
+        error = f"answered {code or 'something that is no acknowledgement'}"
+        await loop.run_in_executor(self._executor, self._outbox.retry_later, message, error)
+        return False
+
+    async def _exchange(self, consumer: ConsumerConfig, payload: bytes) -> str:
+        context = ssl.create_default_context() if consumer.tls else None
+        reader, writer = await asyncio.open_connection(consumer.host, consumer.port, ssl=context)
+        try:
+            writer.write(frame(payload))
+            await writer.drain()
+            decoder = MLLPDecoder(_MAX_ACK_BYTES)
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    raise ConnectionResetError("the consumer closed the connection without answering")
+                for event in decoder.feed(data):
+                    if isinstance(event, Frame):
+                        return acknowledgement_code(event.payload)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()

@@ -1,0 +1,125 @@
+"""``mpi serve``: the listener, the HL7 application and the notifier, wired and run until a signal.
+
+:func:`build_runtime` wires the pieces over the MPI services; :func:`run`
+serves until its ``stop`` event is set (by SIGTERM/SIGINT in :func:`serve`),
+then shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mpi.hl7v2.application import HL7Application
+from mpi.hl7v2.config import HL7Config
+from mpi.hl7v2.notify import Notifier, compose_notifications
+from mpi.hl7v2.pdq import PdqQuery
+from mpi.hl7v2.pix import PixQuery
+from mpi.hl7v2.server import MLLPServer, install_stop_signals
+from mpi.service.crossrefs import CrossReferences
+from mpi.service.directory import PersonDirectory
+from mpi.service.feed import Feed
+from mpi.service.outbox import Backoff, Outbox
+from mpi.service.ports import Matcher, Store
+from mpi.service.registry import Registry
+from mpi.service.settings import Settings
+
+log = logging.getLogger("mpi.hl7v2")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: HL7Config
+    application: HL7Application
+    directory: PersonDirectory
+    outbox: Outbox | None  # None when no consumer is configured
+
+
+def build_runtime(
+    config: HL7Config,
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    matcher: Matcher,
+    clock: Callable[[], datetime],
+) -> Runtime:
+    crossrefs = CrossReferences(store)
+    directory = PersonDirectory(store, matcher)
+    pdq = PdqQuery(config, crossrefs, directory, matcher, clock)
+    application = HL7Application(
+        config, Feed(settings, store, matcher, clock), PixQuery(config, crossrefs, clock), pdq, clock
+    )
+    outbox = None
+    if config.consumers:
+        notifications = config.notifications
+        outbox = Outbox(
+            store,
+            compose_notifications(config, clock),
+            clock=clock,
+            backoff=Backoff(
+                timedelta(seconds=notifications.retry_initial_seconds),
+                timedelta(seconds=notifications.retry_max_seconds),
+            ),
+            gap_grace=timedelta(seconds=notifications.gap_grace_seconds),
+        )
+    return Runtime(config, application, directory, outbox)
+
+
+async def run(runtime: Runtime, stop: asyncio.Event, ready: Callable[[int], None] | None = None) -> None:
+    """Serve until ``stop`` is set, then finish in-flight messages and close."""
+    listener = runtime.config.listener
+    executor = ThreadPoolExecutor(max_workers=listener.workers, thread_name_prefix="mpi-hl7")
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(executor, runtime.directory.refresh)
+        if runtime.outbox is not None:
+            # Before the first message: a first run starts the outbox's cursor at the end of the log.
+            await loop.run_in_executor(executor, runtime.outbox.collect)
+        server = MLLPServer(
+            listener, runtime.application.handle, runtime.application.refuse_unparsable, executor
+        )
+        await server.start()
+        background = [asyncio.create_task(runtime_directory_refresher(runtime, executor, stop))]
+        if runtime.outbox is not None:
+            notifier = Notifier(runtime.config, runtime.outbox, executor)
+            background.append(asyncio.create_task(notifier.run(stop)))
+        log.info("listening for MLLP on %s:%d", listener.host, server.port)
+        if ready is not None:
+            ready(server.port)
+        await stop.wait()
+        log.info("stopping: finishing the messages in progress")
+        await server.stop()
+        await asyncio.gather(*background, return_exceptions=True)
+    finally:
+        executor.shutdown(wait=True)
+
+
+async def runtime_directory_refresher(
+    runtime: Runtime, executor: ThreadPoolExecutor, stop: asyncio.Event
+) -> None:
+    """Keep the PDQ directory current with changes made by every process, not only this one."""
+    loop = asyncio.get_running_loop()
+    interval = runtime.config.notifications.poll_interval_seconds
+    while not stop.is_set():
+        try:
+            await loop.run_in_executor(executor, runtime.directory.refresh)
+        except Exception:
+            log.exception("refreshing the PDQ directory failed; retrying")
+        with_timeout = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({with_timeout}, timeout=interval)
+        with_timeout.cancel()
+
+
+def serve(runtime: Runtime, ready: Callable[[int], None] | None = None) -> None:
+    """Run until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run(runtime, stop, ready)
+
+    asyncio.run(main())

@@ -1,0 +1,311 @@
+"""The person directory: demographic search over every current source record, in memory, vectorised.
+
+A demographics query (PDQ, "who is SCHMIT, born 1980?") names a few traits,
+often without a birth date, sometimes with a wildcard (``SCHM*``); the
+blocking keys of the matcher need more than that. The directory keeps, per
+current record, its person and its search keys as integer codes into sorted
+vocabularies of distinct values: folded family, birth and given names (accents
+and case ignored), their Double Metaphone codes, birth date, sex, postcode and
+city. A criterion is then one comparison over an integer array (an exact or
+phonetic value is one code, a prefix a range of codes found by binary search),
+and a query is the AND of its criteria. Keys are computed once per distinct
+value and broadcast.
+
+It follows the registry, whichever process changes it: :meth:`refresh` reads
+the event log after its cursor, re-reads the records the new events touched
+into a small delta table and hides their old rows; when the delta grows past a
+tenth of the base, the base is rebuilt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mpi.domain.events import IdentifierChanged, LinkChanged, RecordChanged
+from mpi.domain.records import Demographics, SourceRecord
+from mpi.matching.phonetics import double_metaphone
+from mpi.matching.standardise import fold
+from mpi.service.ports import Matcher, Store, UnitOfWork
+
+WILDCARD = "*"
+_REBUILD_SHARE = 0.1
+_EVENT_BATCH = 5000
+_ATTRIBUTES = (
+    "family",
+    "family_dm",
+    "birth_name",
+    "birth_name_dm",
+    "given",
+    "given_dm",
+    "birth_date",
+    "sex",
+    "postcode",
+    "city",
+)
+_PREFIX_ATTRIBUTES = {"family", "birth_name", "given"}
+
+Codes = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a query asks for; ``None`` is "any". Names may end with ``*`` (a prefix)."""
+
+    family_name: str | None = None
+    given_name: str | None = None
+    birth_date: str | None = None  # YYYY-MM-DD; 00 month or day for "any"
+    sex: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+
+    def probe(self) -> Demographics:
+        """The criteria as a record to score candidates against (wildcards dropped)."""
+
+        def plain(value: str | None) -> str | None:
+            return value.rstrip(WILDCARD).strip() or None if value else None
+
+        return Demographics(
+            family_name=plain(self.family_name),
+            given_names=plain(self.given_name),
+            birth_date=self.birth_date,
+            sex=self.sex,
+            postcode=self.postcode,
+            city=self.city,
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    mpi_id: str
+    confidence: float  # 0..1: the candidate's match weight against a perfect match on the criteria
+
+
+def _first_given(values: Sequence[str]) -> list[str]:
+    return [value.split(" ")[0] if value else "" for value in values]
+
+
+def _search_keys(records: Sequence[SourceRecord]) -> pd.DataFrame:
+    """One row per record: the folded and phonetic keys, computed once per distinct value."""
+    raw = pd.DataFrame(
+        {
+            "family": [r.demographics.family_name or "" for r in records],
+            "birth_name": [r.demographics.birth_name or "" for r in records],
+            "given": [r.demographics.given_names or "" for r in records],
+            "birth_date": [r.demographics.birth_date or "" for r in records],
+            "sex": [(r.demographics.sex or "").strip().upper()[:1] for r in records],
+            "postcode": [(r.demographics.postcode or "").strip().upper() for r in records],
+            "city": [r.demographics.city or "" for r in records],
+        },
+        dtype=object,
+    )
+    keys = pd.DataFrame(index=raw.index)
+    for column in ("family", "birth_name", "given", "city"):
+        distinct = pd.unique(raw[column].to_numpy())
+        folded = [fold(str(value)) for value in distinct]
+        if column == "given":
+            folded = _first_given(folded)
+        mapping = dict(zip(distinct, folded, strict=True))
+        keys[column] = raw[column].map(mapping)
+        if column != "city":
+            distinct_folded = pd.unique(keys[column].to_numpy())
+            codes = double_metaphone([str(v) for v in distinct_folded])
+            keys[f"{column}_dm"] = keys[column].map(dict(zip(distinct_folded, codes, strict=True)))
+    for column in ("birth_date", "sex", "postcode"):
+        keys[column] = raw[column]
+    return keys
+
+
+class _Table:
+    """Rows of records with their person and a coded column per attribute."""
+
+    def __init__(self, records: Sequence[tuple[SourceRecord, str]]) -> None:
+        self.record_ids = np.array([r.record_id for r, _ in records], dtype=np.int64)
+        self.mpi_ids = np.array([m for _, m in records], dtype=object)
+        self.visible = np.ones(len(records), dtype=bool)
+        keys = _search_keys([r for r, _ in records])
+        self.vocabularies: dict[str, npt.NDArray[np.str_]] = {}
+        self.codes: dict[str, Codes] = {}
+        for attribute in _ATTRIBUTES:
+            values = keys[attribute].to_numpy(dtype=str) if len(records) else np.array([], dtype=str)
+            vocabulary, codes = np.unique(values, return_inverse=True)
+            self.vocabularies[attribute] = vocabulary
+            self.codes[attribute] = codes.astype(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    def hide(self, record_ids: npt.NDArray[np.int64]) -> None:
+        self.visible &= ~np.isin(self.record_ids, record_ids)
+
+    def match(self, attribute: str, wanted: str, prefix: bool = False) -> npt.NDArray[np.bool_]:
+        vocabulary = self.vocabularies[attribute]
+        codes = self.codes[attribute]
+        if not wanted:
+            return np.zeros(len(codes), dtype=bool)
+        if prefix:
+            low = int(np.searchsorted(vocabulary, wanted, side="left"))
+            high = int(np.searchsorted(vocabulary, wanted + "\U0010ffff", side="left"))
+            return (codes >= low) & (codes < high)
+        position = int(np.searchsorted(vocabulary, wanted))
+        if position >= len(vocabulary) or vocabulary[position] != wanted:
+            return np.zeros(len(codes), dtype=bool)
+        same: npt.NDArray[np.bool_] = codes == position
+        return same
+
+
+def _name_mask(table: _Table, attributes: tuple[str, ...], value: str) -> npt.NDArray[np.bool_]:
+    """Folded-exact or phonetic agreement on any of ``attributes`` (a prefix when ``value`` ends in *)."""
+    is_prefix = value.endswith(WILDCARD)
+    folded = fold(value.rstrip(WILDCARD))
+    if attributes[0] == "given":
+        folded = folded.split(" ")[0] if folded else ""
+    mask = np.zeros(len(table), dtype=bool)
+    if not folded:
+        return ~mask if is_prefix else mask
+    phonetic = "" if is_prefix else double_metaphone([folded])[0]
+    for attribute in attributes:
+        mask |= table.match(attribute, folded, prefix=is_prefix)
+        if phonetic:
+            mask |= table.match(f"{attribute}_dm", phonetic)
+    return mask
+
+
+def _date_mask(table: _Table, value: str) -> npt.NDArray[np.bool_]:
+    year, _, rest = value.partition("-")
+    month, _, day = rest.partition("-")
+    if month in ("", "00") and day in ("", "00"):
+        return table.match("birth_date", f"{year}-", prefix=True)
+    if day in ("", "00"):
+        return table.match("birth_date", f"{year}-{month}-", prefix=True)
+    return table.match("birth_date", value)
+
+
+def _criteria_mask(table: _Table, criteria: Criteria) -> npt.NDArray[np.bool_]:
+    mask = table.visible.copy()
+    if criteria.family_name:
+        mask &= _name_mask(table, ("family", "birth_name"), criteria.family_name)
+    if criteria.given_name:
+        mask &= _name_mask(table, ("given",), criteria.given_name)
+    if criteria.birth_date:
+        mask &= _date_mask(table, criteria.birth_date)
+    if criteria.sex:
+        mask &= table.match("sex", criteria.sex.strip().upper()[:1])
+    if criteria.postcode:
+        mask &= table.match("postcode", criteria.postcode.strip().upper())
+    if criteria.city:
+        mask &= (
+            _name_mask(table, ("city",), criteria.city)
+            if criteria.city.endswith(WILDCARD)
+            else (table.match("city", fold(criteria.city)))
+        )
+    return mask
+
+
+class PersonDirectory:
+    def __init__(self, store: Store, matcher: Matcher, *, max_scored: int = 2000) -> None:
+        self._store = store
+        self._matcher = matcher
+        self._max_scored = max_scored
+        self._lock = threading.Lock()
+        self._base: _Table | None = None
+        self._delta: _Table = _Table([])
+        self._delta_records: dict[int, tuple[SourceRecord, str]] = {}
+        self._cursor = 0
+
+    # -- keeping current ------------------------------------------------------------
+    def refresh(self) -> None:
+        """Catch up with the event log (the first call loads every current record)."""
+        with self._lock:
+            if self._base is None or len(self._delta_records) > _REBUILD_SHARE * max(len(self._base), 1000):
+                self._store.run(self._rebuild, write=False)
+                return
+            self._store.run(self._catch_up, write=False)
+
+    def _rebuild(self, uow: UnitOfWork) -> None:
+        cursor = uow.last_event_seq()
+        records = [pair for batch in _all_linked(uow) for pair in batch]
+        self._base = _Table(_current(uow, records))
+        self._delta, self._delta_records, self._cursor = _Table([]), {}, cursor
+
+    def _catch_up(self, uow: UnitOfWork) -> None:
+        while True:
+            events = uow.events(after=self._cursor, limit=_EVENT_BATCH)
+            if not events:
+                return
+            touched: set[int] = set()
+            for event in events:
+                for mpi_id in event.subjects:
+                    touched.update(link.record_id for link in uow.links_of_person(mpi_id))
+                for change in event.changes:
+                    match change:
+                        case RecordChanged(record=record):
+                            touched.add(record.record_id)
+                        case LinkChanged(record_id=record_id):
+                            touched.add(record_id)
+                        case IdentifierChanged(after=identifier):
+                            touched.add(identifier.record_id)
+                        case _:
+                            pass
+            ids = np.array(sorted(touched), dtype=np.int64)
+            if self._base is not None:
+                self._base.hide(ids)
+            for record_id in touched:
+                self._delta_records.pop(record_id, None)
+            for record, mpi_id in _current(uow, uow.linked_records(sorted(touched))):
+                self._delta_records[record.record_id] = (record, mpi_id)
+            self._delta = _Table(list(self._delta_records.values()))
+            self._cursor = events[-1].seq or self._cursor
+
+    # -- searching ------------------------------------------------------------------
+    def search(self, criteria: Criteria) -> list[Hit]:
+        """Every person with a current record meeting all criteria, most confident first.
+
+        The directory first catches up with the log, so a search sees every committed change.
+        """
+        self.refresh()
+        with self._lock:
+            tables = [t for t in (self._base, self._delta) if t is not None and len(t)]
+            matched: dict[str, list[int]] = {}
+            for table in tables:
+                mask = _criteria_mask(table, criteria)
+                for mpi_id, record_id in zip(table.mpi_ids[mask], table.record_ids[mask], strict=True):
+                    matched.setdefault(str(mpi_id), []).append(int(record_id))
+        if not matched:
+            return []
+        if sum(len(ids) for ids in matched.values()) > self._max_scored:
+            # Too broad to score each candidate: every hit met every criterion.
+            return [Hit(mpi_id, 1.0) for mpi_id in sorted(matched)]
+        return self._ranked(criteria, matched)
+
+    def _ranked(self, criteria: Criteria, matched: dict[str, list[int]]) -> list[Hit]:
+        record_ids = [record_id for ids in matched.values() for record_id in ids]
+        records = self._store.run(lambda uow: uow.get_records(record_ids), write=False)
+        probe = criteria.probe()
+        perfect = self._matcher.score(probe, [probe])[0].match_weight
+        order = [record_id for record_id in record_ids if record_id in records]
+        scores = self._matcher.score(probe, [records[record_id].demographics for record_id in order])
+        weight_of = {record_id: score.match_weight for record_id, score in zip(order, scores, strict=True)}
+        hits = []
+        for mpi_id, ids in matched.items():
+            best = max((weight_of[i] for i in ids if i in weight_of), default=0.0)
+            confidence = 1.0 if perfect <= 0 else min(1.0, max(0.0, best / perfect))
+            hits.append(Hit(mpi_id, round(confidence, 4)))
+        hits.sort(key=lambda hit: (-hit.confidence, hit.mpi_id))
+        return hits
+
+
+def _all_linked(uow: UnitOfWork, batch_size: int = 50_000) -> list[list[tuple[SourceRecord, str]]]:
+    rows = [row for batch in uow.link_rows(batch_size) for row in batch]
+    ids = [row.record_id for row in rows]
+    return [uow.linked_records(ids[start : start + batch_size]) for start in range(0, len(ids), batch_size)]
+
+
+def _current(uow: UnitOfWork, records: list[tuple[SourceRecord, str]]) -> list[tuple[SourceRecord, str]]:
+    retired = uow.superseded_records([r.record_id for r, _ in records])
+    return [(r, m) for r, m in records if r.record_id not in retired]

@@ -1,0 +1,274 @@
+"""Identity feeds: a received message's change and its answer, committed together.
+
+Feeds (HL7 v2 ADT over MLLP) are delivered at least once: a sender that gets
+no answer in time sends the same message again. :class:`Feed` therefore runs
+each message as one transaction that (1) looks up the receipt of the message
+key, (2) applies the change through the ordinary use cases (register, merge,
+link, ...) and (3) stores the answer as the receipt. A resent message finds the
+receipt and gets the same answer without being applied again, and an answer is
+only ever sent for a committed change.
+
+The use cases run unchanged inside that transaction: :class:`FeedTransaction`
+wires the services over a store that joins the open unit of work instead of
+starting its own.
+
+Besides register and update, a feed may carry changes only its source can
+make to its own local ids: a corrected id (ADT^A47, a new version of the record
+under the new key) and two ids merged into one (ADT^A40: the persons are merged
+and the retired id is recorded as superseded, so cross-references leave it out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, UnlinkRecord
+from mpi.domain.events import Event, EventKind, RecordChanged
+from mpi.domain.persons import LinkProvenance
+from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey, SourceRecord
+from mpi.errors import Conflict, NotFound
+from mpi.service.bootstrap import wire
+from mpi.service.delivery import MessageKey, Receipt
+from mpi.service.operations import Operation
+from mpi.service.ports import Matcher, Store, UnitOfWork
+from mpi.service.registry import Clock, RegistrationResult, utc_now
+from mpi.service.settings import Settings
+
+T = TypeVar("T")
+
+DemographicChanges = Mapping[str, str | None]
+"""Field name -> new value, ``None`` to remove it; fields left out keep their value."""
+
+
+class FeedOutcome(enum.StrEnum):
+    APPLIED = "applied"
+    IGNORED = "ignored"  # a case the profiles define as "no action" (e.g. merging an unknown id)
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    outcome: FeedOutcome
+    detail: str
+
+
+class _JoinedStore:
+    """A store whose every unit of work joins one transaction that is already open."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
+        return work(self._uow)
+
+    def close(self) -> None:
+        """The transaction belongs to the caller, which commits or rolls it back."""
+
+
+class _FeedOperation(Operation):
+    def rename(self, current: SourceRecord, key: RecordKey) -> SourceRecord:
+        """A new version of the record under the local id its source corrected."""
+        renamed = replace(current, key=key, version=current.version + 1, updated_at=self.now)
+        self.uow.rename_record(current.record_id, key)
+        self.uow.add_record_version(renamed, self.actor)
+        self._changes.append(RecordChanged(renamed))
+        self.touch(self.link_of(current.record_id).mpi_id)
+        return renamed
+
+
+def apply_changes(current: Demographics | None, changes: DemographicChanges) -> Demographics:
+    unknown = set(changes) - set(DEMOGRAPHIC_FIELDS)
+    if unknown:
+        raise ValueError(f"not demographic fields: {sorted(unknown)}")
+    base = current if current is not None else Demographics()
+    cleaned = {
+        name: (value.strip() or None) if value is not None else None for name, value in changes.items()
+    }
+    return replace(base, **cleaned)
+
+
+class FeedTransaction:
+    """The identity-feed use cases, inside one open transaction."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        settings: Settings,
+        matcher: Matcher | Callable[[], Matcher],
+        clock: Clock,
+        actor: str,
+    ) -> None:
+        self.uow = uow
+        self.actor = actor
+        self._settings = settings
+        self._clock = clock
+        self.services = wire(settings, _JoinedStore(uow), matcher, clock)
+
+    # -- reads ----------------------------------------------------------------------
+    def current(self, key: RecordKey) -> SourceRecord | None:
+        """The record of a local id still in use (``None`` if unknown or superseded)."""
+        record = self.uow.find_record(key)
+        if record is None or self.uow.superseded_records([record.record_id]):
+            return None
+        return record
+
+    def _mpi_id(self, record: SourceRecord) -> str:
+        return self.uow.get_links([record.record_id])[record.record_id].mpi_id
+
+    def _refuse_superseded(self, key: RecordKey) -> None:
+        record = self.uow.find_record(key)
+        if record is not None and (replaced := self.uow.superseded_records([record.record_id])):
+            successor = self.uow.get_records([replaced[record.record_id]])[replaced[record.record_id]]
+            raise NotFound(f"local id {key} was merged into {successor.key.local_id} by its source")
+
+    # -- register and update --------------------------------------------------------
+    def upsert(self, key: RecordKey, changes: DemographicChanges) -> RegistrationResult:
+        """Register the record, or store a new version of it with ``changes`` applied."""
+        self._refuse_superseded(key)
+        current = self.uow.find_record(key)
+        demographics = apply_changes(current.demographics if current else None, changes)
+        return self.services.registry.register(RegisterRecord(key, demographics, self.actor))
+
+    # -- merge and change of identifier ---------------------------------------------
+    def change_identifier(self, old: RecordKey, new: RecordKey, reason: str) -> FeedResult:
+        """Give the record of ``old`` the local id ``new`` (``Conflict`` if another record has it)."""
+        if old == new:
+            return FeedResult(FeedOutcome.IGNORED, "the prior and the new identifier are the same")
+        self.uow.lock_keys([f"rec:{old}", f"rec:{new}"])
+        if self.uow.find_record(new) is not None:
+            raise Conflict(f"identifier {new} is already used by another patient record")
+        current = self.current(old)
+        if current is None:
+            return FeedResult(FeedOutcome.IGNORED, f"prior identifier {old} is unknown: nothing to change")
+        op = _FeedOperation(self.uow, self._settings.survivorship, self._clock(), self.actor)
+        op.rename(current, new)
+        op.finish(EventKind.RECORD_UPDATED, reason)
+        return FeedResult(FeedOutcome.APPLIED, f"{old} is now {new}")
+
+    def merge(self, survivor: RecordKey, retired: RecordKey, reason: str) -> FeedResult:
+        """The source merged its local id ``retired`` into ``survivor`` (ADT^A40)."""
+        if survivor == retired:
+            return FeedResult(FeedOutcome.IGNORED, "the prior and the surviving identifier are the same")
+        self.uow.lock_keys([f"rec:{survivor}", f"rec:{retired}"])
+        old = self.current(retired)
+        if old is None:
+            return FeedResult(FeedOutcome.IGNORED, f"prior identifier {retired} is unknown: nothing to merge")
+        new = self.current(survivor)
+        if new is None:
+            if self.uow.find_record(survivor) is not None:
+                raise NotFound(f"surviving identifier {survivor} was itself merged away by its source")
+            return self.change_identifier(retired, survivor, reason)
+        kept, gone = self._mpi_id(new), self._mpi_id(old)
+        if kept != gone:
+            self.services.lifecycle.merge(MergePersons(kept, gone, self.actor, reason))
+        now = self._clock()
+        self.uow.supersede_record(old.record_id, new.record_id, now, self.actor)
+        # The supersession changes the person's cross-references: say so in the log, where
+        # the history and the notifications of PIX consumers read it.
+        self.uow.append_event(
+            Event(
+                kind=EventKind.RECORD_UPDATED,
+                occurred_at=now,
+                actor=self.actor,
+                changes=(),
+                reason=f"{reason}: local id {retired} superseded by {survivor}",
+                subjects=(kept,),
+            )
+        )
+        return FeedResult(FeedOutcome.APPLIED, f"{retired} merged into {survivor}")
+
+    # -- link and unlink ------------------------------------------------------------
+    def link(self, first: RecordKey, second: RecordKey, reason: str) -> FeedResult:
+        """The source says both local ids are the same patient: ``second`` joins ``first``'s person."""
+        one, other = self.current(first), self.current(second)
+        if one is None or other is None:
+            missing = first if one is None else second
+            return FeedResult(FeedOutcome.IGNORED, f"identifier {missing} is unknown: nothing to link")
+        target = self._mpi_id(one)
+        link = self.uow.get_links([other.record_id])[other.record_id]
+        if link.mpi_id == target and link.provenance is LinkProvenance.MANUAL:
+            return FeedResult(FeedOutcome.IGNORED, f"{second} is already linked to {first}")
+        self.services.lifecycle.link(LinkRecord(second, target, self.actor, reason))
+        return FeedResult(FeedOutcome.APPLIED, f"{second} linked to {first}")
+
+    def unlink(self, first: RecordKey, second: RecordKey, reason: str) -> FeedResult:
+        """The source says the two local ids are different patients."""
+        one, other = self.current(first), self.current(second)
+        if one is None or other is None:
+            missing = first if one is None else second
+            return FeedResult(FeedOutcome.IGNORED, f"identifier {missing} is unknown: nothing to unlink")
+        if self._mpi_id(one) != self._mpi_id(other):
+            return FeedResult(FeedOutcome.IGNORED, f"{first} and {second} are already different persons")
+        self.services.lifecycle.unlink(UnlinkRecord(second, self.actor, reason))
+        return FeedResult(FeedOutcome.APPLIED, f"{second} unlinked from {first}")
+
+
+class Feed:
+    """Runs received messages exactly once, each with its answer, in one transaction."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        matcher: Matcher | Callable[[], Matcher],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._matcher = matcher
+        self._clock = clock
+        # SQLite runs one writer at a time and makes the others poll with growing sleeps;
+        # queueing them here instead hands the lock on at once, which keeps latency even.
+        self._writer = threading.Lock() if settings.is_sqlite else contextlib.nullcontext()
+
+    def answered(self, key: MessageKey) -> bytes | None:
+        """The answer already given to this message, if any."""
+        receipt = self._store.run(lambda uow: uow.find_receipt(key), write=False)
+        return None if receipt is None else receipt.response
+
+    def apply(
+        self,
+        key: MessageKey,
+        actor: str,
+        change: Callable[[FeedTransaction], T],
+        respond: Callable[[T], bytes],
+    ) -> tuple[bytes, bool]:
+        """Apply ``change`` and store ``respond``'s answer; returns (answer, was it a resend).
+
+        If ``change`` raises, nothing is stored and the exception propagates.
+        """
+
+        def work(uow: UnitOfWork) -> tuple[bytes, bool]:
+            uow.lock_keys([_lock_key(key)])
+            stored = uow.find_receipt(key)
+            if stored is not None:
+                return stored.response, True
+            result = change(FeedTransaction(uow, self._settings, self._matcher, self._clock, actor))
+            response = respond(result)
+            uow.add_receipt(Receipt(key, response, self._clock()))
+            return response, False
+
+        with self._writer:
+            return self._store.run(work)
+
+    def refuse(self, key: MessageKey, response: bytes) -> tuple[bytes, bool]:
+        """Store the answer to a message refused without any change (unless one is stored already)."""
+
+        def work(uow: UnitOfWork) -> tuple[bytes, bool]:
+            uow.lock_keys([_lock_key(key)])
+            stored = uow.find_receipt(key)
+            if stored is not None:
+                return stored.response, True
+            uow.add_receipt(Receipt(key, response, self._clock()))
+            return response, False
+
+        with self._writer:
+            return self._store.run(work)
+
+
+def _lock_key(key: MessageKey) -> str:
+    return f"msg:{key.sending_application}|{key.sending_facility}|{key.control_id}"

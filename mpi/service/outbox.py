@@ -1,0 +1,207 @@
+"""The durable outbox of cross-reference notifications (PIX update notifications, ITI-10).
+
+Every change to the MPI, whichever adapter made it, is an event in the log.
+:meth:`Outbox.collect` reads the events after its cursor, finds the persons
+whose cross-references they may have changed, asks a *composer* (the HL7
+adapter) for the messages each consumer should get about each person, keeps
+those that announce something new to that consumer, and stores them with the
+advanced cursor in one transaction. So no change is missed and none is
+announced twice, across restarts, whichever process made it.
+
+The cursor must not pass a transaction that has not committed yet: on
+PostgreSQL a later event can commit before an earlier one. A hole in the
+sequence therefore stops the collector until the hole is filled or has lasted
+``gap_grace`` (a rolled-back transaction leaves a hole for ever).
+
+Delivery is the adapter's job; it records each outcome here: delivered, failed
+for good (the receiver refused the message as erroneous), or retried later
+with exponential back-off. Messages to one consumer go out in order, one at a
+time, so a consumer never sees an older state after a newer one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from mpi.domain.events import Event, IdentifierChanged, LinkChanged, RecordChanged
+from mpi.service.crossrefs import PersonIdentifiers, identifiers_of
+from mpi.service.delivery import OutboundMessage, OutboundStatus
+from mpi.service.ports import Store, UnitOfWork
+from mpi.service.registry import Clock, utc_now
+
+DEFAULT_CURSOR = "pix-update-notifications"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A message a composer wants sent to one consumer about one person."""
+
+    consumer: str
+    identifiers: str  # what it announces, as canonical text (equal text: nothing new)
+    payload: bytes
+
+
+Composer = Callable[[PersonIdentifiers, int], list[Notification]]
+"""Given a person's current identifiers and the event seq, the messages for each consumer."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial: timedelta = timedelta(seconds=2)
+    maximum: timedelta = timedelta(minutes=10)
+
+    def after(self, attempts: int) -> timedelta:
+        """The wait before attempt ``attempts + 1``: doubling from ``initial`` up to ``maximum``."""
+        doubled: timedelta = self.initial * (2 ** min(max(attempts - 1, 0), 30))
+        return min(self.maximum, doubled)
+
+
+def persons_concerned(uow: UnitOfWork, events: Sequence[Event]) -> list[str]:
+    """The persons whose identifiers the events may have changed, in order of first mention."""
+    persons: dict[str, None] = {}
+    records: dict[int, None] = {}
+    for event in events:
+        persons.update(dict.fromkeys(event.subjects))
+        for change in event.changes:
+            match change:
+                case LinkChanged(before=before, after=after):
+                    persons[after.mpi_id] = None
+                    if before is not None:
+                        persons[before.mpi_id] = None
+                case RecordChanged(record=record):
+                    records[record.record_id] = None
+                case IdentifierChanged(after=identifier):
+                    records[identifier.record_id] = None
+                case _:
+                    pass
+    if records:
+        links = uow.get_links(list(records))
+        persons.update(dict.fromkeys(links[record_id].mpi_id for record_id in records if record_id in links))
+    return list(persons)
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        compose: Composer,
+        *,
+        clock: Clock = utc_now,
+        backoff: Backoff | None = None,
+        gap_grace: timedelta = timedelta(seconds=10),
+        cursor: str = DEFAULT_CURSOR,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._compose = compose
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._gap_grace = gap_grace.total_seconds()
+        self._cursor = cursor
+        self._monotonic = monotonic
+        self._holes_seen: dict[int, float] = {}  # first missing seq -> when it was first seen
+
+    def collect(self, limit: int = 500) -> int:
+        """Turn the next events into outbound messages; returns how many events were read."""
+        return self._store.run(lambda uow: self._collect(uow, limit))
+
+    def _collect(self, uow: UnitOfWork, limit: int) -> int:
+        cursor = uow.event_cursor(self._cursor)
+        if cursor is None:
+            # Consumers learn of changes from when notifications are first switched on;
+            # the history before that is what a PIX query is for.
+            uow.set_event_cursor(self._cursor, uow.last_event_seq())
+            return 0
+        events = self._contiguous(cursor, uow.events(after=cursor, limit=limit))
+        if not events:
+            return 0
+        persons = persons_concerned(uow, events)
+        seq = events[-1].seq or cursor
+        current = identifiers_of(uow, persons)
+        drafts = [(person, n) for person in current.values() for n in self._compose(person, seq)]
+        now = self._clock()
+        fresh: list[OutboundMessage] = []
+        for consumer in sorted({n.consumer for _, n in drafts}):
+            wanted = [(p, n) for p, n in drafts if n.consumer == consumer]
+            announced = uow.last_announced(consumer, [p.mpi_id for p, _ in wanted])
+            fresh.extend(
+                OutboundMessage(
+                    message_id=0,
+                    consumer=consumer,
+                    mpi_id=person.mpi_id,
+                    event_seq=seq,
+                    identifiers=note.identifiers,
+                    payload=note.payload,
+                    status=OutboundStatus.PENDING,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+                for person, note in wanted
+                if announced.get(person.mpi_id) != note.identifiers
+            )
+        uow.add_outbound(fresh)
+        uow.set_event_cursor(self._cursor, seq)
+        return len(events)
+
+    def _contiguous(self, cursor: int, events: list[Event]) -> list[Event]:
+        """The events up to the first hole that may still be filled by a commit."""
+        kept: list[Event] = []
+        expected = cursor + 1
+        for event in events:
+            seq = event.seq or 0
+            if seq != expected:
+                first_seen = self._holes_seen.setdefault(expected, self._monotonic())
+                if self._monotonic() - first_seen < self._gap_grace:
+                    break
+            kept.append(event)
+            expected = seq + 1
+        return kept
+
+    # -- delivery bookkeeping ---------------------------------------------------------
+    def due(self, limit: int = 200) -> list[OutboundMessage]:
+        """The oldest pending message of each consumer, if its time has come."""
+        now = self._clock()
+        pending = self._store.run(lambda uow: uow.pending_outbound(limit), write=False)
+        heads: dict[str, OutboundMessage] = {}
+        for message in pending:
+            heads.setdefault(message.consumer, message)
+        return [m for m in heads.values() if m.next_attempt_at <= now]
+
+    def pending_count(self) -> int:
+        return len(self._store.run(lambda uow: uow.pending_outbound(1_000_000), write=False))
+
+    def delivered(self, message: OutboundMessage) -> None:
+        now = self._clock()
+        self._save(
+            replace(
+                message,
+                status=OutboundStatus.DELIVERED,
+                attempts=message.attempts + 1,
+                delivered_at=now,
+                last_error=None,
+            )
+        )
+
+    def failed(self, message: OutboundMessage, error: str) -> None:
+        """The receiver refused the message as erroneous: resending it unchanged cannot help."""
+        self._save(
+            replace(message, status=OutboundStatus.FAILED, attempts=message.attempts + 1, last_error=error)
+        )
+
+    def retry_later(self, message: OutboundMessage, error: str) -> OutboundMessage:
+        attempts = message.attempts + 1
+        later = replace(
+            message,
+            attempts=attempts,
+            next_attempt_at=self._clock() + self._backoff.after(attempts),
+            last_error=error,
+        )
+        self._save(later)
+        return later
+
+    def _save(self, message: OutboundMessage) -> None:
+        self._store.run(lambda uow: uow.save_outbound(message))

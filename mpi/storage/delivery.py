@@ -1,0 +1,131 @@
+"""Rows of at-least-once messaging and of superseded records, for :class:`~mpi.storage.store.SqlUnitOfWork`.
+
+Kept apart from the registry's own tables: receipts of received messages, the
+outbox of notifications, event-log cursors, and records a source merged away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+
+from mpi.domain.records import RecordKey
+from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
+from mpi.storage import statements as q
+from mpi.storage import tables as t
+
+_SELECT_CHUNK = 900  # below SQLite's bound-parameter limit
+
+
+class DeliveryRows:
+    """The delivery part of the unit of work; the class using it provides the connection ``_c``."""
+
+    _c: Connection
+
+    # -- superseded records -------------------------------------------------------------
+    def supersede_record(self, record_id: int, replaced_by: int, at: datetime, actor: str) -> None:
+        values = {"record_id": record_id, "replaced_by": replaced_by, "superseded_at": at, "actor": actor}
+        table = t.superseded_record
+        if self._c.execute(update(table).where(table.c.record_id == record_id), values).rowcount == 0:
+            self._c.execute(insert(table), values)
+
+    def superseded_records(self, record_ids: Sequence[int]) -> dict[int, int]:
+        wanted = sorted(set(record_ids))
+        found: dict[int, int] = {}
+        for start in range(0, len(wanted), _SELECT_CHUNK):
+            chunk = wanted[start : start + _SELECT_CHUNK]
+            rows = self._c.execute(q.SUPERSEDED_RECORDS, {"ids": chunk}).mappings()
+            found.update((row["record_id"], row["replaced_by"]) for row in rows)
+        return found
+
+    # -- receipts and outbox ----------------------------------------------------------
+    def find_receipt(self, key: MessageKey) -> Receipt | None:
+        row = self._c.execute(q.RECEIPT, _receipt_key(key)).mappings().first()
+        return None if row is None else Receipt(key, bytes(row["response"]), row["received_at"])
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        self._c.execute(
+            q.INSERT_RECEIPT,
+            {**_receipt_key(receipt.key), "response": receipt.response, "received_at": receipt.received_at},
+        )
+
+    def last_event_seq(self) -> int:
+        return int(self._c.execute(select(func.coalesce(func.max(t.event.c.seq), 0))).scalar_one())
+
+    def event_cursor(self, name: str) -> int | None:
+        seq = self._c.execute(q.EVENT_CURSOR, {"name": name}).scalar_one_or_none()
+        return None if seq is None else int(seq)
+
+    def set_event_cursor(self, name: str, seq: int) -> None:
+        if self._c.execute(q.UPDATE_EVENT_CURSOR, {"b_name": name, "last_seq": seq}).rowcount == 0:
+            self._c.execute(insert(t.event_cursor), {"name": name, "last_seq": seq})
+
+    def add_outbound(self, messages: Sequence[OutboundMessage]) -> None:
+        if messages:
+            self._c.execute(insert(t.outbound_message), [_outbound_values(m) for m in messages])
+
+    def pending_outbound(self, limit: int) -> list[OutboundMessage]:
+        rows = self._c.execute(q.PENDING_OUTBOUND, {"status": OutboundStatus.PENDING.value, "limit": limit})
+        return [_outbound_of(row) for row in rows.mappings()]
+
+    def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:
+        wanted = sorted(set(mpi_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), _SELECT_CHUNK):
+            params = {"consumer": consumer, "ids": wanted[start : start + _SELECT_CHUNK]}
+            rows = self._c.execute(q.LAST_ANNOUNCED, params).mappings()
+            found.update((row["mpi_id"], row["identifiers"]) for row in rows)
+        return found
+
+    def rename_record(self, record_id: int, key: RecordKey) -> None:
+        self._c.execute(
+            q.RENAME_RECORD, {"b_record_id": record_id, "authority": key.authority, "local_id": key.local_id}
+        )
+
+    def save_outbound(self, message: OutboundMessage) -> None:
+        self._c.execute(q.UPDATE_OUTBOUND, {"b_message_id": message.message_id, **_outbound_values(message)})
+
+
+def _receipt_key(key: MessageKey) -> dict[str, str]:
+    return {
+        "sending_application": key.sending_application,
+        "sending_facility": key.sending_facility,
+        "control_id": key.control_id,
+    }
+
+
+def _outbound_values(message: OutboundMessage) -> dict[str, Any]:
+    return {
+        "consumer": message.consumer,
+        "mpi_id": message.mpi_id,
+        "event_seq": message.event_seq,
+        "identifiers": message.identifiers,
+        "payload": message.payload,
+        "status": message.status.value,
+        "attempts": message.attempts,
+        "created_at": message.created_at,
+        "next_attempt_at": message.next_attempt_at,
+        "delivered_at": message.delivered_at,
+        "last_error": message.last_error,
+    }
+
+
+def _outbound_of(row: RowMapping) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=row["message_id"],
+        consumer=row["consumer"],
+        mpi_id=row["mpi_id"],
+        event_seq=row["event_seq"],
+        identifiers=row["identifiers"],
+        payload=bytes(row["payload"]),
+        status=OutboundStatus(row["status"]),
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        next_attempt_at=row["next_attempt_at"],
+        delivered_at=row["delivered_at"],
+        last_error=row["last_error"],
+    )

@@ -1,0 +1,183 @@
+"""PIX query (ITI-9) and patient demographics query (ITI-21) conformance, after IHE ITI TF-2.
+
+Asserts the exact MSA, QAK, ERR and PID-3 of RSP^K23 and RSP^K22 for every
+answer case the transactions define.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hl7_harness import CHL_OID, LAB_OID, MATRICULE, Harness, make_harness, msh, named
+
+from mpi.domain.records import RecordKey
+from mpi.service.crossrefs import CrossReferences
+
+CHL = f"CHL&{CHL_OID}&ISO"
+LABO = f"LABO&{LAB_OID}&ISO"
+LUX = "LUX&1.3.182.4.4&ISO"
+
+
+@pytest.fixture
+def mpi() -> Harness:
+    harness = make_harness()
+    feeds = [
+        ("HIS|CHL", "H1", f"PID|||A-1^^^CHL~{MATRICULE}^^^LUX||Weber^Jean||19820802|M|||^^Esch^^L-4131^LU"),
+        ("LIS|LAB", "L1", "PID|||L-1^^^LABO||Wéber^Jean||19820802|M"),
+        ("HIS|CHL", "H2", "PID|||A-2^^^CHL||Schmit^Anne||19750101|F"),
+        ("HIS|CHL", "H3", "PID|||A-3^^^CHL||Schmitt^Marie||19800202|F"),
+        ("HIS|CHL", "H4", "PID|||A-4^^^CHL||Schmidt^Claire||19900303|F"),
+        ("GPSOFT|X", "G1", "PID|||G-1^^^GP||Hoffmann^Paul||19400404|M"),
+    ]
+    for sender, control, pid in feeds:
+        answer = harness.send(f"{msh(sender, 'ADT^A04^ADT_A01', control)}\n{pid}")
+        assert named(answer, "MSA") == [f"MSA|AA|{control}"]
+    return harness
+
+
+def mpi_id(mpi: Harness, authority: str, local_id: str) -> str:
+    found = CrossReferences(mpi.services.store).by_record(RecordKey(authority, local_id))
+    assert found is not None
+    return found.mpi_id
+
+
+def pix(mpi: Harness, qpd: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    answer = mpi.send(f"{msh('PORTAL|ANY', 'QBP^Q23^QBP_Q21', 'Q1')}\n{qpd}\nRCP|I")
+    errors = [e.rsplit("|", 3)[0] for e in named(answer, "ERR")]
+    return named(answer, "MSA"), named(answer, "QAK"), errors, named(answer, "PID")
+
+
+# -- ITI-9 ------------------------------------------------------------------------------
+def test_pix_known_identifier_returns_the_other_identifiers(mpi: Harness) -> None:
+    msa, qak, errors, pids = pix(mpi, "QPD|IHE PIX Query|T1|A-1^^^CHL")
+    person = mpi_id(mpi, "CHL", "A-1")
+    assert (msa, qak, errors) == (["MSA|AA|Q1"], ["QAK|T1|OK|IHE PIX Query"], [])
+    assert pids == [
+        f"PID|||L-1^^^{LABO}^PI~{MATRICULE}^^^{LUX}^NI~{person}^^^MPI&1.3.182.2.4.2&ISO^PI||~^^^^^^S"
+    ]
+
+
+def test_pix_accepts_every_form_of_the_queried_authority_and_filters_domains(mpi: Harness) -> None:
+    for authority in ("CHL", f"&{CHL_OID}&ISO", CHL):
+        msa, qak, _, pids = pix(mpi, f"QPD|IHE PIX Query|T1|A-1^^^{authority}|^^^LABO")
+        assert (msa, qak) == (["MSA|AA|Q1"], ["QAK|T1|OK|IHE PIX Query"])
+        assert pids == [f"PID|||L-1^^^{LABO}^PI||~^^^^^^S"]
+
+
+def test_pix_by_matricule(mpi: Harness) -> None:
+    _, qak, _, pids = pix(mpi, f"QPD|IHE PIX Query|T1|{MATRICULE}^^^&1.3.182.4.4&ISO|^^^CHL")
+    assert qak == ["QAK|T1|OK|IHE PIX Query"] and pids == [f"PID|||A-1^^^{CHL}^PI||~^^^^^^S"]
+
+
+def test_pix_known_identifier_with_nothing_in_the_requested_domains_is_nf(mpi: Harness) -> None:
+    msa, qak, errors, pids = pix(mpi, "QPD|IHE PIX Query|T1|A-2^^^CHL|^^^LABO")
+    assert (msa, qak, errors, pids) == (["MSA|AA|Q1"], ["QAK|T1|NF|IHE PIX Query"], [], [])
+
+
+def test_pix_unknown_identifier_in_a_known_domain(mpi: Harness) -> None:
+    msa, qak, errors, pids = pix(mpi, "QPD|IHE PIX Query|T1|NOPE^^^CHL")
+    assert (msa, qak, pids) == (["MSA|AE|Q1"], ["QAK|T1|AE|IHE PIX Query"], [])
+    assert errors == ["ERR||QPD^1^3^1^1|204^Unknown Key Identifier^HL70357|E"]
+
+
+@pytest.mark.parametrize("authority", ["ELSEWHERE", "&9.9.9&ISO", ""])
+def test_pix_unknown_domain_of_the_queried_identifier(mpi: Harness, authority: str) -> None:
+    msa, qak, errors, pids = pix(mpi, f"QPD|IHE PIX Query|T1|A-1^^^{authority}")
+    assert (msa, qak, pids) == (["MSA|AE|Q1"], ["QAK|T1|AE|IHE PIX Query"], [])
+    assert errors == ["ERR||QPD^1^3^1^4|204^Unknown Key Identifier^HL70357|E"]
+
+
+def test_pix_unknown_requested_domains_get_one_err_each(mpi: Harness) -> None:
+    msa, qak, errors, pids = pix(mpi, "QPD|IHE PIX Query|T1|A-1^^^CHL|^^^X1~^^^LABO~^^^&8.8&ISO")
+    assert (msa, qak, pids) == (["MSA|AE|Q1"], ["QAK|T1|AE|IHE PIX Query"], [])
+    assert errors == [
+        "ERR||QPD^1^4^1|204^Unknown Key Identifier^HL70357|E",
+        "ERR||QPD^1^4^3|204^Unknown Key Identifier^HL70357|E",
+    ]
+
+
+# -- ITI-21 -----------------------------------------------------------------------------
+def pdq(
+    mpi: Harness, criteria: str, *, control: str = "P1", extra: str = "", rcp: str = "RCP|I"
+) -> list[str]:
+    header = f"MSH|^~\\&|PORTAL|ANY|DEMOGRAPHICS|ESANTE|20240101||QBP^Q22^QBP_Q21|{control}|P|2.5"
+    answer = mpi.send(f"{header}\nQPD|IHE PDQ Query|T2|{criteria}{extra}\n{rcp}")
+    return [segment.raw for segment in answer.segments]
+
+
+def test_pdq_matches_ignoring_case_and_accents_and_phonetically(mpi: Harness) -> None:
+    answer = pdq(mpi, "@PID.5.1.1^WEBER~@PID.7^19820802")
+    assert answer[0].split("|")[2] == "DEMOGRAPHICS"  # MSH-5 of the query is MSH-3 of the answer
+    assert answer[1] == "MSA|AA|P1"
+    assert "QAK|T2|OK|IHE PDQ Query|1|1|0" in answer  # one person, whose records say Weber and Wéber
+    pids = [s for s in answer if s.startswith("PID")]
+    person = mpi_id(mpi, "CHL", "A-1")
+    assert pids[0].startswith(
+        f"PID|||A-1^^^{CHL}^PI~L-1^^^{LABO}^PI~{MATRICULE}^^^{LUX}^NI~{person}^^^MPI&1.3.182.2.4.2&ISO^PI||"
+    )
+    assert "^Jean^^^^^L||19820802|M|||^^Esch^^L-4131^LU^H" in pids[0]
+    assert [s.split("|")[1] for s in answer if s.startswith("QRI")] == ["1.0000"]
+
+
+def test_pdq_phonetic_and_wildcard_names(mpi: Harness) -> None:
+    phonetic = pdq(mpi, "@PID.5.1.1^SCHMITT~@PID.8^F")
+    # Schmit, Schmitt and Schmidt sound alike (Double Metaphone XMT); Schmitz would not.
+    assert "QAK|T2|OK|IHE PDQ Query|3|3|0" in phonetic
+    exact_first = [s.split("|")[5] for s in phonetic if s.startswith("PID")]
+    assert exact_first[0].startswith("Schmitt^")  # the exact spelling ranks first
+    wildcard = pdq(mpi, "@PID.5.1.1^schm*")
+    assert "QAK|T2|OK|IHE PDQ Query|3|3|0" in wildcard
+
+
+def test_pdq_no_match_is_nf(mpi: Harness) -> None:
+    answer = pdq(mpi, "@PID.5.1.1^NOBODY")
+    assert answer[1] == "MSA|AA|P1" and "QAK|T2|NF|IHE PDQ Query|0|0|0" in answer
+    assert not [s for s in answer if s.startswith("PID")]
+
+
+def test_pdq_limit_continuation_and_cancel(mpi: Harness) -> None:
+    first = pdq(mpi, "@PID.5.1.1^SCHM*", rcp="RCP|I|2^RD")
+    assert "QAK|T2|OK|IHE PDQ Query|3|2|1" in first
+    assert len([s for s in first if s.startswith("PID")]) == 2
+    dsc = next(s for s in first if s.startswith("DSC"))
+    pointer = dsc.split("|")[1]
+    assert dsc == f"DSC|{pointer}|I"
+    second = pdq(mpi, "@PID.5.1.1^SCHM*", control="P2", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert "QAK|T2|OK|IHE PDQ Query|3|1|0" in second
+    assert not [s for s in second if s.startswith("DSC")]
+    used = pdq(mpi, "@PID.5.1.1^SCHM*", control="P3", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert used[1] == "MSA|AE|P3"
+    assert [s.rsplit("|", 3)[0] for s in used if s.startswith("ERR")] == [
+        "ERR||DSC^1^1|204^Unknown Key Identifier^HL70357|E"
+    ]
+    again = pdq(mpi, "@PID.5.1.1^SCHM*", control="P4", rcp="RCP|I|2^RD")
+    pointer = next(s for s in again if s.startswith("DSC")).split("|")[1]
+    cancel = mpi.send(
+        "MSH|^~\\&|PORTAL|ANY|MPI|ESANTE|20240101||QCN^J01^QCN_J01|C9|P|2.5\nQID|T2|IHE PDQ Query"
+    )
+    assert named(cancel, "MSA") == ["MSA|AA|C9"]
+    after = pdq(mpi, "@PID.5.1.1^SCHM*", control="P5", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert after[1] == "MSA|AE|P5"
+
+
+def test_pdq_domains_to_return(mpi: Harness) -> None:
+    answer = pdq(mpi, "@PID.5.1.1^WEBER", extra="|||||^^^LABO")
+    pids = [s for s in answer if s.startswith("PID")]
+    assert len(pids) == 1 and pids[0].startswith(f"PID|||L-1^^^{LABO}^PI||")
+    none_there = pdq(mpi, "@PID.5.1.1^HOFFMANN", extra="|||||^^^LABO")
+    assert "QAK|T2|NF|IHE PDQ Query|0|0|0" in none_there
+
+
+def test_pdq_unknown_domain_to_return_is_ae(mpi: Harness) -> None:
+    answer = pdq(mpi, "@PID.5.1.1^WEBER", extra="|||||^^^CHL~^^^NOWHERE")
+    assert answer[1] == "MSA|AE|P1"
+    assert [s.rsplit("|", 3)[0] for s in answer if s.startswith("ERR")] == [
+        "ERR||QPD^1^8^2|204^Unknown Key Identifier^HL70357|E"
+    ]
+    assert "QAK|T2|AE|IHE PDQ Query" in answer
+
+
+def test_pdq_by_identifier(mpi: Harness) -> None:
+    answer = pdq(mpi, "@PID.3.1^L-1~@PID.3.4.1^LABO")
+    assert "QAK|T2|OK|IHE PDQ Query|1|1|0" in answer
+    alone = pdq(mpi, "@PID.3.1^L-1")
+    assert alone[1] == "MSA|AE|P1"
