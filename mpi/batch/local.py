@@ -284,6 +284,7 @@ def _summary(
                 "blocks": p.stats.blocks,
                 "largest_blocks": [{"key": k, "size": s} for k, s in p.stats.largest_blocks],
                 "skipped_oversized_blocks": [{"key": b.key, "size": b.size} for b in p.stats.skipped_blocks],
+                "skipped_over_budget": p.stats.skipped_over_budget,
             }
             for p in prepared_rules
         ],

@@ -52,6 +52,7 @@ class RuleStats:
     blocks: int = 0
     largest_blocks: list[tuple[str, int]] = field(default_factory=list)
     skipped_blocks: list[OversizedBlock] = field(default_factory=list)
+    skipped_over_budget: int | None = None  # the pairs the rule would have made, when over max_pairs
 
 
 @dataclass
@@ -110,6 +111,12 @@ def prepare_rule(
         order = order[member_keep]
         sizes = sizes[keep]
         starts = (np.cumsum(sizes) - sizes).astype(np.int64)
+    if rule.max_pairs is not None:
+        would_make = int((sizes * (sizes - 1) // 2).sum())
+        if would_make > rule.max_pairs:
+            stats.skipped_over_budget = would_make
+            empty = np.zeros(0, dtype=np.int64)
+            return PreparedRule(rule, np.full(records.n, -1, dtype=np.int64), empty, empty, empty, stats)
     return PreparedRule(rule, keys, order, starts, sizes, stats)
 
 

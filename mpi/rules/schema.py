@@ -63,6 +63,12 @@ class Thresholds(_Strict):
 class BlockingRule(_Strict):
     name: str = Field(min_length=1)
     keys: tuple[str, ...] = Field(min_length=1)
+    max_pairs: int | None = Field(
+        default=None,
+        ge=1,
+        description="skip the whole rule when it would make more candidate pairs than this: a broad "
+        "rule (one name alone) then serves small files and stays out of the way of large ones",
+    )
 
 
 class Blocking(_Strict):
