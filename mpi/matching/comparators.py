@@ -207,45 +207,57 @@ def _surname(config: Comparison) -> Comparator:
 
     crossed_with = {"family_name": "given_name", "family_dm": "given_dm", "family_kp": "given_kp"}
 
+    def codes_of(records: EncodedRecords, name: str, index: Indices, swap: Mask | None) -> Codes:
+        if swap is not None and name in crossed_with:
+            return _crossed(records, name, crossed_with[name], index, swap)
+        return _codes(records, name, index)
+
+    def levels_of(
+        records: EncodedRecords,
+        a: str,
+        b: str,
+        left: Indices,
+        right: Indices,
+        swap_left: Mask | None,
+        swap_right: Mask | None,
+    ) -> Levels:
+        """Levels of column ``a`` of the left records against column ``b`` of the right ones."""
+        cl = codes_of(records, a, left, swap_left)
+        cr = codes_of(records, b, right, swap_right)
+        phonetic = np.zeros(left.shape[0], dtype=bool)
+        for pa, pb in zip(phonetic_of.get(a, ()), phonetic_of.get(b, ()), strict=False):
+            if pa in records.strings and pb in records.strings:
+                pl = codes_of(records, pa, left, swap_left)
+                pr = codes_of(records, pb, right, swap_right)
+                phonetic |= (pl == pr) & (pl >= 0)
+        conditions = _name_conditions(records, records.strings[primary], cl, cr, thresholds, phonetic, True)
+        return _assign(left.shape[0], conditions, (cl < 0) | (cr < 0))
+
     def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
-        column = records.strings[primary]
-        columns = [c for c in (primary, *config.alternates) if c in records.strings]
+        n = left.shape[0]
         swap = swapped_names(records, left, right)
-
-        def right_codes(name: str) -> Codes:
-            if name in crossed_with:
-                return _crossed(records, name, crossed_with[name], right, swap)
-            return _codes(records, name, right)
-
-        level_sets = []
-        if swap.any():
+        level_sets = [levels_of(records, primary, primary, left, right, None, swap)]
+        # The rarer comparisons run only on the rows they can change.
+        rows = np.flatnonzero(swap)
+        if rows.size:
             # The swapped record may be either one: cross the left one too and keep the better level.
-            cl = _crossed(records, primary, crossed_with.get(primary, primary), left, swap)
-            cr = _codes(records, primary, right)
-            phonetic = np.zeros(left.shape[0], dtype=bool)
-            for name in phonetic_of.get(primary, ()):
-                if name in records.strings and crossed_with.get(name, name) in records.strings:
-                    pl = _crossed(records, name, crossed_with.get(name, name), left, swap)
-                    pr = _codes(records, name, right)
-                    phonetic |= (pl == pr) & (pl >= 0)
-            conditions = _name_conditions(records, column, cl, cr, thresholds, phonetic, subset=True)
-            level_sets.append(_assign(left.shape[0], conditions, (cl < 0) | (cr < 0)))
-        for a in columns:
-            for b in columns:
-                if primary not in (a, b):
-                    continue  # birth name against birth name says nothing the primary pair does not
-                cl = _codes(records, a, left)
-                cr = right_codes(b)
-                phonetic = np.zeros(left.shape[0], dtype=bool)
-                for pa, pb in zip(phonetic_of.get(a, ()), phonetic_of.get(b, ()), strict=False):
-                    if pa in records.strings and pb in records.strings:
-                        pl = _codes(records, pa, left)
-                        pr = right_codes(pb)
-                        phonetic |= (pl == pr) & (pl >= 0)
-                conditions = _name_conditions(records, column, cl, cr, thresholds, phonetic, subset=True)
-                null = (cl < 0) | (cr < 0)
-                level_sets.append(_assign(left.shape[0], conditions, null))
-        return _best_of(level_sets)
+            partial = np.full(n, NULL_LEVEL, dtype=np.int8)
+            partial[rows] = levels_of(
+                records, primary, primary, left[rows], right[rows], np.ones(rows.size, dtype=bool), None
+            )
+            level_sets.append(partial)
+        for alternate in config.alternates:
+            if alternate not in records.strings:
+                continue
+            codes = records.strings[alternate].codes
+            for a, b, side in ((primary, alternate, right), (alternate, primary, left)):
+                rows = np.flatnonzero(codes[side] >= 0)
+                if rows.size == 0:
+                    continue
+                partial = np.full(n, NULL_LEVEL, dtype=np.int8)
+                partial[rows] = levels_of(records, a, b, left[rows], right[rows], None, None)
+                level_sets.append(partial)
+        return level_sets[0] if len(level_sets) == 1 else _best_of(level_sets)
 
     return Comparator(config, labels, (primary,), compute, primary)
 
