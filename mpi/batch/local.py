@@ -22,15 +22,16 @@ from mpi.batch.evaluation import cluster_scores, pairwise_scores, truth_labels
 from mpi.batch.io import InputTable, read_inputs, write_table
 from mpi.batch.progress import Progress, SilentProgress
 from mpi.errors import InputError
-from mpi.matching.clustering import cluster_size_distribution, constrained_clusters
+from mpi.matching.clustering import cluster_size_distribution, constrained_clusters, weak_bridges
 from mpi.matching.encoding import EncodedRecords
 from mpi.matching.engine import Engine
-from mpi.matching.scoring import score_chunks
+from mpi.matching.scoring import Scorer, score_chunks
 from mpi.matching.standardise import standardise
 from mpi.rules.loader import load_parameters, load_rules, save_parameters
 from mpi.rules.parameters import TrainedParameters
 from mpi.rules.schema import Rules
 
+STRONG_LINK = 0.95
 # Traits a person has only one of: no cluster may hold two different values.
 EXCLUSIVE_TRAITS = ("national_id", "sex")
 
@@ -139,6 +140,37 @@ def train(
     return params, facts
 
 
+def _refuse_incoherent_merges(
+    scorer: Scorer,
+    n_records: int,
+    left: npt.NDArray[np.int64],
+    right: npt.NDArray[np.int64],
+    probability: npt.NDArray[np.float32],
+    is_link: npt.NDArray[np.bool_],
+    link_t: float,
+    review_t: float,
+) -> npt.NDArray[np.bool_]:
+    """A weak link merging two clusters stands only if the clusters match on average.
+
+    Every record of one cluster is scored against every record of the other
+    (average linkage); when their mean probability does not even reach the
+    review threshold, the clusters are not one entity and the link goes to review.
+    """
+    links = np.flatnonzero(is_link)
+    edge, pair_l, pair_r = weak_bridges(
+        n_records, left[links], right[links], probability[links], max(link_t, STRONG_LINK)
+    )
+    if edge.size == 0:
+        return is_link
+    scored = scorer.score(pair_l, pair_r)
+    codes, edges = pd.factorize(edge)
+    mean = np.bincount(codes, weights=scored.match_probability) / np.bincount(codes)
+    refused = links[np.asarray(edges)[mean < review_t]]
+    out = is_link.copy()
+    out[refused] = False
+    return out
+
+
 def _expected_pairs(prepared_rules: Sequence[Any]) -> int:
     return int(sum(int((p.sizes * (p.sizes - 1) // 2).sum()) for p in prepared_rules))
 
@@ -206,6 +238,9 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
 
     started = time.perf_counter()
     progress.start("clustering")
+    is_link = _refuse_incoherent_merges(
+        scorer, records.n, left, right, probability, is_link, link_t, review_t
+    )
     link_edges = np.flatnonzero(is_link)
     exclusive = [records.strings[c].codes for c in EXCLUSIVE_TRAITS if c in records.strings]
     clusters, kept = constrained_clusters(

@@ -111,3 +111,50 @@ def constrained_clusters(
     accepted[edges[ambiguous[left[edges]] | ambiguous[right[edges]]]] = False
     kept = accepted | ~edge_in_conflict
     return connected_clusters(n_records, left[kept], right[kept]), accepted
+
+
+
+def weak_bridges(
+    n_records: int,
+    left: Indices,
+    right: Indices,
+    probability: npt.NDArray[np.float32],
+    strong: float,
+    max_cross_pairs: int = 400,
+) -> tuple[Indices, Indices, Indices]:
+    """Weak links that would merge two clusters built from strong links, and the pairs to check.
+
+    Single-linkage clustering lets one weak link join two groups of records
+    that otherwise have nothing in common (one misread record joins two
+    families). For every link below ``strong`` between two such clusters, this
+    returns the link's index and every cross pair of the two clusters (as
+    record indices, with the link index they belong to), so the caller can
+    score them all and keep the link only if the clusters match as a whole.
+    Links whose clusters would need more than ``max_cross_pairs`` checks are
+    left alone.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    weak = np.flatnonzero(probability < strong)
+    if weak.size == 0:
+        return empty, empty, empty
+    strong_edges = probability >= strong
+    labels = connected_clusters(n_records, left[strong_edges], right[strong_edges])
+    cl, cr = labels[left[weak]], labels[right[weak]]
+    sizes = np.bincount(labels, minlength=n_records)
+    candidates = (cl != cr) & ((sizes[cl] > 1) | (sizes[cr] > 1)) & (sizes[cl] * sizes[cr] <= max_cross_pairs)
+    weak, cl, cr = weak[candidates], cl[candidates], cr[candidates]
+    if weak.size == 0:
+        return empty, empty, empty
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(n_records))
+    # Few links reach here (only weak links between multi-record clusters).
+    edge_ids, pair_l, pair_r = [], [], []
+    for edge, a, b in zip(weak.tolist(), cl.tolist(), cr.tolist(), strict=True):
+        members_a = order[starts[a] : starts[a] + sizes[a]]
+        members_b = order[starts[b] : starts[b] + sizes[b]]
+        grid_a = np.repeat(members_a, members_b.size)
+        grid_b = np.tile(members_b, members_a.size)
+        pair_l.append(grid_a)
+        pair_r.append(grid_b)
+        edge_ids.append(np.full(grid_a.size, edge, dtype=np.int64))
+    return np.concatenate(edge_ids), np.concatenate(pair_l), np.concatenate(pair_r)

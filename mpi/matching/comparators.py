@@ -168,6 +168,25 @@ def _swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Ma
     cross_given = (gl == fr) | (gl == first_dm[right]) | (gkp[left] == fkp[right]) | (
         gkp[left] == first_kp[right]
     )
+    # One crosswise agreement is strong evidence of a swap; then a typo may hide
+    # the other one ("Laura Webb" / "Webf Laura"), so it only needs to be close.
+    one_side = np.flatnonzero(cross_family ^ cross_given)
+    if one_side.size and "family_name" in records.strings and "given_name" in records.strings:
+        names = records.strings["family_name"]  # shares its vocabulary with given_name
+        first_name = first_token_codes(records, "family_name")
+        given = records.strings["given_name"].codes
+        sl, sr = left[one_side], right[one_side]
+        fam_side = cross_family[one_side]
+        # The side still to check: given(left) vs family(right), or family(left) vs given(right).
+        a = np.where(fam_side, given[sl], first_name[sl])
+        b = np.where(fam_side, first_name[sr], given[sr])
+        both = (a >= 0) & (b >= 0)
+        close = np.zeros(one_side.size, dtype=bool)
+        if both.any():
+            similarity = names.similarity(JARO_WINKLER, a[both].astype(np.int32), b[both].astype(np.int32))
+            close[both] = similarity >= 0.85
+        cross_family[one_side[close]] = True
+        cross_given[one_side[close]] = True
     swapped[candidates] = present & cross_family & cross_given
     return swapped
 

@@ -43,3 +43,16 @@ def test_the_strongest_links_win_and_a_record_with_the_trait_keeps_its_side() ->
     labels, kept = constrained_clusters(3, left, right, weight, [sex])
     assert labels[0] == labels[2] != labels[1]
     assert kept.tolist() == [False, True, False]
+
+
+def test_a_weak_link_between_two_clusters_is_returned_with_every_cross_pair() -> None:
+    from mpi.matching.clustering import weak_bridges
+
+    # 0-1-2 and 3-4 are strong clusters; 2-3 is a weak link between them; 5-6 a weak pair of singletons.
+    left, right, _ = _arrays([(0, 1, 0), (1, 2, 0), (3, 4, 0), (2, 3, 0), (5, 6, 0)])
+    probability = np.array([0.99, 0.99, 0.99, 0.6, 0.6], dtype=np.float32)
+    edge, pair_l, pair_r = weak_bridges(7, left, right, probability, strong=0.95)
+    assert set(edge.tolist()) == {3}  # two singletons are not clusters to protect
+    assert {frozenset(p) for p in zip(pair_l.tolist(), pair_r.tolist(), strict=True)} == {
+        frozenset((a, b)) for a in (0, 1, 2) for b in (3, 4)
+    }
