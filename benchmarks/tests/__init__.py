@@ -1,0 +1,1 @@
+"""Tests of the benchmark helpers (metrics, data preparation, timing)."""
