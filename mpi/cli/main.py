@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from mpi.cli.errors import fail, handles_errors
 from mpi.cli.errors import stderr as _stderr
+from mpi.cli.load_command import load_app
 from mpi.cli.registry_commands import registry_app
 from mpi.cli.serve_command import serve_app
 
@@ -310,6 +311,7 @@ def synth(
 
 
 app.add_typer(registry_app)
+app.add_typer(load_app)
 app.add_typer(serve_app)
 
 

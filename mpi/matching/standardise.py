@@ -34,7 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from mpi.domain.identifiers import MatriculeStatus, classify_matricules
-from mpi.matching.nicknames import canonical_given_names
+from mpi.matching.nicknames import canonical_given_names, load_nicknames
 from mpi.matching.phonetics import cologne, double_metaphone, to_ascii
 
 _DATA_PACKAGE = "mpi.matching.data"
@@ -542,42 +542,57 @@ _MISSING_CELL: dict[str, _Cell] = {
 }
 
 
-def _then(value: str | None, rule: Callable[[list[str]], Sequence[str | None]]) -> str | None:
-    """``rule`` applied to one value the way :meth:`_Column.map` applies it: an empty result is missing."""
-    return None if value is None else (rule([value])[0] or None)
+# The nickname table is read once; canonical_given_names looks names up in the same table.
+_nicknames = functools.cache(load_nicknames)
 
 
-def _birth_date_cell(value: str, today: dt.date) -> _Cell:
-    year, month, day = _date_parts(value)
-    parts = np.array([[year], [month], [day]], dtype=np.int64)
-    if not _possible_dates(parts[0], parts[1], parts[2], today)[0]:
-        return (None, -1, -1, -1)
-    return (f"{year:04d}-{month:02d}-{day:02d}", year, month, day)
+def _each_present(
+    values: Sequence[str | None], rule: Callable[[list[str]], Sequence[str | None]]
+) -> list[str | None]:
+    """``rule`` over the present values in one call, as :meth:`_Column.map` applies it (empty -> missing)."""
+    present = [value for value in values if value is not None]
+    results = iter(rule(present) if present else ())
+    return [None if value is None else (next(results) or None) for value in values]
 
 
-def _cell(column: str, value: str, calling_code: str, today: dt.date) -> _Cell:
-    """The outputs of one present, stripped raw cell, in the order of ``_OUTPUTS[column]``."""
+def _computed_cells(column: str, texts: list[str], calling_code: str, today: dt.date) -> list[_Cell]:
+    """The outputs of present, stripped raw cells of one column, in the order of ``_OUTPUTS[column]``.
+
+    Each rule runs once over all the cells, as the batch path runs it once over the distinct
+    values: the array-based rules (phonetic codes, matricule checks) cost about as much for
+    a dozen values as for one.
+    """
     if column in ("family_name", "birth_name"):
-        family = _then(value, _family_names)
+        family = _each_present(texts, _family_names)
+        metaphone = _each_present(family, double_metaphone)
         if column == "birth_name":
-            return (family, _then(family, double_metaphone))
-        return (family, _then(family, _last_tokens), _then(family, double_metaphone), _then(family, cologne))
+            return list(zip(family, metaphone, strict=True))
+        last, kolner = _each_present(family, _last_tokens), _each_present(family, cologne)
+        return list(zip(family, last, metaphone, kolner, strict=True))
     if column == "given_names":
-        first = _then(value, _first_given_names)
-        given = _then(value, _fold_all)
-        return (first, given, _then(first, _canonical), _then(first, double_metaphone), _then(first, cologne))
+        first = _each_present(texts, _first_given_names)
+        nicknames = _nicknames()
+        canonical = [None if name is None else (nicknames.get(name, name) or None) for name in first]
+        given, metaphone = _each_present(texts, _fold_all), _each_present(first, double_metaphone)
+        return list(zip(first, given, canonical, metaphone, _each_present(first, cologne), strict=True))
     if column == "birth_date":
-        return _birth_date_cell(value, today)
+        parts = np.array([_date_parts(text) for text in texts], dtype=np.int64).reshape(-1, 3)
+        possible = _possible_dates(parts[:, 0], parts[:, 1], parts[:, 2], today).tolist()
+        return [
+            (f"{y:04d}-{m:02d}-{d:02d}", y, m, d) if ok else (None, -1, -1, -1)
+            for (y, m, d), ok in zip(parts.tolist(), possible, strict=True)
+        ]
     if column == "national_id":
-        normalised, status = classify_matricules(np.array([value], dtype=object))
-        return (normalised[0] or None, int(status[0]))
+        normalised, status = classify_matricules(np.array(texts, dtype=object))
+        return [(n or None, int(s)) for n, s in zip(normalised.tolist(), status.tolist(), strict=True)]
     if column == "sex":
-        return (_sex(value) or None,)
+        return [(_sex(text) or None,) for text in texts]
     if column == "phone":
-        return (_phone(value, calling_code) or None,)
+        return [(_phone(text, calling_code) or None,) for text in texts]
     if column in _TEXT_RULES:
-        return (_TEXT_RULES[column](value) or None,)
-    return (value,)  # record_id, source and local_id pass through
+        rule = _TEXT_RULES[column]
+        return [(rule(text) or None,) for text in texts]
+    return [(text,) for text in texts]  # record_id, source and local_id pass through
 
 
 class _CellCache:
@@ -595,21 +610,17 @@ class _CellCache:
 
     def cells(self, column: str, values: Sequence[str | None]) -> list[_Cell]:
         cache = self._columns[column]
+        if len(cache) >= self._per_column:
+            cache.clear()
+        unseen = {value: value.strip() for value in values if value is not None and value not in cache}
+        if unseen:
+            present = {raw: text for raw, text in unseen.items() if text}
+            if present:
+                computed = _computed_cells(column, list(present.values()), self.calling_code, self.today)
+                cache.update(zip(present, computed, strict=True))
+            cache.update((raw, _MISSING_CELL[column]) for raw, text in unseen.items() if not text)
         missing = _MISSING_CELL[column]
-        cells = []
-        for value in values:
-            if value is None:
-                cells.append(missing)
-                continue
-            cell = cache.get(value)
-            if cell is None:
-                text = value.strip()
-                cell = _cell(column, text, self.calling_code, self.today) if text else missing
-                if len(cache) >= self._per_column:
-                    cache.clear()
-                cache[value] = cell
-            cells.append(cell)
-        return cells
+        return [missing if value is None else cache[value] for value in values]
 
 
 _cell_cache: list[_CellCache] = []  # the current cache; replaced when the day or calling code changes

@@ -6,6 +6,13 @@ standardiser, comparators, trained parameters and decision rules that
 One difference is deliberate: term-frequency adjustments need the frequency of
 each name in the whole population, which a single probe and its handful of
 candidates cannot give, so the online matcher scores without them.
+
+A probe and its candidates are a few dozen records, so the costs that matter
+are fixed per call, not per row: they are standardised cell by cell from a
+cache (:func:`~mpi.matching.standardise.standardise_few`, identical output to
+the batch standardiser) and coded straight into the kernel's arrays, with no
+DataFrame in between. Large batches (a bulk load's blocking keys) take the
+vectorised batch standardiser instead.
 """
 
 from __future__ import annotations
@@ -15,29 +22,120 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from mpi.domain.records import Demographics
 from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
 from mpi.errors import RulesError
-from mpi.matching.comparators import NULL_LEVEL
-from mpi.matching.encoding import UNORDERED_PAIRS
+from mpi.matching.encoding import SHARED_VOCABULARIES, UNORDERED_PAIRS, EncodedRecords, StringColumn
 from mpi.matching.engine import Engine
-from mpi.matching.scoring import Scorer
-from mpi.matching.standardise import standardise
+from mpi.matching.scoring import CompiledComparison
+from mpi.matching.standardise import standardise, standardise_few
+from mpi.rules.columns import INTEGER_COLUMNS, STRING_COLUMNS
 from mpi.rules.loader import default_rules_path, load_parameters, load_rules, parameters_path_for
 from mpi.rules.parameters import TrainedParameters
 from mpi.rules.schema import Rules
 from mpi.service.settings import Settings
 
 _FIELDS = tuple(f.name for f in fields(Demographics))
-_INTEGER_KEYS = ("birth_year", "birth_month", "birth_day")
+# Up to this many records the cell cache beats factorising columns; a bulk load's chunks
+# of new records (mostly unseen values) go through the vectorised batch standardiser.
+FEW_RECORDS = 512
+_VOCABULARY_GROUPS: tuple[tuple[str, ...], ...] = (
+    *SHARED_VOCABULARIES,
+    *((c,) for c in sorted(STRING_COLUMNS - {c for group in SHARED_VOCABULARIES for c in group})),
+)
+_MISSING_LABEL = "missing"
+
+Columns = dict[str, npt.NDArray[np.generic]]
 
 
-def _frame(records: Sequence[Demographics]) -> pd.DataFrame:
-    columns = {name: [getattr(r, name) for r in records] for name in _FIELDS}
-    frame = pd.DataFrame(columns, dtype=object)
-    return frame.astype(pd.StringDtype())
+def standardised_columns(records: Sequence[Demographics]) -> Columns:
+    """The standardised columns of ``records`` as numpy arrays (text: object arrays, ``None`` if missing)."""
+    raw = {name: [getattr(record, name) for record in records] for name in _FIELDS}
+    if len(records) <= FEW_RECORDS:
+        return standardise_few(raw)
+    frame = standardise(pd.DataFrame(raw, dtype=object).astype(pd.StringDtype())).frame
+    return {name: frame[name].to_numpy() for name in frame.columns}
+
+
+def encode(columns: Columns, n: int) -> EncodedRecords:
+    """The kernel's integer-coded records, straight from standardised columns.
+
+    Codes follow first appearance rather than frequency: frequency order only
+    decides which values share a precomputed similarity matrix, which is built
+    for hundreds of thousands of pairs (never for one probe's candidates), and no
+    comparison depends on code order.
+    """
+    strings: dict[str, StringColumn] = {}
+    for group in _VOCABULARY_GROUPS:
+        present = [c for c in group if c in columns]
+        vocabulary: dict[str | None, int] = {None: -1}
+        cells = [columns[c].tolist() for c in present]
+        for values in cells:
+            for value in values:
+                if value not in vocabulary:
+                    vocabulary[value] = len(vocabulary) - 1
+        vocab = np.empty(len(vocabulary) - 1, dtype=object)
+        vocab[:] = list(vocabulary)[1:]
+        for column, values in zip(present, cells, strict=True):
+            codes = np.array([vocabulary[value] for value in values], dtype=np.int32)
+            counts = np.bincount(codes[codes >= 0], minlength=vocab.size).astype(np.int64)
+            strings[column] = StringColumn(codes=codes, vocab=vocab, counts=counts)
+    integers = {c: np.asarray(columns[c], dtype=np.int16) for c in INTEGER_COLUMNS if c in columns}
+    return EncodedRecords(n=n, strings=strings, integers=integers, file_index=np.zeros(n, dtype=np.int16))
+
+
+def _key_part(columns: Columns, column: str) -> list[str | None] | None:
+    """One blocking-key part per record as text, ``None`` where missing; ``None`` if the data lacks it."""
+    if column in UNORDERED_PAIRS:
+        a, b = UNORDERED_PAIRS[column]
+        if a not in columns or b not in columns:
+            return None
+        # Order-free: family and given names swapped give the same key.
+        return [
+            None if x is None or y is None else (f"{x}|{y}" if x <= y else f"{y}|{x}")
+            for x, y in zip(columns[a].tolist(), columns[b].tolist(), strict=True)
+        ]
+    if column not in columns:
+        return None
+    if column in INTEGER_COLUMNS:
+        return [str(v) if v > 0 else None for v in columns[column].tolist()]
+    values: list[str | None] = columns[column].tolist()
+    return values
+
+
+def blocking_keys_of(rules: Rules, columns: Columns, n: int) -> list[list[str]]:
+    """Per record, ``"<rule>:<part>|<part>..."`` for every blocking rule whose parts it all has.
+
+    Plain lists: a key is one string per record and rule whatever the batch size, and for
+    the one record of an online registration they cost a fraction of array operations.
+    """
+    keys: list[list[str]] = [[] for _ in range(n)]
+    parts_of: dict[str, list[str | None] | None] = {}
+    for rule in rules.blocking.rules:
+        parts = [
+            parts_of[c] if c in parts_of else parts_of.setdefault(c, _key_part(columns, c)) for c in rule.keys
+        ]
+        usable = [part for part in parts if part is not None]
+        if len(usable) < len(parts):
+            continue  # the data lacks a column of this rule
+        prefix = f"{rule.name}:"
+        for record_keys, values in zip(keys, zip(*usable, strict=True), strict=True):
+            if None not in values:
+                record_keys.append(prefix + "|".join(values))
+    return keys
+
+
+def _outcomes(compiled: CompiledComparison) -> tuple[ComparisonOutcome, ...]:
+    """One outcome per level of a comparison, then the missing level (-1 indexes the last)."""
+    name, labels = compiled.comparator.name, compiled.comparator.labels
+    weights = compiled.table.tolist()
+    return (
+        *(ComparisonOutcome(name, label, weights[level]) for level, label in enumerate(labels)),
+        ComparisonOutcome(name, _MISSING_LABEL, weights[-1]),
+    )
 
 
 class EngineMatcher:
@@ -48,81 +146,48 @@ class EngineMatcher:
         self.rules = rules
         self.params = params
         self.model_version = f"{params.stamp}/{params.method}"
-
-    def _standardised(self, records: Sequence[Demographics]) -> pd.DataFrame:
-        return standardise(_frame(records)).frame.reset_index(drop=True)
+        # Weights are fixed per level once term frequencies are off, so every outcome a
+        # comparison can produce is built once, per set of comparisons the data supports.
+        self._outcome_tables: dict[tuple[str, ...], list[tuple[ComparisonOutcome, ...]]] = {}
 
     def blocking_keys(self, records: Sequence[Demographics]) -> list[list[str]]:
         if not records:
             return []
-        frame = self._standardised(records)
-        keys: list[list[str]] = [[] for _ in records]
-        for rule in self.rules.blocking.rules:
-            parts: list[list[object]] = []
-            usable = True
-            for column in rule.keys:
-                if column in UNORDERED_PAIRS:
-                    a, b = UNORDERED_PAIRS[column]
-                    if a not in frame or b not in frame:
-                        usable = False
-                        break
-                    left = frame[a].to_numpy(dtype=object)
-                    right = frame[b].to_numpy(dtype=object)
-                    pair = [
-                        None if x is None or y is None else "|".join(sorted((str(x), str(y))))
-                        for x, y in zip(left, right, strict=True)
-                    ]
-                    parts.append(list(pair))
-                elif column in _INTEGER_KEYS:
-                    numbers = frame[column].to_numpy()
-                    parts.append([str(int(v)) if v > 0 else None for v in numbers])
-                elif column in frame:
-                    column_values = frame[column].astype(object)
-                    parts.append(column_values.where(column_values.notna(), None).tolist())
-                else:
-                    usable = False
-                    break
-            if not usable:
-                continue
-            for i in range(len(records)):
-                key_parts = [p[i] for p in parts]
-                if all(v is not None for v in key_parts):
-                    keys[i].append(f"{rule.name}:{'|'.join(map(str, key_parts))}")
-        return keys
-
-    def _scorer(self, frame: pd.DataFrame) -> Scorer:
-        records = self.engine.encode(frame)
-        scorer = self.engine.scorer(records, self.params)
-        scorer.disable_term_frequencies()
-        return scorer
+        return blocking_keys_of(self.rules, standardised_columns(records), len(records))
 
     def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
         if not candidates:
             return []
-        frame = self._standardised([probe, *candidates])
-        scorer = self._scorer(frame)
-        right = np.arange(1, len(candidates) + 1, dtype=np.int64)
-        left = np.zeros_like(right)
-        scored = scorer.score(left, right)
-        link_t, review_t = self.rules.thresholds.link, self.rules.thresholds.review
-        out = []
-        for i in range(len(candidates)):
-            p = float(scored.match_probability[i])
-            decision: Decision
-            if p >= link_t and bool(scored.linkable[i]):
-                decision = "link"
-            elif p >= review_t:
-                decision = "review"
-            else:
-                decision = "none"
-            outcomes = []
-            for k, compiled in enumerate(scorer.compiled):
-                level = int(scored.levels[i, k])
-                label = "missing" if level == NULL_LEVEL else compiled.comparator.labels[level]
-                weight = float(compiled.table[level])
-                outcomes.append(ComparisonOutcome(compiled.comparator.name, label, weight))
-            out.append(PairScore(p, float(scored.match_weight[i]), decision, tuple(outcomes)))
-        return out
+        n = len(candidates) + 1
+        records = encode(standardised_columns([probe, *candidates]), n)
+        scorer = self.engine.scorer(records, self.params)
+        scorer.disable_term_frequencies()
+        right = np.arange(1, n, dtype=np.int64)
+        scored = scorer.score(np.zeros_like(right), right)
+
+        names = tuple(c.comparator.name for c in scorer.compiled)
+        table = self._outcome_tables.get(names)
+        if table is None:
+            table = self._outcome_tables[names] = [_outcomes(c) for c in scorer.compiled]
+        probability = scored.match_probability
+        thresholds = self.rules.thresholds
+        decisions: list[Decision] = np.where(
+            (probability >= thresholds.link) & scored.linkable,
+            "link",
+            np.where(probability >= thresholds.review, "review", "none"),
+        ).tolist()
+        return [
+            PairScore(
+                p, w, decision, tuple(outcomes[level] for outcomes, level in zip(table, row, strict=True))
+            )
+            for p, w, decision, row in zip(
+                probability.astype(np.float64).tolist(),
+                scored.match_weight.astype(np.float64).tolist(),
+                decisions,
+                scored.levels.tolist(),
+                strict=True,
+            )
+        ]
 
 
 def load_matcher(settings: Settings) -> EngineMatcher:

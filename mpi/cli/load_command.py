@@ -1,0 +1,240 @@
+"""``mpi load``: register a batch file of source records in the persistent MPI.
+
+Mounted on the main app with ``app.add_typer(load_app)``. Into an empty
+registry the rows are clustered by the batch engine (``mpi dedup --model`` with
+the trained parameters beside the rules, the model online matching uses) and
+written in bulk, one person per cluster, review-band pairs between clusters
+becoming review tasks. Into a registry that already holds records, each row is
+registered through the online path, in order, as if sent one by one.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from mpi.batch.progress import Progress, SilentProgress
+from mpi.cli.errors import handles_errors
+from mpi.cli.errors import stderr as _stderr
+
+if TYPE_CHECKING:
+    from mpi.service.settings import Settings
+
+load_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+_stdout = Console()
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    mode: str  # "bulk" into an empty registry, "online" into a used one
+    records: int
+    persons_created: int
+    records_linked: int
+    review_tasks: int
+    seconds: float
+    details: dict[str, Any]
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Progress]:
+    if quiet or not sys.stderr:
+        yield SilentProgress()
+        return
+    from mpi.cli.progress import RichProgress
+
+    progress = RichProgress(_stderr)
+    try:
+        yield progress
+    finally:
+        progress.close()
+
+
+def run_load(
+    inputs: list[Path],
+    settings: Settings,
+    mapping: dict[str, str],
+    progress: Progress,
+    actor: str,
+) -> LoadReport:
+    """Load ``inputs`` into the registry of ``settings``; see the module docstring."""
+    from mpi.batch.load_job import cluster_load_input, read_load_input
+    from mpi.domain.commands import RegisterRecord
+    from mpi.rules.loader import default_rules_path
+    from mpi.service.bootstrap import bootstrap
+    from mpi.service.bulk import BulkRecord, BulkReview
+
+    started = time.perf_counter()
+    services = bootstrap(settings)
+    try:
+        loaded = read_load_input(inputs, mapping, settings.default_domain, progress)
+        rows = len(loaded.keys)
+        if services.registry.count_records() == 0:
+            clustering = cluster_load_input(loaded, settings.rules or default_rules_path(), progress)
+            bulk = [
+                BulkRecord(key, demographics, int(cluster), score)
+                for key, demographics, cluster, score in zip(
+                    loaded.keys,
+                    loaded.demographics,
+                    clustering.clusters.tolist(),
+                    clustering.link_scores,
+                    strict=True,
+                )
+            ]
+            reviews = [BulkReview(r.record, r.candidate, r.score) for r in clustering.reviews]
+            progress.start("writing the registry", total=rows)
+            summary = services.loader.load(bulk, reviews, actor=actor, progress=progress.advance)
+            progress.finish()
+            return LoadReport(
+                "bulk",
+                summary.records,
+                summary.persons,
+                summary.records - summary.persons,
+                summary.review_tasks,
+                round(time.perf_counter() - started, 3),
+                {
+                    "model": clustering.model,
+                    "candidate_pairs": clustering.candidate_pairs,
+                    "links": clustering.links,
+                    "invalid_values": clustering.invalid_counts,
+                    "timings_seconds": clustering.timings,
+                },
+            )
+        commands = [
+            RegisterRecord(key, demographics, actor)
+            for key, demographics in zip(loaded.keys, loaded.demographics, strict=True)
+        ]
+        progress.start("registering", total=rows)
+        results = services.registry.register_many(commands, progress=progress.advance)
+        progress.finish()
+        outcomes = [r.outcome for r in results]
+        return LoadReport(
+            "online",
+            len(results),
+            outcomes.count("created"),
+            outcomes.count("linked"),
+            len({task for r in results for task in r.review_task_ids}),
+            round(time.perf_counter() - started, 3),
+            {"updated": outcomes.count("updated"), "unchanged": outcomes.count("unchanged")},
+        )
+    finally:
+        services.close()
+
+
+def _print_report(report: LoadReport, database: str) -> None:
+    lines = [
+        f"[bold]loaded {report.records:,} records[/] into {escape(database)} "
+        f"({'bulk: clustered by the batch engine' if report.mode == 'bulk' else 'registered one by one'})",
+        f"  persons created: {report.persons_created:,}   records linked to another record's person: "
+        f"{report.records_linked:,}   review tasks: {report.review_tasks:,}",
+    ]
+    if report.mode == "bulk":
+        lines.append(
+            f"  model {escape(report.details['model'])}; candidate pairs scored: "
+            f"{report.details['candidate_pairs']:,}"
+        )
+        invalid = report.details["invalid_values"]
+        if invalid:
+            lines.append(
+                "  [yellow]unusable values treated as missing:[/] "
+                + ", ".join(f"{escape(column)}: {count}" for column, count in invalid.items())
+            )
+    else:
+        details = report.details
+        if details["updated"] or details["unchanged"]:
+            lines.append(
+                f"  already known: {details['updated']:,} updated, {details['unchanged']:,} unchanged"
+            )
+    lines.append(f"  {report.seconds:.1f} s")
+    _stdout.print("\n".join(lines), highlight=False)
+
+
+@load_app.command(
+    "load",
+    epilog="Example: mpi load data/synthetic/records.csv --db sqlite:///mpi.db\n\n"
+    "A file without source/local_id: mpi load patients.csv --db sqlite:///mpi.db --default-domain CHL",
+)
+@handles_errors
+def load(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CSV or Parquet files in the batch schema (record_id required).", show_default=False
+        ),
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL: sqlite:///mpi.db or postgresql+psycopg://USER@HOST/DB. "
+            "Default: MPI_DATABASE_URL, .env, then sqlite:///mpi.db.",
+            show_default=False,
+        ),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="Rename an input column to a batch-schema column, e.g. [cyan]--map surname=family_name[/]. "
+            "Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help='A mapping file: SRC=DST lines, or a TOML table [columns] of SRC = "DST".',
+            show_default=False,
+        ),
+    ] = None,
+    default_domain: Annotated[
+        str | None,
+        typer.Option(
+            "--default-domain",
+            help="Assigning authority of rows without a source; their record_id is the local id when "
+            "local_id is missing. Default: MPI_DEFAULT_DOMAIN, .env, then 'default'.",
+            show_default=False,
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rules file (TOML) with trained parameters beside it. Default: MPI_RULES, then the "
+            "committed Luxembourg model.",
+            show_default=False,
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--actor", envvar="MPI_ACTOR", help="Who is loading, for the history.", show_default=False
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or summary, for scripts.")
+    ] = False,
+) -> None:
+    """Register the source records of batch files in the MPI.
+
+    An empty registry is filled in bulk from the batch engine's clusters; otherwise every row
+    is registered online, in order. A row already in the registry gets a new version.
+    """
+    from mpi.batch.io import parse_mapping
+    from mpi.domain.commands import SYSTEM_ACTOR
+    from mpi.service.settings import load_settings
+
+    settings = load_settings(database_url=db, default_domain=default_domain, rules=rules)
+    columns = parse_mapping(map_ or [], mapping)
+    with _progress(quiet) as progress:
+        report = run_load(inputs, settings, columns, progress, actor or SYSTEM_ACTOR)
+    if not quiet:
+        _print_report(report, settings.database_url)

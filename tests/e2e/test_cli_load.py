@@ -1,0 +1,200 @@
+"""`mpi load` as a user runs it: the committed sample into a fresh registry, then the walk-through.
+
+The bulk path into an empty registry must give the persons `mpi dedup` reports
+for the same file with the same model; a used registry takes the rows one by
+one through the online path; bad input is one message naming file, row and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from mpi.batch.evaluation import cluster_scores
+from mpi.cli.load_command import load_app
+from mpi.cli.main import app as main_app
+from mpi.cli.registry_commands import registry_app
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "synthetic"
+MODEL = ROOT / "matching_rules" / "default.params.json"
+runner = CliRunner()
+
+
+def cli() -> typer.Typer:
+    """The commands the way `mpi` mounts them."""
+    app = typer.Typer()
+    app.add_typer(load_app)
+    app.add_typer(registry_app)
+    return app
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(cli(), list(args))
+    return result.exit_code, result.output
+
+
+def export(db: str, out: Path) -> pd.DataFrame:
+    code, output = run("export", "--db", db, "--out", str(out), "--quiet")
+    assert code == 0, output
+    return pd.read_csv(out, dtype=str, keep_default_na=False)
+
+
+def labels(keys: pd.Series, groups: pd.Series) -> np.ndarray:
+    """Integer group labels aligned on ``keys`` (a Series of group ids indexed by the same keys)."""
+    return pd.factorize(groups.reindex(keys).to_numpy())[0].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The committed sample bulk-loaded into a fresh SQLite registry, and its export."""
+    folder = tmp_path_factory.mktemp("load")
+    db = f"sqlite:///{folder / 'mpi.db'}"
+    code, output = run("load", str(SAMPLE / "records.csv"), "--db", db, "--actor", "loader")
+    assert code == 0, output
+    return {"db": db, "output": output, "export": export(db, folder / "export.csv"), "folder": folder}
+
+
+@pytest.mark.slow
+def test_load_gives_the_persons_dedup_reports_and_is_accurate(
+    loaded: dict[str, object], tmp_path: Path
+) -> None:
+    exported = loaded["export"]
+    assert isinstance(exported, pd.DataFrame)
+    records = pd.read_csv(SAMPLE / "records.csv", dtype=str, keep_default_na=False)
+    assert len(exported) == len(records) and set(exported["link_type"]) == {"AUTO"}
+    result = runner.invoke(
+        main_app,
+        ["dedup", str(SAMPLE / "records.csv"), "--model", str(MODEL), "--out", str(tmp_path), "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    dedup = pd.read_csv(tmp_path / "clusters.csv", dtype=str)
+
+    key = records["source"] + "|" + records["local_id"]
+    by_record = dict(zip(records["record_id"], key, strict=True))
+    dedup_cluster = pd.Series(dedup["cluster_id"].to_numpy(), index=dedup["record_id"].map(by_record))
+    loaded_person = pd.Series(
+        exported["mpi_id"].to_numpy(), index=exported["source"] + "|" + exported["local_id"]
+    )
+    agreement = cluster_scores(labels(key, loaded_person), labels(key, dedup_cluster), None)
+    assert agreement.f1 >= 0.999, agreement
+
+    truth = pd.read_csv(SAMPLE / "truth.csv", dtype=str)
+    truth_person = pd.Series(truth["person_id"].to_numpy(), index=truth["record_id"].map(by_record))
+    accuracy = cluster_scores(labels(key, loaded_person), labels(key, truth_person), None)
+    print(f"\nmpi load vs dedup: {agreement}\nmpi load vs truth: {accuracy}")
+    # The floor of the batch job on the same sample (tests/e2e/test_synthetic_accuracy.py).
+    assert accuracy.precision >= 0.99 and accuracy.f1 >= 0.98, accuracy
+
+
+def _show(db: str, mpi_id: str) -> dict[str, object]:
+    code, output = run("person", "show", mpi_id, "--db", db, "--json")
+    assert code == 0, output
+    view: dict[str, object] = json.loads(output)
+    return view
+
+
+@pytest.mark.slow
+def test_walk_through_find_merge_unmerge_and_read_the_history(loaded: dict[str, object]) -> None:
+    db = str(loaded["db"])
+    assert "loaded 10,000 records" in str(loaded["output"])
+
+    # Find a person: the load raised review tasks for the pairs it was unsure about.
+    code, output = run("review", "list", "--db", db, "--json", "--limit", "1")
+    assert code == 0, output
+    task = json.loads(output)[0]
+    first, second = task["mpi_id"], task["candidate_mpi_id"]
+    code, output = run("person", "show", first, "--db", db)
+    assert code == 0 and first in output and "records.loaded" in output, output
+    before = _show(db, first)
+
+    code, output = run(
+        "person", "merge", first, second, "--db", db, "--actor", "alice", "--reason", "same patient"
+    )
+    assert code == 0 and "persons.merged by alice (same patient)" in output, output
+    merged = _show(db, second)
+    assert merged["person"]["status"] == "retired" and merged["current_mpi_id"] == first  # type: ignore[index]
+
+    code, output = run("person", "unmerge", second, "--db", db, "--actor", "bob", "--reason", "twins")
+    assert code == 0 and "persons.unmerged by bob (twins)" in output, output
+
+    for mpi_id in (first, second):
+        history = _show(db, mpi_id)["history"]
+        assert [e["kind"] for e in history][-2:] == ["persons.merged", "persons.unmerged"]  # type: ignore[index]
+        assert [e["actor"] for e in history][-2:] == ["alice", "bob"]  # type: ignore[index]
+        assert history[0]["kind"] == "records.loaded"  # type: ignore[index]
+    after = _show(db, first)
+    assert after["records"] == before["records"] and after["person"]["golden"] == before["person"]["golden"]  # type: ignore[index]
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+WEBER = {
+    "family_name": "Weber",
+    "given_names": "Jean Paul",
+    "birth_date": "1961-04-12",
+    "sex": "M",
+    "postcode": "1234",
+    "city": "Luxembourg",
+}
+
+
+def test_a_used_registry_registers_each_row_online_in_the_default_domain(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'mpi.db'}"
+    first = write_rows(
+        tmp_path / "first.csv", [{"record_id": "A1", "source": "CHL", "local_id": "9", **WEBER}]
+    )
+    code, output = run("load", str(first), "--db", db, "--quiet")
+    assert code == 0, output
+    # No source or local_id columns: record_id is the local id in the --default-domain.
+    second = write_rows(
+        tmp_path / "second.csv",
+        [
+            {"record_id": "77", **{**WEBER, "given_names": "Jean-Paul", "city": "LUXEMBOURG"}},
+            {"record_id": "78", **{**WEBER, "given_names": "Marie", "sex": "F", "birth_date": "1990-01-01"}},
+        ],
+    )
+    code, output = run("load", str(second), "--db", db, "--default-domain", "LAB")
+    assert code == 0 and "registered one by one" in output, output
+    exported = export(db, tmp_path / "export.csv").set_index(["source", "local_id"])
+    assert exported.loc[("LAB", "77"), "mpi_id"] == exported.loc[("CHL", "9"), "mpi_id"]
+    assert exported.loc[("LAB", "78"), "mpi_id"] != exported.loc[("CHL", "9"), "mpi_id"]
+    assert float(exported.loc[("LAB", "77"), "score"]) >= 0.95
+
+
+def test_bad_input_is_one_message_naming_file_row_and_column(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'mpi.db'}"
+    repeated = write_rows(
+        tmp_path / "repeated.csv",
+        [
+            {"record_id": "1", "source": "CHL", "local_id": "9", **WEBER},
+            {"record_id": "2", "source": "CHL", "local_id": "9", **WEBER},
+        ],
+    )
+    result = runner.invoke(cli(), ["load", str(repeated), "--db", db])
+    assert result.exit_code == 2
+    assert (
+        "repeated.csv, row 2, column 'local_id'" in result.output and "CHL|9 appears twice" in result.output
+    )
+    assert "Traceback" not in result.output
+
+    no_ids = write_rows(tmp_path / "no_ids.csv", [{"surname": "Weber"}])
+    result = runner.invoke(cli(), ["load", str(no_ids), "--db", db])
+    assert result.exit_code == 2 and "no_ids.csv" in result.output and "record_id" in result.output
+    result = runner.invoke(cli(), ["load", str(tmp_path / "missing.csv"), "--db", db])
+    assert result.exit_code == 2 and "file not found" in result.output
+    code, output = run("export", "--db", db, "--out", str(tmp_path / "empty.csv"))
+    assert code == 0 and "0 records written" in output  # nothing was loaded by the failed attempts

@@ -1,0 +1,105 @@
+"""The online matcher answers exactly like the batch kernel, however few records it is given.
+
+The online path standardises a probe and its candidates cell by cell from a
+cache and codes them without pandas; these tests hold it to the batch recipe
+(``standardise`` -> ``Engine.encode`` -> ``Engine.scorer``, without term
+frequencies) and its blocking keys to the ones the bulk load computes in batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics
+from mpi.matching.engine import Engine
+from mpi.matching.scoring import probability_to_weight
+from mpi.matching.standardise import standardise
+from mpi.rules.loader import default_parameters_path, load_parameters, load_rules
+from mpi.service.engine_matcher import FEW_RECORDS, EngineMatcher
+
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "synthetic" / "records.csv"
+
+
+@pytest.fixture(scope="module")
+def matcher() -> EngineMatcher:
+    rules = load_rules()
+    return EngineMatcher(rules, load_parameters(default_parameters_path(), rules))
+
+
+@pytest.fixture(scope="module")
+def sample() -> list[Demographics]:
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False, nrows=1500)
+    return [Demographics.from_mapping(row) for row in frame.to_dict("records")]
+
+
+def batch_scores(
+    matcher: EngineMatcher, probe: Demographics, candidates: list[Demographics]
+) -> dict[str, object]:
+    """The batch recipe on the same records: what the online answer must equal."""
+    records = [probe, *candidates]
+    frame = pd.DataFrame({f: [getattr(r, f) for r in records] for f in DEMOGRAPHIC_FIELDS}, dtype=object)
+    encoded = Engine.encode(standardise(frame.astype(pd.StringDtype())).frame)
+    scorer = matcher.engine.scorer(encoded, matcher.params)
+    scorer.disable_term_frequencies()
+    right = np.arange(1, len(records), dtype=np.int64)
+    scored = scorer.score(np.zeros_like(right), right)
+    labels = [(*c.comparator.labels, "missing") for c in scorer.compiled]
+    return {
+        "probability": scored.match_probability.astype(np.float64).tolist(),
+        "weight": scored.match_weight.astype(np.float64).tolist(),
+        "levels": [[labels[k][level] for k, level in enumerate(row)] for row in scored.levels.tolist()],
+        "linkable": scored.linkable.tolist(),
+    }
+
+
+def test_online_scores_equal_the_batch_kernel(matcher: EngineMatcher, sample: list[Demographics]) -> None:
+    thresholds = matcher.rules.thresholds
+    for start in range(0, 1200, 97):
+        probe, candidates = sample[start], sample[start + 1 : start + 1 + (start % 60) + 1]
+        # A probe scored against its own copy with a typo is among the candidates: a link.
+        candidates.append(replace(probe, family_name=(probe.family_name or "") + "e"))
+        online = matcher.score(probe, candidates)
+        expected = batch_scores(matcher, probe, candidates)
+        assert [s.match_probability for s in online] == expected["probability"]
+        assert [s.match_weight for s in online] == expected["weight"]
+        assert [[c.level for c in s.comparisons] for s in online] == expected["levels"]
+        linkables: list[bool] = expected["linkable"]  # type: ignore[assignment]
+        for score, linkable in zip(online, linkables, strict=True):
+            link = score.match_probability >= thresholds.link and linkable
+            review = score.match_probability >= thresholds.review
+            assert score.decision == ("link" if link else "review" if review else "none")
+            # The weights shown to a reviewer add up to the pair's match weight.
+            total = probability_to_weight(matcher.params.prior) + sum(c.weight for c in score.comparisons)
+            assert total == pytest.approx(score.match_weight, abs=1e-3)
+        assert online[-1].decision in ("link", "review")
+
+
+def test_blocking_keys_are_the_same_few_at_a_time_or_in_a_batch(
+    matcher: EngineMatcher, sample: list[Demographics]
+) -> None:
+    many = sample[: FEW_RECORDS + 300]
+    in_batch = matcher.blocking_keys(many)
+    few_at_a_time = [
+        keys for start in range(0, len(many), 40) for keys in matcher.blocking_keys(many[start : start + 40])
+    ]
+    assert in_batch == few_at_a_time
+    assert sum(map(len, in_batch)) > 5 * len(many)
+
+
+def test_blocking_keys_name_their_rule_and_ignore_name_order(matcher: EngineMatcher) -> None:
+    jean = Demographics(
+        family_name="Weber", given_names="Jean", birth_date="1980-01-02", sex="M", postcode="L-1234"
+    )
+    swapped = replace(jean, family_name="Jean", given_names="Weber")
+    keys, swapped_keys = matcher.blocking_keys([jean, swapped])
+    assert "birth_date:1980-01-02" in keys
+    assert "postcode+family_phonetic:1234|APR" in keys
+    name_pairs = [k for k in keys if k.startswith("names_either_order+")]
+    assert name_pairs and set(name_pairs) <= set(swapped_keys)
+    assert not any(k.startswith(("phone:", "email:", "matricule:")) for k in keys)  # missing parts: no key
+    assert matcher.blocking_keys([]) == [] and matcher.score(jean, []) == []
