@@ -19,26 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mpi.domain.records import BATCH_COLUMNS
 from mpi.errors import InputError
-
-BATCH_COLUMNS: tuple[str, ...] = (
-    "record_id",
-    "source",
-    "local_id",
-    "family_name",
-    "birth_name",
-    "given_names",
-    "birth_date",
-    "sex",
-    "national_id",
-    "street",
-    "house_number",
-    "postcode",
-    "city",
-    "country",
-    "phone",
-    "email",
-)
 
 
 @dataclass

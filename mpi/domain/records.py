@@ -26,6 +26,8 @@ DEMOGRAPHIC_FIELDS: tuple[str, ...] = (
     "phone",
     "email",
 )
+# The batch file schema (DOMAIN.md): an id for the row, where it comes from, its demographics.
+BATCH_COLUMNS: tuple[str, ...] = ("record_id", "source", "local_id", *DEMOGRAPHIC_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from mpi.domain.identifiers import MatriculeStatus, classify_matricules
+from mpi.domain.records import BATCH_COLUMNS
 from mpi.matching.nicknames import canonical_given_names, load_nicknames
 from mpi.matching.phonetics import cologne, double_metaphone, to_ascii
 
@@ -389,24 +390,7 @@ def _email(value: str) -> str | None:
 
 # --- the whole frame --------------------------------------------------------------------------
 
-SCHEMA_COLUMNS = (
-    "record_id",
-    "source",
-    "local_id",
-    "family_name",
-    "birth_name",
-    "given_names",
-    "birth_date",
-    "sex",
-    "national_id",
-    "street",
-    "house_number",
-    "postcode",
-    "city",
-    "country",
-    "phone",
-    "email",
-)
+SCHEMA_COLUMNS = BATCH_COLUMNS
 PASSTHROUGH_COLUMNS = ("record_id", "source", "local_id")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mpi.domain.records import BATCH_COLUMNS
 from mpi.errors import MPIError
 from mpi.synthetic.config import DEFAULT_SOURCES, ErrorRates, PopulationMix, SourceProfile
 from mpi.synthetic.corrupt_fields import (
@@ -46,24 +47,7 @@ from mpi.synthetic.population import add_contacts, draw_persons
 from mpi.synthetic.render import render_columns
 from mpi.synthetic.text import IntArray, TextArray, digits, text
 
-RECORD_COLUMNS = (
-    "record_id",
-    "source",
-    "local_id",
-    "family_name",
-    "birth_name",
-    "given_names",
-    "birth_date",
-    "sex",
-    "national_id",
-    "street",
-    "house_number",
-    "postcode",
-    "city",
-    "country",
-    "phone",
-    "email",
-)
+RECORD_COLUMNS = BATCH_COLUMNS
 _STAGES = ("plan", "persons", "relations", "identifiers", "errors", "order")
 
 
