@@ -14,13 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from mpi.batch.evaluation import cluster_scores
-from mpi.cli.load_command import load_app
 from mpi.cli.main import app as main_app
-from mpi.cli.registry_commands import registry_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "synthetic"
@@ -28,16 +25,8 @@ MODEL = ROOT / "matching_rules" / "default.params.json"
 runner = CliRunner()
 
 
-def cli() -> typer.Typer:
-    """The commands the way `mpi` mounts them."""
-    app = typer.Typer()
-    app.add_typer(load_app)
-    app.add_typer(registry_app)
-    return app
-
-
 def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(cli(), list(args))
+    result = runner.invoke(main_app, list(args))
     return result.exit_code, result.output
 
 
@@ -184,7 +173,7 @@ def test_bad_input_is_one_message_naming_file_row_and_column(tmp_path: Path) -> 
             {"record_id": "2", "source": "CHL", "local_id": "9", **WEBER},
         ],
     )
-    result = runner.invoke(cli(), ["load", str(repeated), "--db", db])
+    result = runner.invoke(main_app, ["load", str(repeated), "--db", db])
     assert result.exit_code == 2
     assert (
         "repeated.csv, row 2, column 'local_id'" in result.output and "CHL|9 appears twice" in result.output
@@ -192,9 +181,9 @@ def test_bad_input_is_one_message_naming_file_row_and_column(tmp_path: Path) -> 
     assert "Traceback" not in result.output
 
     no_ids = write_rows(tmp_path / "no_ids.csv", [{"surname": "Weber"}])
-    result = runner.invoke(cli(), ["load", str(no_ids), "--db", db])
+    result = runner.invoke(main_app, ["load", str(no_ids), "--db", db])
     assert result.exit_code == 2 and "no_ids.csv" in result.output and "record_id" in result.output
-    result = runner.invoke(cli(), ["load", str(tmp_path / "missing.csv"), "--db", db])
+    result = runner.invoke(main_app, ["load", str(tmp_path / "missing.csv"), "--db", db])
     assert result.exit_code == 2 and "file not found" in result.output
     code, output = run("export", "--db", db, "--out", str(tmp_path / "empty.csv"))
     assert code == 0 and "0 records written" in output  # nothing was loaded by the failed attempts
