@@ -270,7 +270,11 @@ class SqlUnitOfWork(DeliveryRows):
         self._c.execute(q.INSERT_PERSON, t.person_values(person))
 
     def save_person(self, person: Person) -> None:
-        self._c.execute(q.UPDATE_PERSON, {"b_mpi_id": person.mpi_id, **t.person_values(person)})
+        # The key is left out of the SET list: SQLite re-checks every foreign key that refers
+        # to a column an UPDATE assigns, even to the same value.
+        values = t.person_values(person)
+        del values["mpi_id"]
+        self._c.execute(q.UPDATE_PERSON, {"b_mpi_id": person.mpi_id, **values})
 
     def get_links(self, record_ids: Sequence[int]) -> dict[int, Link]:
         return {row["record_id"]: t.link_of(row) for row in self._rows(q.LINKS_BY_RECORD, "ids", record_ids)}

@@ -135,7 +135,7 @@ person = Table(
     Column("status", String(10), nullable=False),
     Column("trust", String(12), nullable=False),
     Column("document_checked", Boolean, nullable=False),
-    Column("replaced_by", MPI_ID, ForeignKey("person.mpi_id"), nullable=True),
+    Column("replaced_by", MPI_ID, ForeignKey("person.mpi_id"), nullable=True, index=True),
     Column("flags", String(200), nullable=False),
     Column("golden", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
