@@ -118,7 +118,8 @@ def classify_matricules(raw: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.ob
     cleaned = np.array(["" if v is None or _is_nan(v) else str(v) for v in raw], dtype=object)
     text = np.char.replace(np.char.replace(np.char.replace(cleaned.astype(str), " ", ""), ".", ""), "-", "")
     lengths = np.char.str_len(text)
-    is_digits = np.char.isdigit(text)
+    # ASCII only: str.isdigit() also accepts other scripts' digits and superscripts.
+    is_digits = np.array([t.isascii() and t.isdigit() for t in text.tolist()], dtype=bool)
     status[(lengths > 0)] = MatriculeStatus.INVALID
 
     thirteen = np.flatnonzero((lengths == 13) & is_digits)
@@ -149,9 +150,47 @@ def classify_matricules(raw: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.ob
 
 
 def check_matricule(raw: str | None) -> tuple[str | None, MatriculeStatus]:
-    """Check one raw national number; see :func:`classify_matricules`."""
-    normalised, status = classify_matricules(np.array([raw], dtype=object))
-    return normalised[0], MatriculeStatus(int(status[0]))
+    """Check one raw national number, exactly as :func:`classify_matricules` checks a column.
+
+    Plain Python: for one value, numpy's per-call overhead costs a hundred times the check.
+    """
+    if raw is None or _is_nan(raw):
+        return None, MatriculeStatus.MISSING
+    text = str(raw).replace(" ", "").replace(".", "").replace("-", "")
+    if not text:
+        return None, MatriculeStatus.MISSING
+    if not (text.isascii() and text.isdigit()) or len(text) not in (11, 13):
+        return None, MatriculeStatus.INVALID
+    digits = [ord(ch) - 48 for ch in text]
+    if not (digits[4] * 10 + digits[5] <= 12 and digits[6] * 10 + digits[7] <= 31):
+        return None, MatriculeStatus.INVALID
+    payload = digits[:PAYLOAD_LENGTH]
+    if len(digits) == 13:
+        if digits[11] == _luhn_digit(payload) and digits[12] == _verhoeff_digit(payload):
+            return text, MatriculeStatus.VALID
+        return None, MatriculeStatus.INVALID
+    if (11 - sum(d * w for d, w in zip(digits, _LEGACY_WEIGHTS_LIST, strict=False)) % 11) % 11 != digits[10]:
+        return None, MatriculeStatus.INVALID
+    return f"{text}{_luhn_digit(payload)}{_verhoeff_digit(payload)}", MatriculeStatus.UPGRADED
+
+
+_VERHOEFF_D_LIST: list[list[int]] = _VERHOEFF_D.tolist()
+_VERHOEFF_P_LIST: list[list[int]] = _VERHOEFF_P.tolist()
+_VERHOEFF_INV_LIST: list[int] = _VERHOEFF_INV.tolist()
+_LUHN_DOUBLE_LIST: list[int] = _LUHN_DOUBLE.tolist()
+_LEGACY_WEIGHTS_LIST: list[int] = _LEGACY_WEIGHTS.tolist()
+
+
+def _luhn_digit(payload: list[int]) -> int:
+    total = sum(_LUHN_DOUBLE_LIST[d] if (len(payload) - 1 - i) % 2 == 0 else d for i, d in enumerate(payload))
+    return (10 - total % 10) % 10
+
+
+def _verhoeff_digit(payload: list[int]) -> int:
+    c = 0
+    for i, digit in enumerate(reversed(payload)):
+        c = _VERHOEFF_D_LIST[c][_VERHOEFF_P_LIST[(i + 1) % 8][digit]]
+    return _VERHOEFF_INV_LIST[c]
 
 
 def is_valid_matricule(raw: str | None) -> bool:

@@ -49,9 +49,15 @@ DENSE_MIN_PAIRS = 400_000
 _MATRIX_LOCK = threading.Lock()
 
 
+# Below this many pairs one thread beats starting a pool (~0.35 ms a call, more on a busy machine).
+_THREADED_MIN_PAIRS = 20_000
+_FEW_PAIRS = 4096
+
+
 def _jaro_winkler(left: list[str], right: list[str]) -> Floats:
+    workers = -1 if len(left) >= _THREADED_MIN_PAIRS else 1
     return np.asarray(
-        process.cpdist(left, right, scorer=distance.JaroWinkler.normalized_similarity, workers=-1),
+        process.cpdist(left, right, scorer=distance.JaroWinkler.normalized_similarity, workers=workers),
         dtype=np.float32,
     )
 
@@ -183,8 +189,11 @@ class StringColumn:
             if differ.size == 0:
                 return out
         pair_keys = (cl.astype(np.int64) << 32) | cr.astype(np.int64)
-        inverse, distinct = pd.factorize(pair_keys, sort=False)
-        distinct = np.asarray(distinct, dtype=np.int64)
+        if pair_keys.size <= _FEW_PAIRS:  # pandas' hash table costs more than a sort this small
+            distinct, inverse = np.unique(pair_keys, return_inverse=True)
+        else:
+            inverse, distinct = pd.factorize(pair_keys, sort=False)
+            distinct = np.asarray(distinct, dtype=np.int64)
         vocab = self.vocab
         left_values = vocab[(distinct >> 32).astype(np.int64)].tolist()
         right_values = vocab[(distinct & 0xFFFFFFFF).astype(np.int64)].tolist()

@@ -26,7 +26,7 @@ from mpi.matching.blocking import PreparedRule, candidate_pairs, prepare_rule
 from mpi.matching.comparators import Comparator, build_comparator
 from mpi.matching.encoding import EncodedRecords, Indices
 from mpi.matching.explain import Explanation, explain_pair
-from mpi.matching.scoring import Scorer
+from mpi.matching.scoring import CompiledComparison, Scorer
 from mpi.matching.training import Progress, TrainingReport, train_supervised, train_unsupervised
 from mpi.rules.columns import SOURCE_COLUMN
 from mpi.rules.parameters import TrainedParameters
@@ -48,6 +48,11 @@ def _no_progress(_: str) -> None:
 class Engine:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
+        # Compiled weight tables by (parameters, comparisons used): the online path builds a
+        # scorer per probe, and compiling costs more than scoring a dozen pairs. The entry
+        # holds the parameters, so their id cannot be reused while it is cached.
+        self._compiled: dict[tuple[int, tuple[str, ...]], tuple[TrainedParameters, list[CompiledComparison]]]
+        self._compiled = {}
         self.comparators = [build_comparator(c) for c in rules.comparisons]
         labels = {c.name: c.labels for c in self.comparators}
         for i, ref in enumerate(rules.thresholds.never_link):
@@ -109,7 +114,14 @@ class Engine:
         comparators, _ = self.usable_comparators(records)
         comparators = [c for c in comparators if c.name in params.comparisons]
         caps = [(ref.comparison, ref.level) for ref in self.rules.thresholds.never_link]
-        return Scorer(comparators, params, records, caps)
+        key = (id(params), tuple(c.name for c in comparators))
+        cached = self._compiled.get(key)
+        if cached is None or cached[0] is not params:
+            if len(self._compiled) >= 64:
+                self._compiled.clear()
+            compiled = [CompiledComparison.build(c, params.comparisons[c.name]) for c in comparators]
+            cached = self._compiled[key] = (params, compiled)
+        return Scorer(comparators, params, records, caps, precompiled=cached[1])
 
     def prepare_blocking(self, records: EncodedRecords) -> list[PreparedRule]:
         rules, _ = self.usable_blocking_rules(records)

@@ -206,9 +206,48 @@ def _cologne_chunk(texts: list[str]) -> list[str]:
     return [" ".join(key.split()) if " " in key else key for key in decoded]
 
 
+_BASE_OF: dict[str, int] = {chr(byte): code for byte, code in enumerate(_BASE.tolist()) if code != _NONE}
+# Up to this many values, coding one character at a time beats building the arrays.
+_FEW = 16
+
+
+def _cologne_one(text: str) -> str:
+    """:func:`_cologne_chunk` for one cleaned value, without arrays (the same rules, in the same order)."""
+    digits: list[str] = []
+    previous = _NONE  # the last code emitted, kept or not: runs collapse before zeros are dropped
+    last = len(text) - 1
+    for i, char in enumerate(text):
+        before = text[i - 1] if i else ""
+        after = text[i + 1] if i < last else ""
+        code = _BASE_OF.get(char, _NONE)
+        if char == "p" and after == "h":
+            code = 3
+        elif char in "dt" and after and after in "csz":
+            code = 8
+        elif char == "c":
+            word_start = not before or before == " "
+            hard = (
+                (after and after in "ahkloqrux")
+                if word_start
+                else (after and after in "ahkoqux" and before not in "sz")
+            )
+            if hard:
+                code = 4
+        emitted = (4, code) if char == "x" and not (before and before in "ckq") else (code,)
+        for value in emitted:
+            if value == _NONE:
+                continue
+            if value != previous and (value != 0 or previous in (_NONE, _SEPARATOR)):
+                digits.append(" " if value == _SEPARATOR else str(value))
+            previous = value
+    return " ".join("".join(digits).split())
+
+
 def cologne(values: Sequence[str]) -> list[str]:
     """Kölner Phonetik code of each value (``""`` when a value has no codable letter)."""
     texts = _encoder_inputs(values)
+    if len(texts) <= _FEW:
+        return [_cologne_one(text) for text in texts]
     keys = [""] * len(texts)
     order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable").tolist()
     for start in range(0, len(order), _CHUNK):

@@ -73,6 +73,7 @@ class Scorer:
         params: TrainedParameters,
         records: EncodedRecords,
         never_link: Sequence[tuple[str, str]] = (),
+        precompiled: Sequence[CompiledComparison] | None = None,
     ) -> None:
         self.records = records
         positions = {c.name: k for k, c in enumerate(comparators)}
@@ -82,7 +83,11 @@ class Scorer:
             for name, level in never_link
             if name in positions and level in comparators[positions[name]].labels
         ]
-        self.compiled = [CompiledComparison.build(c, params.comparisons[c.name]) for c in comparators]
+        self.compiled = (
+            list(precompiled)
+            if precompiled is not None
+            else [CompiledComparison.build(c, params.comparisons[c.name]) for c in comparators]
+        )
         self.prior_weight = np.float32(probability_to_weight(params.prior))
         self._log2_tf: dict[str, Floats] = {}
         for compiled in self.compiled:

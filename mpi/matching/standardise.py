@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mpi.domain.identifiers import MatriculeStatus, classify_matricules
+from mpi.domain.identifiers import MatriculeStatus, check_matricule, classify_matricules
 from mpi.domain.records import BATCH_COLUMNS
 from mpi.matching.nicknames import canonical_given_names, load_nicknames
 from mpi.matching.phonetics import cologne, double_metaphone, to_ascii
@@ -567,8 +567,8 @@ def _computed_cells(column: str, texts: list[str], calling_code: str, today: dt.
             for (y, m, d), ok in zip(parts.tolist(), possible, strict=True)
         ]
     if column == "national_id":
-        normalised, status = classify_matricules(np.array(texts, dtype=object))
-        return [(n or None, int(s)) for n, s in zip(normalised.tolist(), status.tolist(), strict=True)]
+        checked = [check_matricule(text) for text in texts]  # the scalar check: a handful of values
+        return [(n or None, int(s)) for n, s in checked]
     if column == "sex":
         return [(_sex(text) or None,) for text in texts]
     if column == "phone":

@@ -202,3 +202,20 @@ def test_suggest_corrections_finds_the_original_of_an_adjacent_transposition(
     assume(number[position] != number[position + 1])
     typed = number[:position] + number[position + 1] + number[position] + number[position + 2 :]
     assert number in suggest_corrections(typed)
+
+
+_MATRICULE_LIKE = st.one_of(
+    st.text(alphabet="0123456789 .-", min_size=0, max_size=16),
+    st.text(max_size=14),
+    st.builds(complete_matricule, st.from_regex(r"\A[0-9]{11}\Z", fullmatch=True)),
+    st.from_regex(r"\A[0-9]{11}\Z", fullmatch=True),
+)
+
+
+@settings(max_examples=400)
+@given(st.lists(_MATRICULE_LIKE, min_size=1, max_size=20))
+def test_one_value_is_judged_as_a_column_judges_it(values: list[str]) -> None:
+    normalised, status = classify_matricules(np.array(values, dtype=object))
+    one_by_one = [check_matricule(value) for value in values]
+    assert [n for n, _ in one_by_one] == normalised.tolist()
+    assert [int(s) for _, s in one_by_one] == status.tolist()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpi.matching.phonetics import cologne, double_metaphone, to_ascii
+from mpi.matching.phonetics import _cologne_chunk, _cologne_one, cologne, double_metaphone, to_ascii
 
 # --- a plain, letter-by-letter reading of the published Kölner table, to check the matrix code ---
 
@@ -159,3 +159,14 @@ def test_encoding_a_batch_equals_encoding_each_value_alone(values: list[str]) ->
 def test_a_value_holding_the_internal_batch_separator_is_still_encoded_alone() -> None:
     assert cologne(["we\x1fber", "x"]) == ["317", "48"]
     assert double_metaphone(["we\x1fber", "x"]) == double_metaphone(["weber", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=14), min_size=1, max_size=10
+    )
+)
+def test_few_values_coded_letter_by_letter_equal_the_matrix_code(values: list[str]) -> None:
+    texts = [" ".join(v.split()) for v in values]
+    assert [_cologne_one(t) for t in texts] == _cologne_chunk(texts)
