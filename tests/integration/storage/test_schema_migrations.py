@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from mpi.domain.events import Event, EventKind
 from mpi.service.bootstrap import upgrade_database
 from mpi.service.settings import Settings
 from mpi.storage import migrations
-from mpi.storage.store import create_sql_engine
+from mpi.storage.store import SqlStore, create_sql_engine
 from mpi.storage.tables import metadata
 
 
@@ -53,3 +57,30 @@ def test_postgres_sessions_take_the_configured_synchronous_commit(postgres_url: 
                 assert connection.execute(text("SHOW synchronous_commit")).scalar_one() == setting
         finally:
             engine.dispose()
+
+
+def test_sqlite_commits_leave_checkpoints_to_the_store_s_background_thread(sqlite_url: str) -> None:
+    store = SqlStore(create_sql_engine(sqlite_url))
+    try:
+        migrations.upgrade(store.engine)
+        for n in range(300):  # well past the 1,000 WAL pages at which a commit would checkpoint
+            store.run(lambda uow, n=n: uow.append_event(_event(n)))
+        with store.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 0
+        time.sleep(1.5)  # three rounds of the checkpointer
+        with store.engine.connect() as connection:
+            busy, logged, copied = connection.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
+        assert busy == 0 and logged == copied  # nothing was left for this checkpoint to copy
+    finally:
+        store.close()
+
+
+def _event(n: int) -> Event:
+    return Event(
+        kind=EventKind.RECORD_REGISTERED,
+        occurred_at=datetime.now(UTC),
+        actor="test",
+        changes=(),
+        reason="x" * 20_000,  # several pages a commit
+        subjects=(f"P{n}",),
+    )
