@@ -8,7 +8,8 @@ executed per call.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import String, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
 from mpi.domain.reviews import ReviewStatus
@@ -126,6 +127,19 @@ INSERT_EVENT = insert(t.event).returning(t.event.c.seq)
 INSERT_EVENTS = insert(t.event).returning(t.event.c.seq, sort_by_parameter_order=True)
 INSERT_KEY = insert(t.blocking_key)
 INSERT_EVENT_SUBJECT = insert(t.event_subject)
+# PostgreSQL: the event and its subjects in one statement, one round trip instead of two.
+_EVENT_COLUMNS = ("kind", "occurred_at", "actor", "reason", "subjects", "changes")
+_new_event = (
+    insert(t.event)
+    .values({t.event.c[name]: bindparam(name) for name in _EVENT_COLUMNS})
+    .returning(t.event.c.seq)
+    .cte("new_event")
+)
+_new_subjects = insert(t.event_subject).from_select(
+    ["mpi_id", "seq"],
+    select(func.unnest(bindparam("subject_ids", type_=ARRAY(String))), _new_event.c.seq),
+).cte("new_subjects")
+INSERT_EVENT_WITH_SUBJECTS = select(_new_event.c.seq).add_cte(_new_subjects)
 
 # -- HL7 delivery ---------------------------------------------------------------------
 _receipt = t.message_receipt

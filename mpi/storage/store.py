@@ -411,17 +411,18 @@ class SqlUnitOfWork(DeliveryRows):
 
     # -- event log --------------------------------------------------------------------
     def append_event(self, event: Event) -> int:
-        seq: int = self._c.execute(
-            q.INSERT_EVENT,
-            {
-                "kind": event.kind.value,
-                "occurred_at": event.occurred_at,
-                "actor": event.actor,
-                "reason": event.reason,
-                "subjects": ",".join(event.subjects),
-                "changes": encode_changes(event.changes),
-            },
-        ).scalar_one()
+        values = {
+            "kind": event.kind.value,
+            "occurred_at": event.occurred_at,
+            "actor": event.actor,
+            "reason": event.reason,
+            "subjects": ",".join(event.subjects),
+            "changes": encode_changes(event.changes),
+        }
+        if self._is_postgres:
+            statement = q.INSERT_EVENT_WITH_SUBJECTS
+            return int(self._c.execute(statement, {**values, "subject_ids": list(event.subjects)}).scalar_one())
+        seq: int = self._c.execute(q.INSERT_EVENT, values).scalar_one()
         if event.subjects:
             self._c.execute(q.INSERT_EVENT_SUBJECT, [{"mpi_id": s, "seq": seq} for s in event.subjects])
         return seq
