@@ -190,7 +190,8 @@ class HL7Application:
         done: list[str] = []
 
         def run(feed: FeedTransaction) -> FeedChange:
-            done.append(change.run(feed))
+            # A transaction lost to a concurrent one runs again: keep only the last account.
+            done[:] = [change.run(feed)]
             return change
 
         try:
@@ -209,8 +210,9 @@ class HL7Application:
             return self._refuse(message, _as_hl7(error, ErrorCode.APPLICATION_INTERNAL_ERROR, ""), key)
         if resent:
             audit.info("resent message %s from %s answered from its receipt", header.control_id, actor)
-        else:
-            audit.info("message %s from %s: %s", header.control_id, actor, "; ".join(done))
+        elif audit.isEnabledFor(logging.DEBUG):
+            # What was done names local ids and persons: not for an INFO log.
+            audit.debug("message %s from %s: %s", header.control_id, actor, "; ".join(done))
         return answer
 
     # -- answers ----------------------------------------------------------------------

@@ -392,6 +392,16 @@ class _FakeUnitOfWork:
         self.t.by_key[key] = record_id
         self.s.records[record_id] = replace(record, key=key)
 
+    def savepoint(self, work: Callable[[], T]) -> T:
+        saved = copy.deepcopy(self.t)
+        try:
+            return work()
+        except BaseException:
+            # Restored in place: the store commits this very object at the end of the transaction.
+            vars(self.t).update(vars(saved))
+            self.s = self.t.state
+            raise
+
 
 class TickingClock:
     """A clock that moves one second forward at every reading: distinct, predictable timestamps."""

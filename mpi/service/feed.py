@@ -8,9 +8,12 @@ link, ...) and (3) stores the answer as the receipt. A resent message finds the
 receipt and gets the same answer without being applied again, and an answer is
 only ever sent for a committed change.
 
-The use cases run unchanged inside that transaction: :class:`FeedTransaction`
-wires the services over a store that joins the open unit of work instead of
-starting its own.
+The use cases run unchanged inside that transaction: they are wired once, over
+a store that joins the unit of work the calling thread has open instead of
+starting its own. Messages arriving together from several connections share a
+transaction (:class:`~mpi.service.group_commit.GroupCommit`), each in a
+savepoint of its own: a refused message rolls back only itself, and every
+answer waits for the commit.
 
 Besides register and update, a feed may carry changes only its source can
 make to its own local ids: a corrected id (ADT^A47, a new version of the record
@@ -20,7 +23,6 @@ and the retired id is recorded as superseded, so cross-references leave it out).
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import threading
 from collections.abc import Callable, Mapping
@@ -32,8 +34,10 @@ from mpi.domain.events import Event, EventKind, RecordChanged
 from mpi.domain.persons import LinkProvenance
 from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey, SourceRecord
 from mpi.errors import Conflict, NotFound
-from mpi.service.bootstrap import wire
+from mpi.service.bootstrap import Services, wire
 from mpi.service.delivery import MessageKey, Receipt
+from mpi.service.golden import SurvivorshipRules
+from mpi.service.group_commit import GroupCommit
 from mpi.service.operations import Operation
 from mpi.service.ports import Matcher, Store, UnitOfWork
 from mpi.service.registry import Clock, RegistrationResult, utc_now
@@ -57,13 +61,24 @@ class FeedResult:
 
 
 class _JoinedStore:
-    """A store whose every unit of work joins one transaction that is already open."""
+    """A store whose every unit of work joins the transaction the calling thread has open."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self) -> None:
+        self._open = threading.local()
 
     def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
-        return work(self._uow)
+        uow: UnitOfWork | None = getattr(self._open, "uow", None)
+        if uow is None:
+            raise RuntimeError("the feed's services run only inside Feed.apply")
+        return work(uow)
+
+    def joined(self, uow: UnitOfWork, work: Callable[[], T]) -> T:
+        """Run ``work`` with ``uow`` as the transaction every unit of work of this thread joins."""
+        self._open.uow = uow
+        try:
+            return work()
+        finally:
+            self._open.uow = None
 
     def close(self) -> None:
         """The transaction belongs to the caller, which commits or rolls it back."""
@@ -97,16 +112,16 @@ class FeedTransaction:
     def __init__(
         self,
         uow: UnitOfWork,
-        settings: Settings,
-        matcher: Matcher | Callable[[], Matcher],
+        services: Services,
+        survivorship: SurvivorshipRules,
         clock: Clock,
         actor: str,
     ) -> None:
         self.uow = uow
         self.actor = actor
-        self._settings = settings
+        self.services = services
+        self._survivorship = survivorship
         self._clock = clock
-        self.services = wire(settings, _JoinedStore(uow), matcher, clock)
 
     # -- reads ----------------------------------------------------------------------
     def current(self, key: RecordKey) -> SourceRecord | None:
@@ -144,7 +159,7 @@ class FeedTransaction:
         current = self.current(old)
         if current is None:
             return FeedResult(FeedOutcome.IGNORED, f"prior identifier {old} is unknown: nothing to change")
-        op = _FeedOperation(self.uow, self._settings.survivorship, self._clock(), self.actor)
+        op = _FeedOperation(self.uow, self._survivorship, self._clock(), self.actor)
         op.rename(current, new)
         op.finish(EventKind.RECORD_UPDATED, reason)
         return FeedResult(FeedOutcome.APPLIED, f"{old} is now {new}")
@@ -216,14 +231,18 @@ class Feed:
         store: Store,
         matcher: Matcher | Callable[[], Matcher],
         clock: Clock = utc_now,
+        *,
+        writers: int | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
-        self._matcher = matcher
         self._clock = clock
-        # SQLite runs one writer at a time and makes the others poll with growing sleeps;
-        # queueing them here instead hands the lock on at once, which keeps latency even.
-        self._writer = threading.Lock() if settings.is_sqlite else contextlib.nullcontext()
+        self._joined = _JoinedStore()
+        self._services = wire(settings, self._joined, matcher, clock)
+        # SQLite runs one writer at a time anyway; on PostgreSQL a second batch can run its
+        # statements while the first waits for its commit to reach the disk.
+        default_writers = 1 if settings.is_sqlite else 2
+        self._commits = GroupCommit(store, writers=writers or default_writers)
 
     def answered(self, key: MessageKey) -> bytes | None:
         """The answer already given to this message, if any."""
@@ -239,7 +258,7 @@ class Feed:
     ) -> tuple[bytes, bool]:
         """Apply ``change`` and store ``respond``'s answer; returns (answer, was it a resend).
 
-        If ``change`` raises, nothing is stored and the exception propagates.
+        If ``change`` raises, nothing of it is stored and the exception propagates.
         """
 
         def work(uow: UnitOfWork) -> tuple[bytes, bool]:
@@ -247,13 +266,13 @@ class Feed:
             stored = uow.find_receipt(key)
             if stored is not None:
                 return stored.response, True
-            result = change(FeedTransaction(uow, self._settings, self._matcher, self._clock, actor))
+            feed = FeedTransaction(uow, self._services, self._settings.survivorship, self._clock, actor)
+            result = self._joined.joined(uow, lambda: change(feed))
             response = respond(result)
             uow.add_receipt(Receipt(key, response, self._clock()))
             return response, False
 
-        with self._writer:
-            return self._store.run(work)
+        return self._commits.run(work)
 
     def refuse(self, key: MessageKey, response: bytes) -> tuple[bytes, bool]:
         """Store the answer to a message refused without any change (unless one is stored already)."""
@@ -266,8 +285,7 @@ class Feed:
             uow.add_receipt(Receipt(key, response, self._clock()))
             return response, False
 
-        with self._writer:
-            return self._store.run(work)
+        return self._commits.run(work)
 
 
 def _lock_key(key: MessageKey) -> str:

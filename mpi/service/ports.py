@@ -249,6 +249,12 @@ class UnitOfWork(Protocol):
         """Give a record the local id its source corrected (the caller stores a new version too)."""
         ...
 
+    # -- several commands in one transaction ----------------------------------------
+    def savepoint(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (which uses this unit of work) so that if it raises, only its own changes
+        are rolled back; the exception propagates and the transaction stays usable."""
+        ...
+
 
 class Store(Protocol):
     """Runs units of work as transactions."""
