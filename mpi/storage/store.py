@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from mpi.domain.events import Event, EventKind, decode_changes, encode_changes
 from mpi.domain.persons import Link, Person
@@ -85,7 +85,8 @@ def create_sql_engine(
         return engine
     if synchronous_commit not in _SYNCHRONOUS_COMMIT:
         raise ValueError(f"synchronous_commit must be one of {sorted(_SYNCHRONOUS_COMMIT)}")
-    engine = create_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_size=pool_size)
+    _ping_after_idle(engine)
     if synchronous_commit != "on":
 
         @event.listens_for(engine, "connect")
@@ -97,6 +98,36 @@ def create_sql_engine(
             dbapi_connection.commit()
 
     return engine
+
+
+# A pooled connection idle for longer than this is pinged before use (one round trip).
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection before use only when it has been idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip per
+    transaction, a tenth of a millisecond on every registration. A connection in
+    steady use has just proved itself; one that sat idle may have been dropped by a
+    server restart or a firewall, and is replaced when its ping fails.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise DisconnectionError("a pooled connection failed its ping; reconnecting") from exc
 
 
 def _retryable(exc: DBAPIError, is_sqlite: bool) -> bool:
@@ -421,7 +452,9 @@ class SqlUnitOfWork(DeliveryRows):
         }
         if self._is_postgres:
             statement = q.INSERT_EVENT_WITH_SUBJECTS
-            return int(self._c.execute(statement, {**values, "subject_ids": list(event.subjects)}).scalar_one())
+            return int(
+                self._c.execute(statement, {**values, "subject_ids": list(event.subjects)}).scalar_one()
+            )
         seq: int = self._c.execute(q.INSERT_EVENT, values).scalar_one()
         if event.subjects:
             self._c.execute(q.INSERT_EVENT_SUBJECT, [{"mpi_id": s, "seq": seq} for s in event.subjects])

@@ -14,6 +14,7 @@ from mpi.domain.events import Event, EventKind
 from mpi.service.bootstrap import upgrade_database
 from mpi.service.settings import Settings
 from mpi.storage import migrations
+from mpi.storage import store as store_module
 from mpi.storage.store import SqlStore, create_sql_engine
 from mpi.storage.tables import metadata
 
@@ -84,3 +85,23 @@ def _event(n: int) -> Event:
         reason="x" * 20_000,  # several pages a commit
         subjects=(f"P{n}",),
     )
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_dropped_while_idle_in_the_pool_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "IDLE_PING_SECONDS", 0.0)
+    engine = create_sql_engine(postgres_url, pool_size=1)
+    admin = create_sql_engine(postgres_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.connect() as connection:  # a server restart or a firewall, as the pool sees it
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        time.sleep(0.2)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
+        admin.dispose()
