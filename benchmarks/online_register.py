@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -155,6 +156,14 @@ def measure(url: str, loaded: Path, held_out: Path) -> dict[str, Any]:
     }
 
 
+def run_splink_realtime() -> dict[str, Any]:
+    """Splink's ``predict_between`` next to mpi's online path, in its own process, in this run."""
+    command = [sys.executable, "-m", "benchmarks.splink_realtime"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    table = "\n".join(line for line in done.stdout.splitlines() if line.startswith("|"))
+    return {"command": " ".join(command[1:]), "returncode": done.returncode, "table": table}
+
+
 def analyze(url: str) -> None:
     """Refresh PostgreSQL's planner statistics, as autovacuum does within a minute of a large load.
 
@@ -201,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--load-budget", type=float, default=1800.0, help="seconds for the bulk load")
+    parser.add_argument(
+        "--no-splink",
+        action="store_true",
+        help="skip Splink's real-time path (benchmarks.splink_realtime), otherwise timed in the same run",
+    )
     args = parser.parse_args(argv)
 
     dataset = ensure_dataset(args.rows, args.seed, "mpi")
@@ -213,10 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{backend}: loading {args.rows - args.probes:,} rows ...", file=sys.stderr)
         results[backend] = run_backend(backend, loaded, held_out, args)
 
+    splink = None if args.no_splink else run_splink_realtime()
     write_json(
         RESULT_PATH,
         {
             "benchmark": "online_register",
+            "splink_realtime": splink,
             "machine": machine_info(),
             "versions": package_versions(["mpi", "sqlalchemy", "psycopg", "numpy", "rapidfuzz"]),
             "dataset": {"records": str(dataset.records), "rows": dataset.rows, "seed": dataset.seed},
@@ -252,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     )  # fmt: skip
     print(f"\nTargets: {TARGETS}. JSON: {RESULT_PATH}")
+    if splink is not None:
+        print("\nIn the same run, one record against 5,000 (benchmarks.splink_realtime):\n")
+        print(splink["table"])
     return 0 if all(r["status"] in ("ok", "not run") for r in results.values()) else 1
 
 
