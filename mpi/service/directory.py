@@ -35,6 +35,7 @@ from mpi.service.ports import Matcher, Store, UnitOfWork
 
 WILDCARD = "*"
 _REBUILD_SHARE = 0.1
+_MAX_DELTA_TABLES = 32
 _EVENT_BATCH = 5000
 _ATTRIBUTES = (
     "family",
@@ -214,7 +215,9 @@ class PersonDirectory:
         self._max_scored = max_scored
         self._lock = threading.Lock()
         self._base: _Table | None = None
-        self._delta: _Table = _Table([])
+        # One small table per catch-up, merged now and then: rebuilding a single delta table
+        # at every catch-up would cost time in proportion to every change since the rebuild.
+        self._deltas: list[_Table] = []
         self._delta_records: dict[int, tuple[SourceRecord, str]] = {}
         self._cursor = 0
 
@@ -231,7 +234,7 @@ class PersonDirectory:
         cursor = uow.last_event_seq()
         records = [pair for batch in _all_linked(uow) for pair in batch]
         self._base = _Table(_current(uow, records))
-        self._delta, self._delta_records, self._cursor = _Table([]), {}, cursor
+        self._deltas, self._delta_records, self._cursor = [], {}, cursor
 
     def _catch_up(self, uow: UnitOfWork) -> None:
         while True:
@@ -253,13 +256,18 @@ class PersonDirectory:
                         case _:
                             pass
             ids = np.array(sorted(touched), dtype=np.int64)
-            if self._base is not None:
-                self._base.hide(ids)
+            for table in (self._base, *self._deltas):
+                if table is not None:
+                    table.hide(ids)
             for record_id in touched:
                 self._delta_records.pop(record_id, None)
-            for record, mpi_id in _current(uow, uow.linked_records(sorted(touched))):
+            fresh = _current(uow, uow.linked_records(sorted(touched)))
+            for record, mpi_id in fresh:
                 self._delta_records[record.record_id] = (record, mpi_id)
-            self._delta = _Table(list(self._delta_records.values()))
+            if fresh:
+                self._deltas.append(_Table(fresh))
+            if len(self._deltas) > _MAX_DELTA_TABLES:
+                self._deltas = [_Table(list(self._delta_records.values()))]
             self._cursor = events[-1].seq or self._cursor
 
     # -- searching ------------------------------------------------------------------
@@ -270,7 +278,7 @@ class PersonDirectory:
         """
         self.refresh()
         with self._lock:
-            tables = [t for t in (self._base, self._delta) if t is not None and len(t)]
+            tables = [t for t in (self._base, *self._deltas) if t is not None and len(t)]
             matched: dict[str, list[int]] = {}
             for table in tables:
                 mask = _criteria_mask(table, criteria)

@@ -134,17 +134,17 @@ class FeedTransaction:
     def _mpi_id(self, record: SourceRecord) -> str:
         return self.uow.get_links([record.record_id])[record.record_id].mpi_id
 
-    def _refuse_superseded(self, key: RecordKey) -> None:
-        record = self.uow.find_record(key)
-        if record is not None and (replaced := self.uow.superseded_records([record.record_id])):
+    def _refuse_superseded(self, record: SourceRecord) -> None:
+        if replaced := self.uow.superseded_records([record.record_id]):
             successor = self.uow.get_records([replaced[record.record_id]])[replaced[record.record_id]]
-            raise NotFound(f"local id {key} was merged into {successor.key.local_id} by its source")
+            raise NotFound(f"local id {record.key} was merged into {successor.key.local_id} by its source")
 
     # -- register and update --------------------------------------------------------
     def upsert(self, key: RecordKey, changes: DemographicChanges) -> RegistrationResult:
         """Register the record, or store a new version of it with ``changes`` applied."""
-        self._refuse_superseded(key)
         current = self.uow.find_record(key)
+        if current is not None:
+            self._refuse_superseded(current)
         demographics = apply_changes(current.demographics if current else None, changes)
         return self.services.registry.register(RegisterRecord(key, demographics, self.actor))
 

@@ -1,0 +1,41 @@
+"""The PDQ person directory follows the registry through many small catch-ups and their merges."""
+
+from __future__ import annotations
+
+from mpi.domain.commands import RegisterRecord
+from mpi.domain.records import Demographics, RecordKey
+from mpi.service.bootstrap import Services
+from mpi.service.directory import Criteria, PersonDirectory
+from mpi.service.fakes import FakeMatcher
+
+
+def anna(family_name: str, postcode: str) -> Demographics:
+    return Demographics(
+        family_name=family_name, given_names="Anna", birth_date="1980-01-02", sex="F", postcode=postcode
+    )
+
+
+def test_each_change_replaces_the_old_row_across_many_catch_ups(services: Services) -> None:
+    directory = PersonDirectory(services.store, FakeMatcher())
+    first = services.registry.register(RegisterRecord(RecordKey("CHL", "1"), anna("Muller", "4001")))
+    directory.refresh()
+    # Far more catch-ups than the directory keeps separate tables for, each changing the record,
+    # with another person registered now and then.
+    for number in range(80):
+        services.registry.register(RegisterRecord(RecordKey("CHL", "1"), anna("Muller", f"{1000 + number}")))
+        if number % 10 == 0:
+            services.registry.register(
+                RegisterRecord(
+                    RecordKey("LABO", f"L{number}"), anna(f"Weber{chr(ord('a') + number // 10)}", "9201")
+                )
+            )
+        directory.refresh()
+
+    assert [h.mpi_id for h in directory.search(Criteria(family_name="Muller", postcode="1079"))] == [
+        first.mpi_id
+    ]
+    for stale in ("4001", "1000", "1040", "1078"):
+        assert directory.search(Criteria(family_name="Muller", postcode=stale)) == []
+    assert len(directory.search(Criteria(family_name="Weberh*"))) == 1
+    assert len(directory.search(Criteria(family_name="Weber*"))) == 8
+    assert len(directory.search(Criteria(given_name="Anna", birth_date="1980-01-02"))) == 9
