@@ -4,7 +4,8 @@
 trigger                        change
 =============================  ==============================================================
 A01 A04 A05 A08 A28 A31        register the record, or update it (A31/A08 for an unknown
-                               patient insert it: not an error)
+                               patient insert it: not an error); PID-18 is the record's
+                               patient account number, in its source's domain
 A40 (PID + MRG, repeating)     the source merged MRG-1 into PID-3: the persons are merged and
                                MRG-1 is superseded; unknown PID-3 = change of identifier;
                                unknown MRG-1 = no action
@@ -26,9 +27,9 @@ from dataclasses import dataclass
 from mpi.errors import HL7Error
 from mpi.hl7v2.codes import ErrorCode
 from mpi.hl7v2.config import HL7Config, SenderConfig
-from mpi.hl7v2.message import Message
+from mpi.hl7v2.message import Message, Segment
 from mpi.hl7v2.translate import Identifier, PatientIdentity, demographic_changes, patient_identity
-from mpi.service.feed import FeedTransaction
+from mpi.service.feed import AccountChange, FeedTransaction
 
 REGISTER_TRIGGERS = frozenset({"A01", "A04", "A05", "A08", "A28", "A31"})
 MERGE_TRIGGER = "A40"
@@ -68,12 +69,28 @@ def _register(message: Message, config: HL7Config, sender: SenderConfig) -> Feed
     pid = message.segment("PID")
     identity = patient_identity(pid, 3, config, sender)
     changes = demographic_changes(pid, identity)
+    account = _account(pid)
 
     def run(feed: FeedTransaction) -> str:
-        result = feed.upsert(identity.key, changes)
+        result = feed.upsert(identity.key, changes, account)
         return f"{identity.key}: {result.outcome} person {result.mpi_id}"
 
     return FeedChange(run, "PID^1^3^1^1", identity.ignored)
+
+
+def _account(pid: Segment) -> AccountChange | None:
+    """PID-18: empty leaves the account number as it is, ``""`` removes it.
+
+    Its CX-4 is not read: a source numbers its accounts in its own domain, the
+    domain of the record key.
+    """
+    field = pid.field(18)
+    if field.is_empty:
+        return None
+    if field.is_null:
+        return AccountChange(None)
+    value = field.repetition(1).component(1).value.strip()
+    return AccountChange(value) if value else None
 
 
 def _merge_or_change(message: Message, config: HL7Config, sender: SenderConfig, trigger: str) -> FeedChange:

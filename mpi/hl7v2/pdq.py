@@ -9,6 +9,8 @@ QPD-3 holds the criteria as ``@field^value`` repetitions; supported fields:
 ``@PID.7``, ``@PID.7.1``                   birth date, ``YYYY[MM[DD]]``
 ``@PID.8``                                 sex
 ``@PID.11.3``, ``@PID.11.5``               city, postal code
+``@PID.18``, ``@PID.18.1``                  patient account number, with ``@PID.18.4[.n]``
+                                           in one domain, else in any local domain
 =========================================  =========================================
 
 Names match ignoring case and accents, exactly or phonetically (Double
@@ -35,7 +37,7 @@ from mpi.domain.records import Demographics
 from mpi.errors import HL7Error
 from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack
 from mpi.hl7v2.codes import ErrorCode
-from mpi.hl7v2.config import DomainConfig, HL7Config
+from mpi.hl7v2.config import DomainConfig, DomainKind, HL7Config
 from mpi.hl7v2.encode import Components, FieldValue, Raw, Repetitions, encode_segment
 from mpi.hl7v2.header import HierarchicDesignator
 from mpi.hl7v2.location import Location
@@ -56,6 +58,8 @@ _CITY_FIELDS = {"PID.11.3"}
 _POSTCODE_FIELDS = {"PID.11.5"}
 _ID_FIELDS = {"PID.3", "PID.3.1"}
 _ID_AUTHORITY_FIELDS = {"PID.3.4": 1, "PID.3.4.1": 1, "PID.3.4.2": 2, "PID.3.4.3": 3}
+_ACCOUNT_FIELDS = {"PID.18", "PID.18.1"}
+_ACCOUNT_AUTHORITY_FIELDS = {"PID.18.4": 1, "PID.18.4.1": 1, "PID.18.4.2": 2, "PID.18.4.3": 3}
 
 
 @dataclass
@@ -73,6 +77,7 @@ class _Query:
     criteria: Criteria
     identifier: tuple[str, DomainConfig] | None
     domains: frozenset[str] | None
+    account: tuple[str, tuple[str, ...]] | None = None  # the number, and the authorities searched
 
 
 class PdqQuery:
@@ -154,6 +159,13 @@ class PdqQuery:
             hits = (
                 [Hit(person.mpi_id, 1.0)] if hits is None else [h for h in hits if h.mpi_id == person.mpi_id]
             )
+        if query.account is not None:
+            number, authorities = query.account
+            owners = self._crossrefs.by_account(authorities, number)
+            if hits is None:
+                hits = [Hit(mpi_id, 1.0) for mpi_id in owners]
+            else:
+                hits = [h for h in hits if h.mpi_id in set(owners)]
         if hits is None:
             raise HL7Error(
                 "QPD-3 gives no search criterion", code=ErrorCode.REQUIRED_FIELD_MISSING, location="QPD^1^3"
@@ -176,6 +188,9 @@ class PdqQuery:
         authority: dict[int, str] = {}
         authority_location = "QPD^1^3"
         identifier: str | None = None
+        account: str | None = None
+        account_authority: dict[int, str] = {}
+        account_location = "QPD^1^3"
         for number, repetition in enumerate(qpd.field(3).repetitions, start=1):
             name = repetition.component(1).value.strip().lstrip("@").upper()
             value = repetition.component(2).value.strip()
@@ -187,6 +202,11 @@ class PdqQuery:
             elif name in _ID_AUTHORITY_FIELDS:
                 authority[_ID_AUTHORITY_FIELDS[name]] = value
                 authority_location = f"{where}^2"
+            elif name in _ACCOUNT_FIELDS:
+                account = value
+            elif name in _ACCOUNT_AUTHORITY_FIELDS:
+                account_authority[_ACCOUNT_AUTHORITY_FIELDS[name]] = value
+                account_location = f"{where}^2"
             elif name in _NAME_FIELDS:
                 values["family_name"] = value
             elif name in _GIVEN_FIELDS:
@@ -222,7 +242,33 @@ class PdqQuery:
                     location=authority_location,
                 )
             named = (identifier, domain)
-        return _Query(Criteria(**values), named, self._requested_domains(qpd))
+        accounts = self._account(account, account_authority, account_location)
+        return _Query(Criteria(**values), named, self._requested_domains(qpd), accounts)
+
+    def _account(
+        self, number: str | None, authority: dict[int, str], location: str
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The account number asked for and the domains to look in (those of local ids by default)."""
+        if number is None:
+            if authority:
+                raise HL7Error(
+                    "@PID.18.4 names the domain of an account number, but @PID.18.1 gives none",
+                    code=ErrorCode.REQUIRED_FIELD_MISSING,
+                    location="QPD^1^3",
+                )
+            return None
+        if not authority:
+            local = tuple(d.authority for d in self._config.domains if d.kind is DomainKind.LOCAL)
+            return number, local
+        parts = [authority.get(part, "") for part in (1, 2, 3)]
+        domain = self._config.domain_named(*parts)
+        if domain is None:
+            raise HL7Error(
+                f"assigning authority {'&'.join(p for p in parts if p)!r} is not a domain of this MPI",
+                code=ErrorCode.UNKNOWN_KEY_IDENTIFIER,
+                location=location,
+            )
+        return number, (domain.authority,)
 
     def _requested_domains(self, qpd: Segment) -> frozenset[str] | None:
         wanted: set[str] = set()

@@ -2,7 +2,9 @@
 
 A person is known by its MPI id, by the local id of each of its source records
 (a record key: an assigning authority and a local id) and by the valid
-matricules those records carry. Local ids a source retired by merging them into
+matricules those records carry. A record may also carry the patient account
+number its source gave it (HL7 PID-18), a search key only: it is no
+cross-reference, and PIX never returns it. Local ids a source retired by merging them into
 another (ADT^A40) are left out: the source no longer uses them.
 
 PIX queries (ITI-9), PIX update notifications (ITI-10) and PDQ answers read
@@ -20,6 +22,12 @@ from mpi.service.operations import MATRICULE_SYSTEM, judge_matricule
 from mpi.service.ports import Store, UnitOfWork
 
 _VALID_MATRICULES = (MatriculeFlag.VALID, MatriculeFlag.UPGRADED)
+_ACCOUNT_SYSTEM = "account:"
+
+
+def account_system(authority: str) -> str:
+    """The identifier system of the account numbers a source assigns (one per assigning authority)."""
+    return _ACCOUNT_SYSTEM + authority
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,20 @@ class CrossReferences:
             record_ids = uow.records_with_identifier(MATRICULE_SYSTEM, value)
             persons = sorted({mpi_id for _, mpi_id in uow.linked_records(record_ids)})
             return list(identifiers_of(uow, persons).values())
+
+        return self._store.run(work, write=False)
+
+    def by_account(self, authorities: Sequence[str], value: str) -> list[str]:
+        """The active persons whose records carry account number ``value`` of one of ``authorities``."""
+
+        def work(uow: UnitOfWork) -> list[str]:
+            record_ids = sorted(
+                {r for a in authorities for r in uow.records_with_identifier(account_system(a), value)}
+            )
+            retired = uow.superseded_records(record_ids)
+            linked = uow.linked_records([r for r in record_ids if r not in retired])
+            persons = sorted({mpi_id for _, mpi_id in linked})
+            return [mpi_id for mpi_id in persons if (p := uow.get_person(mpi_id)) is not None and p.is_active]
 
         return self._store.run(work, write=False)
 

@@ -15,6 +15,10 @@ transaction (:class:`~mpi.service.group_commit.GroupCommit`), each in a
 savepoint of its own: a refused message rolls back only itself, and every
 answer waits for the commit.
 
+A registration may carry the patient account number the source gave the
+record (HL7 PID-18): it is kept as an identifier of the record (the newest one
+replaces the one before), so a demographics query can find the patient by it.
+
 Besides register and update, a feed may carry changes only its source can
 make to its own local ids: a corrected id (ADT^A47, a new version of the record
 under the new key) and two ids merged into one (ADT^A40: the persons are merged
@@ -30,11 +34,19 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, UnlinkRecord
-from mpi.domain.events import Event, EventKind, RecordChanged
+from mpi.domain.events import Event, EventKind, IdentifierChanged, RecordChanged
 from mpi.domain.persons import LinkProvenance
-from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey, SourceRecord
+from mpi.domain.records import (
+    DEMOGRAPHIC_FIELDS,
+    Demographics,
+    MatriculeFlag,
+    RecordIdentifier,
+    RecordKey,
+    SourceRecord,
+)
 from mpi.errors import Conflict, NotFound
 from mpi.service.bootstrap import Services, wire
+from mpi.service.crossrefs import account_system
 from mpi.service.delivery import MessageKey, Receipt
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.group_commit import GroupCommit
@@ -52,6 +64,13 @@ DemographicChanges = Mapping[str, str | None]
 class FeedOutcome(enum.StrEnum):
     APPLIED = "applied"
     IGNORED = "ignored"  # a case the profiles define as "no action" (e.g. merging an unknown id)
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """The record's patient account number as sent: a new one, or ``None`` to remove it."""
+
+    value: str | None
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,23 @@ class _FeedOperation(Operation):
         self._changes.append(RecordChanged(renamed))
         self.touch(self.link_of(current.record_id).mpi_id)
         return renamed
+
+    def replace_identifier(
+        self, record_id: int, system: str, value: str | None, current: list[RecordIdentifier]
+    ) -> None:
+        """Make ``value`` the record's one active identifier of ``system`` (none if ``None``)."""
+        successor = None
+        if value is not None:
+            # Accepted as sent: an account number has no check digits to judge it by.
+            accepted = MatriculeFlag.VALID
+            successor = self.uow.add_identifier(record_id, system, value, value, accepted, self.now)
+            self._changes.append(IdentifierChanged(successor.identifier_id, None, successor))
+        for old in current:
+            retired = replace(
+                old, active=False, replaced_by=successor.identifier_id if successor is not None else None
+            )
+            self.uow.save_identifier(retired)
+            self._changes.append(IdentifierChanged(old.identifier_id, old, retired))
 
 
 def apply_changes(current: Demographics | None, changes: DemographicChanges) -> Demographics:
@@ -140,13 +176,28 @@ class FeedTransaction:
             raise NotFound(f"local id {record.key} was merged into {successor.key.local_id} by its source")
 
     # -- register and update --------------------------------------------------------
-    def upsert(self, key: RecordKey, changes: DemographicChanges) -> RegistrationResult:
-        """Register the record, or store a new version of it with ``changes`` applied."""
+    def upsert(
+        self, key: RecordKey, changes: DemographicChanges, account: AccountChange | None = None
+    ) -> RegistrationResult:
+        """Register the record, or store a new version of it with ``changes`` applied; ``account``
+        (unless ``None``: unchanged) sets or removes its patient account number."""
         current = self.uow.find_record(key)
         if current is not None:
             self._refuse_superseded(current)
         demographics = apply_changes(current.demographics if current else None, changes)
-        return self.services.registry.register(RegisterRecord(key, demographics, self.actor))
+        result = self.services.registry.register(RegisterRecord(key, demographics, self.actor))
+        if account is not None:
+            self._set_account(result.record_id, key.authority, account.value)
+        return result
+
+    def _set_account(self, record_id: int, authority: str, value: str | None) -> None:
+        system = account_system(authority)
+        current = [i for i in self.uow.active_identifiers(record_id) if i.system == system]
+        if [i.value for i in current] == ([value] if value is not None else []):
+            return
+        op = _FeedOperation(self.uow, self._survivorship, self._clock(), self.actor)
+        op.replace_identifier(record_id, system, value, current)
+        op.finish(EventKind.RECORD_UPDATED, "patient account number")
 
     # -- merge and change of identifier ---------------------------------------------
     def change_identifier(self, old: RecordKey, new: RecordKey, reason: str) -> FeedResult:

@@ -10,6 +10,7 @@ import pytest
 from hl7_harness import CHL_OID, LAB_OID, MATRICULE, Harness, make_harness, msh, named
 
 from mpi.domain.records import RecordKey
+from mpi.service.audit import verify
 from mpi.service.crossrefs import CrossReferences
 
 CHL = f"CHL&{CHL_OID}&ISO"
@@ -181,3 +182,62 @@ def test_pdq_by_identifier(mpi: Harness) -> None:
     assert "QAK|T2|OK|IHE PDQ Query|1|1|0" in answer
     alone = pdq(mpi, "@PID.3.1^L-1")
     assert alone[1] == "MSA|AE|P1"
+
+
+def with_account(local_id: str, names: str, birth: str, sex: str, account: str) -> str:
+    """A PID whose PID-18 (patient account number) is ``account``."""
+    fields = ["PID", "", "", f"{local_id}^^^CHL", "", names, "", birth, sex, *[""] * 9, account]
+    return "|".join(fields)
+
+
+def test_pdq_by_patient_account_number(mpi: Harness) -> None:
+    """ITI-21 lists PID.18 among the QPD-3 fields a supplier supports; a feed's PID-18 sets it."""
+    update = msh("HIS|CHL", "ADT^A08^ADT_A01", "H5")
+    sent = mpi.send(f"{update}\n{with_account('A-2', 'Schmit^Anne', '19750101', 'F', 'V-100^^^CHL')}")
+    assert named(sent, "MSA") == ["MSA|AA|H5"]
+    anne = mpi_id(mpi, "CHL", "A-2")
+
+    for criteria in (
+        "@PID.18^V-100",
+        "@PID.18.1^V-100~@PID.18.4.1^CHL",
+        f"@PID.18.1^V-100~@PID.18.4.2^{CHL_OID}",
+    ):
+        answer = pdq(mpi, criteria)
+        assert answer[1] == "MSA|AA|P1" and "QAK|T2|OK|IHE PDQ Query|1|1|0" in answer
+        assert next(s.split("|")[3] for s in answer if s.startswith("PID")).endswith(
+            f"{anne}^^^MPI&1.3.182.2.4.2&ISO^PI"
+        )
+    assert "QAK|T2|OK|IHE PDQ Query|1|1|0" in pdq(mpi, "@PID.18^V-100~@PID.5.1.1^SCHMIT")
+    for elsewhere in ("@PID.18^V-100~@PID.5.1.1^WEBER", "@PID.18.1^V-100~@PID.18.4.1^LABO", "@PID.18^V-999"):
+        answer = pdq(mpi, elsewhere)
+        assert answer[1] == "MSA|AA|P1" and "QAK|T2|NF|IHE PDQ Query|0|0|0" in answer
+
+    unknown = pdq(mpi, "@PID.18.1^V-100~@PID.18.4.1^NOWHERE")
+    assert unknown[1] == "MSA|AE|P1" and "QAK|T2|AE|IHE PDQ Query" in unknown
+    assert [s.rsplit("|", 3)[0] for s in unknown if s.startswith("ERR")] == [
+        "ERR||QPD^1^3^2^2|204^Unknown Key Identifier^HL70357|E"
+    ]
+    domain_only = pdq(mpi, "@PID.18.4.1^CHL~@PID.5.1.1^SCHMIT")
+    assert [s.rsplit("|", 3)[0] for s in domain_only if s.startswith("ERR")] == [
+        "ERR||QPD^1^3|101^Required Field Missing^HL70357|E"
+    ]
+
+
+def test_a_feed_replaces_keeps_or_removes_the_account_number(mpi: Harness) -> None:
+    def feed(control: str, account: str) -> None:
+        header = msh("HIS|CHL", "ADT^A08^ADT_A01", control)
+        answer = mpi.send(f"{header}\n{with_account('A-3', 'Schmitt^Marie', '19800202', 'F', account)}")
+        assert named(answer, "MSA") == [f"MSA|AA|{control}"]
+
+    def found(account: str) -> bool:
+        return "QAK|T2|OK|IHE PDQ Query|1|1|0" in pdq(mpi, f"@PID.18^{account}")
+
+    feed("U1", "V-1")
+    feed("U2", "V-2")  # a new account replaces the one before
+    assert (found("V-1"), found("V-2")) == (False, True)
+    events = mpi.events()
+    feed("U3", "")  # empty: unchanged, and nothing to record
+    assert found("V-2") and mpi.events() == events
+    feed("U4", '""')  # the explicit null removes it
+    assert not found("V-2")
+    assert verify(mpi.services.store).ok  # the account numbers are in the event log too
