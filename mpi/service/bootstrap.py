@@ -74,6 +74,7 @@ def open_store(settings: Settings) -> SqlStore:
         settings.database_url,
         pool_size=settings.pool_size,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        sqlite_cache_mb=settings.sqlite_cache_mb,
         echo=settings.echo_sql,
         synchronous_commit=settings.postgres_synchronous_commit,
     )

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(True, description="Bring the schema up to date when the service starts.")
     sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
+    sqlite_cache_mb: int = Field(
+        128,
+        ge=2,
+        description="SQLite page cache per connection. A registration reads a few dozen candidate rows "
+        "scattered over the file; with the 2 MB default most of them are read again at every call.",
+    )
     pool_size: int = Field(5, ge=1)
     max_attempts: int = Field(20, ge=1, description="Tries of a transaction lost to a concurrent one.")
     postgres_synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] = Field(

@@ -57,6 +57,7 @@ def create_sql_engine(
     *,
     pool_size: int = 5,
     busy_timeout_ms: int = 30_000,
+    sqlite_cache_mb: int = 128,
     echo: bool = False,
     synchronous_commit: str = "on",
 ) -> Engine:
@@ -73,6 +74,7 @@ def create_sql_engine(
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute(f"PRAGMA cache_size=-{int(sqlite_cache_mb) * 1024}")  # negative: KiB
             cursor.close()
 
         @event.listens_for(engine, "begin")

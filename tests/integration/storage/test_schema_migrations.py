@@ -45,6 +45,7 @@ def test_sqlite_databases_use_write_ahead_logging(sqlite_url: str) -> None:
         with engine.connect() as connection:
             assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+            assert connection.execute(text("PRAGMA cache_size")).scalar_one() == -128 * 1024  # KiB
     finally:
         engine.dispose()
 
