@@ -76,6 +76,8 @@ class PersonEvidence:
 
 def for_matching(demographics: Demographics, matricule: str | None) -> Demographics:
     # An invalid matricule is a typing error: matching on it would link strangers.
+    if demographics.national_id == matricule:  # most records: none, or already normalised
+        return demographics
     return replace(demographics, national_id=matricule)
 
 
