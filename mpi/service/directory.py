@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from mpi.domain.events import IdentifierChanged, LinkChanged, RecordChanged
 from mpi.domain.records import Demographics, SourceRecord
@@ -91,34 +90,33 @@ def _first_given(values: Sequence[str]) -> list[str]:
     return [value.split(" ")[0] if value else "" for value in values]
 
 
-def _search_keys(records: Sequence[SourceRecord]) -> pd.DataFrame:
-    """One row per record: the folded and phonetic keys, computed once per distinct value."""
-    raw = pd.DataFrame(
-        {
-            "family": [r.demographics.family_name or "" for r in records],
-            "birth_name": [r.demographics.birth_name or "" for r in records],
-            "given": [r.demographics.given_names or "" for r in records],
-            "birth_date": [r.demographics.birth_date or "" for r in records],
-            "sex": [(r.demographics.sex or "").strip().upper()[:1] for r in records],
-            "postcode": [(r.demographics.postcode or "").strip().upper() for r in records],
-            "city": [r.demographics.city or "" for r in records],
-        },
-        dtype=object,
-    )
-    keys = pd.DataFrame(index=raw.index)
-    for column in ("family", "birth_name", "given", "city"):
-        distinct = pd.unique(raw[column].to_numpy())
-        folded = [fold(str(value)) for value in distinct]
+def _search_keys(records: Sequence[SourceRecord]) -> dict[str, list[str]]:
+    """Per attribute, the folded or phonetic key of each record, computed once per distinct value.
+
+    Plain lists and dicts: the directory builds a small table at every catch-up,
+    where a data frame's fixed cost would be most of the work.
+    """
+    demographics = [r.demographics for r in records]
+    raw = {
+        "family": [d.family_name or "" for d in demographics],
+        "birth_name": [d.birth_name or "" for d in demographics],
+        "given": [d.given_names or "" for d in demographics],
+        "city": [d.city or "" for d in demographics],
+    }
+    keys: dict[str, list[str]] = {}
+    for column, values in raw.items():
+        folded_of = {value: fold(value) for value in set(values)}
         if column == "given":
-            folded = _first_given(folded)
-        mapping = dict(zip(distinct, folded, strict=True))
-        keys[column] = raw[column].map(mapping)
+            folded_of = {value: _first_given([folded])[0] for value, folded in folded_of.items()}
+        folded = [folded_of[value] for value in values]
+        keys[column] = folded
         if column != "city":
-            distinct_folded = pd.unique(keys[column].to_numpy())
-            codes = double_metaphone([str(v) for v in distinct_folded])
-            keys[f"{column}_dm"] = keys[column].map(dict(zip(distinct_folded, codes, strict=True)))
-    for column in ("birth_date", "sex", "postcode"):
-        keys[column] = raw[column]
+            distinct = list(set(folded))
+            code_of = dict(zip(distinct, double_metaphone(distinct), strict=True))
+            keys[f"{column}_dm"] = [code_of[value] for value in folded]
+    keys["birth_date"] = [d.birth_date or "" for d in demographics]
+    keys["sex"] = [(d.sex or "").strip().upper()[:1] for d in demographics]
+    keys["postcode"] = [(d.postcode or "").strip().upper() for d in demographics]
     return keys
 
 
@@ -133,7 +131,7 @@ class _Table:
         self.vocabularies: dict[str, npt.NDArray[np.str_]] = {}
         self.codes: dict[str, Codes] = {}
         for attribute in _ATTRIBUTES:
-            values = keys[attribute].to_numpy(dtype=str) if len(records) else np.array([], dtype=str)
+            values = np.array(keys[attribute], dtype=str)
             vocabulary, codes = np.unique(values, return_inverse=True)
             self.vocabularies[attribute] = vocabulary
             self.codes[attribute] = codes.astype(np.int32)
