@@ -119,6 +119,10 @@ class GroupCommit:
         """Run ``batch`` in one transaction and record each work's outcome; never raises."""
 
         def together(uow: UnitOfWork) -> list[tuple[Any, Exception | None]]:
+            if len(batch) == 1:
+                # Alone in its transaction, a work needs no savepoint: if it raises, rolling
+                # the whole transaction back undoes it and nothing else.
+                return [(batch[0].work(uow), None)]
             return [_in_savepoint(uow, item.work) for item in batch]
 
         interrupted = RuntimeError("the transaction was interrupted; the message was not applied")
