@@ -429,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r["status"] in ("ok", "not run") for r in results.values()) else 1
 
 
+def _cores(value: float | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     feed_rows, query_rows = [], []
     for backend, r in results.items():
@@ -441,7 +445,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             [
                 backend, f"{r['before']['person']:,}", f["messages"], f["elapsed_seconds"], f["per_second"],
                 f["slowest_second"], f["ack"]["p50_ms"], f["ack"]["p99_ms"], f["ack"]["max_ms"], codes,
-                f["server_cpu_cores"], f.get("postgres_cpu_cores"),
+                _cores(f["server_cpu_cores"]), _cores(f.get("postgres_cpu_cores")),
             ]
         )  # fmt: skip
         query_rows.append(
