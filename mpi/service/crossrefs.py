@@ -59,13 +59,16 @@ def identifiers_of(uow: UnitOfWork, mpi_ids: Sequence[str]) -> dict[str, PersonI
             continue
         records = uow.records_of_person(mpi_id)
         retired = uow.superseded_records([r.record_id for r in records])
-        current = [r for r in records if r.record_id not in retired]
-        found[mpi_id] = PersonIdentifiers(
-            mpi_id=mpi_id,
-            records=tuple(sorted((r.key for r in current), key=lambda k: (k.authority, k.local_id))),
-            matricules=tuple(sorted({m for m in map(_valid_matricule, current) if m is not None})),
-        )
+        found[mpi_id] = _identifiers(mpi_id, [r for r in records if r.record_id not in retired])
     return found
+
+
+def _identifiers(mpi_id: str, current: Sequence[SourceRecord]) -> PersonIdentifiers:
+    return PersonIdentifiers(
+        mpi_id=mpi_id,
+        records=tuple(sorted((r.key for r in current), key=lambda k: (k.authority, k.local_id))),
+        matricules=tuple(sorted({m for m in map(_valid_matricule, current) if m is not None})),
+    )
 
 
 def _valid_matricule(record: SourceRecord) -> str | None:
@@ -97,13 +100,11 @@ class CrossReferences:
         """The person a current local id belongs to; ``None`` if unknown or retired by its source."""
 
         def work(uow: UnitOfWork) -> PersonIdentifiers | None:
-            record = uow.find_record(key)
-            if record is None or uow.superseded_records([record.record_id]):
+            found = uow.person_by_record(key)
+            if found is None or not found[0].is_active:
                 return None
-            link = uow.get_links([record.record_id]).get(record.record_id)
-            if link is None:
-                return None
-            return identifiers_of(uow, [link.mpi_id]).get(link.mpi_id)
+            person, current = found
+            return _identifiers(person.mpi_id, current)
 
         return self._store.run(work, write=False)
 

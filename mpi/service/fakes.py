@@ -402,6 +402,20 @@ class _FakeUnitOfWork:
             self.s = self.t.state
             raise
 
+    def person_by_record(self, key: RecordKey) -> tuple[Person, list[SourceRecord]] | None:
+        record = self.find_record(key)
+        if record is None or record.record_id in self.t.superseded:
+            return None
+        link = self.s.links.get(record.record_id)
+        if link is None:
+            return None
+        records = [
+            self.s.records[other.record_id]
+            for other in sorted(self.s.links.values(), key=lambda other: other.record_id)
+            if other.mpi_id == link.mpi_id and other.record_id not in self.t.superseded
+        ]
+        return self.s.persons[link.mpi_id], records
+
 
 class TickingClock:
     """A clock that moves one second forward at every reading: distinct, predictable timestamps."""

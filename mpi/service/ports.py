@@ -255,6 +255,12 @@ class UnitOfWork(Protocol):
         are rolled back; the exception propagates and the transaction stays usable."""
         ...
 
+    def person_by_record(self, key: RecordKey) -> tuple[Person, list[SourceRecord]] | None:
+        """The person a local id in use is linked to, with the person's records in use (by record
+        id; those their source retired by merging are left out), in as few reads as the store can;
+        ``None`` if the local id is unknown, retired or linked to no person."""
+        ...
+
 
 class Store(Protocol):
     """Runs units of work as transactions."""
