@@ -5,9 +5,12 @@ transaction has a fixed cost on top: a pooled connection, ``BEGIN IMMEDIATE`` on
 SQLite, and the commit, which on PostgreSQL waits for the write-ahead log to
 reach the disk. :class:`GroupCommit` lets the works that arrive while a
 transaction is running wait for it to end and then run together, each in a
-savepoint of its own, in the next one: a work that raises has only its own
-changes rolled back, and every work of a batch returns (or raises) to its
-caller only after the batch has committed. Nothing is acknowledged before it is
+savepoint of its own, in the next one: a work refused by the service (an
+``MPIError``: an unknown key, a conflict) has only its own changes rolled back,
+and every work of a batch returns (or raises) to its caller only after the
+batch has committed. Anything else that goes wrong fails the batch's
+transaction: the store retries it if it lost to a concurrent one (a deadlock),
+and otherwise each work is replayed alone. Nothing is acknowledged before it is
 durable, and nothing that fails takes the others down with it.
 
 There is no thread of its own: the first caller that finds a writer slot free
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
+from mpi.errors import MPIError
 from mpi.service.ports import Store, UnitOfWork
 
 T = TypeVar("T")
@@ -76,7 +80,8 @@ class GroupCommit:
         """Run ``work`` in a savepoint of a shared transaction; return once that has committed.
 
         If ``work`` raises, its changes are rolled back, the others' are not, and
-        the exception is raised here. Like ``Store.run``, ``work`` may run more
+        the exception is raised here (after the others have run alone, unless it
+        is an ``MPIError``). Like ``Store.run``, ``work`` may run more
         than once (a transaction lost to a concurrent one is retried), so it must
         have no effect outside the unit of work.
         """
@@ -130,8 +135,8 @@ class GroupCommit:
         try:
             outcomes = self._store.run(together)
         except Exception as failure:
-            # The transaction itself failed (not one work: those were caught above), so no
-            # work in it was committed. Alone, each one fails or succeeds on its own.
+            # Something other than a refusal went wrong (or the commit failed): nothing of
+            # the batch was committed. Alone, each work fails or succeeds on its own.
             alone = len(batch) > 1
             outcomes = [self._alone(item) for item in batch] if alone else [(None, failure)]
         finally:
@@ -158,5 +163,5 @@ def _signal(item: _Pending[Any]) -> None:
 def _in_savepoint(uow: UnitOfWork, work: Callable[[UnitOfWork], T]) -> tuple[T | None, Exception | None]:
     try:
         return uow.savepoint(lambda: work(uow)), None
-    except Exception as error:
+    except MPIError as error:
         return None, error

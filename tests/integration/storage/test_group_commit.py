@@ -16,6 +16,7 @@ from typing import TypeVar
 import pytest
 
 from mpi.domain.records import Demographics, MatriculeFlag, RecordKey
+from mpi.errors import MPIError
 from mpi.service.bootstrap import Services
 from mpi.service.delivery import MessageKey, Receipt
 from mpi.service.group_commit import GroupCommit
@@ -26,8 +27,12 @@ AT = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 ANNA = Demographics(family_name="Muller", given_names="Anna", birth_date="1980-01-02", sex="F")
 
 
-class Refused(Exception):
-    pass
+class Refused(MPIError):
+    """A refusal of the service: rolled back alone, in its savepoint."""
+
+
+class Broken(Exception):
+    """Anything else: the batch's transaction fails and each work is replayed alone."""
 
 
 def add(local_id: str) -> Callable[[UnitOfWork], int]:
@@ -226,3 +231,21 @@ def test_many_threads_each_get_their_own_answer() -> None:
     assert store.transactions <= 40 and group.waiting == 0
     kept = stored(store, *(f"R{n}" for n in range(40)))
     assert kept == {f"R{n}": n % 5 != 0 for n in range(40)}
+
+
+def test_an_unexpected_error_fails_the_batch_and_the_others_are_replayed_alone(
+    any_services: Services,
+) -> None:
+    store = CountingStore(any_services.store)
+    group = GroupCommit(store)
+
+    def broken(uow: UnitOfWork) -> int:
+        add("X")(uow)
+        raise Broken("a bug, or the database")
+
+    outcomes = _run_in_threads(group, {"A": add("A"), "X": broken, "C": add("C")})
+
+    assert store.transactions == 5  # the first work; the failed batch; A, X and C alone
+    assert isinstance(outcomes["X"], Broken)
+    assert isinstance(outcomes["A"], int) and isinstance(outcomes["C"], int)
+    assert stored(store, "A", "X", "C") == {"A": True, "X": False, "C": True}
