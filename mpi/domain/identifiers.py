@@ -115,9 +115,10 @@ def classify_matricules(raw: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.ob
     status = np.zeros(n, dtype=np.int8)
     if n == 0:
         return normalised, status
-    cleaned = np.array(["" if v is None or _is_nan(v) else str(v) for v in raw], dtype=object)
-    text = np.char.replace(np.char.replace(np.char.replace(cleaned.astype(str), " ", ""), ".", ""), "-", "")
-    lengths = np.char.str_len(text)
+    # Python strings, not numpy's fixed-width ones, which drop trailing NUL characters.
+    cleaned = ["" if v is None or _is_nan(v) else str(v) for v in raw]
+    text = np.array([v.replace(" ", "").replace(".", "").replace("-", "") for v in cleaned], dtype=object)
+    lengths = np.array([len(v) for v in text.tolist()], dtype=np.int64)
     # ASCII only: str.isdigit() also accepts other scripts' digits and superscripts.
     is_digits = np.array([t.isascii() and t.isdigit() for t in text.tolist()], dtype=bool)
     status[(lengths > 0)] = MatriculeStatus.INVALID

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from mpi.domain.identifiers import (
@@ -214,6 +214,7 @@ _MATRICULE_LIKE = st.one_of(
 
 @settings(max_examples=400)
 @given(st.lists(_MATRICULE_LIKE, min_size=1, max_size=20))
+@example(["\x00", "1893120105732\x00"])
 def test_one_value_is_judged_as_a_column_judges_it(values: list[str]) -> None:
     normalised, status = classify_matricules(np.array(values, dtype=object))
     one_by_one = [check_matricule(value) for value in values]
