@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey
 from mpi.domain.scores import ComparisonOutcome, PairScore
 from mpi.errors import InputError
 from mpi.matching.clustering import constrained_clusters
+from mpi.matching.encoding import UNORDERED_PAIRS
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import ScoredPairs, Scorer, score_chunks
 from mpi.matching.standardise import standardise
@@ -67,6 +69,9 @@ class Clustering:
     model: str
     invalid_counts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # The standardised columns the blocking rules read, one entry per row: the registry's
+    # blocking keys come from them without standardising every row a second time.
+    blocking_columns: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
 
 
 def _row_locator(table: InputTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -200,6 +205,12 @@ def cluster_load_input(
     params = params or load_parameters(parameters_path_for(rules_path), rules)
     progress.start("standardising")
     standardised = standardise(loaded.table.frame)
+    blocked = {
+        part for rule in rules.blocking.rules for c in rule.keys for part in UNORDERED_PAIRS.get(c, (c,))
+    }
+    blocking_columns = {
+        c: standardised.frame[c].to_numpy() for c in sorted(blocked) if c in standardised.frame.columns
+    }
     engine = Engine(rules)
     records = engine.encode(standardised.frame, loaded.table.file_index.astype(np.int16))
     progress.finish()
@@ -278,4 +289,5 @@ def cluster_load_input(
         model=f"{params.stamp}/{params.method}",
         invalid_counts={k: v for k, v in standardised.invalid_counts.items() if v},
         timings=timings,
+        blocking_columns=blocking_columns,
     )

@@ -2,18 +2,30 @@
 
 Registering a million records one by one costs a million transactions; here
 the batch engine decides the clusters (the same kernel and model as online
-matching), and the records, identifiers, blocking keys, persons, links and
-events are written many rows per statement. Every person still gets its own
-``records.loaded`` event carrying its records, identifiers, golden record and
-links, so history and replay work exactly as for records registered online.
-Review-band pairs between clusters become review tasks at the end.
+matching), and the records, identifiers, blocking keys, persons, links, review
+tasks and events are written many rows per statement, in one transaction: a
+load that fails leaves the registry empty, ready for the same command again.
+
+What is written is what registering the records one by one would leave, and
+the log says so in the same terms: every person gets its own ``records.loaded``
+event (its records, identifiers, links and the person as created), and the
+review-band pairs between clusters become review tasks in ``reviews.raised``
+events that also flag their persons, as the online path does. The work that
+online registration does one record at a time is done here for all of them at
+once: matricules are checked as one column, golden records chosen with sorts
+over every record (:func:`mpi.service.golden.golden_columns`), and the blocking
+keys handed to the store in one call, so it can build its index once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
 
 from mpi.domain.commands import SYSTEM_ACTOR
 from mpi.domain.events import (
@@ -24,17 +36,27 @@ from mpi.domain.events import (
     LinkChanged,
     PersonChanged,
     RecordChanged,
+    ReviewChanged,
 )
+from mpi.domain.identifiers import MatriculeStatus, classify_matricules
 from mpi.domain.mpi_id import new_mpi_id
 from mpi.domain.persons import Link, LinkProvenance, Person, PersonStatus, TrustStatus
-from mpi.domain.records import Demographics, RecordIdentifier, RecordKey, SourceRecord
-from mpi.domain.reviews import ReviewKind
+from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, MatriculeFlag, RecordIdentifier, RecordKey
+from mpi.domain.reviews import ReviewKind, ReviewStatus, ReviewTask
 from mpi.domain.scores import PairScore
 from mpi.errors import Conflict, InputError
-from mpi.service.evidence import Probe, make_probes
-from mpi.service.golden import SurvivorshipRules, refreshed
-from mpi.service.operations import MATRICULE_SYSTEM, Operation, judge_matricule
+from mpi.service.evidence import for_matching
+from mpi.service.golden import MemberColumns, SurvivorshipRules, golden_columns
+from mpi.service.operations import FLAG_OF_KIND, MATRICULE_SYSTEM
 from mpi.service.ports import Matcher, Store, UnitOfWork
+
+LINK_REASON = "clustered by the batch load"
+REVIEWS_REASON = "review-band pairs of the batch load"
+_FLAG_OF_STATUS = {int(status): MatriculeFlag[status.name] for status in MatriculeStatus}
+_demographics_of = operator.attrgetter(*DEMOGRAPHIC_FIELDS)
+_DUPLICATE_FLAG = frozenset({FLAG_OF_KIND[ReviewKind.POTENTIAL_DUPLICATE]})
+# The keys of the records at these positions of the load, as Matcher.blocking_keys gives them.
+KeysOf = Callable[[Sequence[int]], list[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -61,14 +83,21 @@ class LoadSummary:
     review_tasks: int
 
 
-@dataclass(frozen=True)
-class _Loaded:
-    record_id: int
-    mpi_id: str
+@dataclass
+class _Plan:
+    """Everything about the load that does not depend on ids the store assigns."""
+
+    batches: list[list[list[int]]]  # positions, by person (in order of first appearance), by batch
+    person_of: npt.NDArray[np.int64]  # per position
+    mpi_ids: list[str]  # per person
+    goldens: list[Demographics]  # per person
+    retrieved: npt.NDArray[np.bool_]  # per person
+    flags: list[MatriculeFlag]  # per position
+    checked: list[str | None]  # per position: the valid 13-digit matricule
 
 
-def _clusters_in_chunks(records: Sequence[BulkRecord], per_transaction: int) -> list[list[list[int]]]:
-    """Positions grouped by cluster (in order of first appearance), clusters grouped into chunks."""
+def _batches(records: Sequence[BulkRecord], batch_size: int) -> list[list[list[int]]]:
+    """Positions grouped by cluster (in order of first appearance), clusters grouped into batches."""
     members: dict[int, list[int]] = {}
     seen: set[RecordKey] = set()
     for position, record in enumerate(records):
@@ -76,15 +105,87 @@ def _clusters_in_chunks(records: Sequence[BulkRecord], per_transaction: int) -> 
             raise InputError("bulk load", f"source record {record.key} appears twice; load it once")
         seen.add(record.key)
         members.setdefault(record.cluster, []).append(position)
-    chunks: list[list[list[int]]] = [[]]
+    batches: list[list[list[int]]] = [[]]
     size = 0
     for cluster in members.values():
-        if size and size + len(cluster) > per_transaction:
-            chunks.append([])
+        if size and size + len(cluster) > batch_size:
+            batches.append([])
             size = 0
-        chunks[-1].append(cluster)
+        batches[-1].append(cluster)
         size += len(cluster)
-    return [chunk for chunk in chunks if chunk]
+    return [batch for batch in batches if batch]
+
+
+def _plan(records: Sequence[BulkRecord], batch_size: int, rules: SurvivorshipRules) -> _Plan:
+    batches = _batches(records, batch_size)
+    n = len(records)
+    raw = np.array([r.demographics.national_id for r in records], dtype=object)
+    checked, status = classify_matricules(raw)
+    person_of = np.empty(n, dtype=np.int64)
+    persons = 0
+    for batch in batches:
+        for cluster in batch:
+            person_of[cluster] = persons
+            persons += 1
+    values = [_demographics_of(r.demographics) for r in records]
+    demographics = (
+        {
+            name: np.array(column, dtype=object)
+            for name, column in zip(DEMOGRAPHIC_FIELDS, zip(*values, strict=True), strict=True)
+        }
+        if values
+        else {name: np.array([], dtype=object) for name in DEMOGRAPHIC_FIELDS}
+    )
+    demographics["national_id"] = checked
+    # Within a person every record has the same instant (one batch) and ids in position order:
+    # positions stand in for both in the survivorship order.
+    members = MemberColumns(
+        person=person_of,
+        record_id=np.arange(n, dtype=np.int64),
+        authority=[r.key.authority for r in records],
+        updated_at=np.zeros(n, dtype=np.float64),
+        valid_matricule=np.isin(status, (MatriculeStatus.VALID, MatriculeStatus.UPGRADED)),
+        demographics=demographics,
+    )
+    chosen, retrieved = golden_columns(members, persons, rules)
+    goldens = [Demographics(*values) for values in zip(*(chosen[f] for f in DEMOGRAPHIC_FIELDS), strict=True)]
+    return _Plan(
+        batches=batches,
+        person_of=person_of,
+        mpi_ids=[new_mpi_id() for _ in range(persons)],
+        goldens=goldens,
+        retrieved=retrieved,
+        flags=[_FLAG_OF_STATUS[s] for s in status.tolist()],
+        checked=checked.tolist(),
+    )
+
+
+def _best_pairs(reviews: Sequence[BulkReview], person_of: npt.NDArray[np.int64]) -> list[BulkReview]:
+    """One review per pair of persons, its best-scoring record pair, in order of first appearance."""
+    best: dict[tuple[int, int], BulkReview] = {}
+    for review in reviews:
+        a, b = int(person_of[review.record]), int(person_of[review.candidate])
+        if a == b:
+            continue
+        pair = (a, b) if a < b else (b, a)
+        current = best.get(pair)
+        if current is None or review.score.match_probability > current.score.match_probability:
+            best[pair] = review
+    return list(best.values())
+
+
+def _key_batches(
+    plan: _Plan, keys_of: KeysOf, record_ids: list[int], report: Callable[[int], None]
+) -> Iterator[list[tuple[int, str]]]:
+    """The ``(record_id, key)`` pairs of every record, batch by batch, each key once per record."""
+    for batch in plan.batches:
+        positions = [p for cluster in batch for p in cluster]
+        yield [
+            (record_ids[p], key)
+            for p, keys in zip(positions, keys_of(positions), strict=True)
+            for key in dict.fromkeys(keys)
+        ]
+        report(len(positions) // 2)
 
 
 class BulkLoader:
@@ -106,79 +207,103 @@ class BulkLoader:
         reviews: Sequence[BulkReview] = (),
         *,
         actor: str = SYSTEM_ACTOR,
-        per_transaction: int = 20_000,
+        batch_size: int = 20_000,
         progress: Callable[[int], None] | None = None,
+        blocking_keys: KeysOf | None = None,
     ) -> LoadSummary:
-        """Load ``records`` into an empty registry (``Conflict`` otherwise), one person per cluster."""
+        """Load ``records`` into an empty registry (``Conflict`` otherwise), one person per cluster.
+
+        ``blocking_keys`` gives the keys of records by position, when the caller has them
+        cheaper than the matcher (the batch engine has standardised every row already); they
+        must be the keys ``Matcher.blocking_keys`` gives. ``progress`` hears of every record
+        twice: once written, once indexed.
+        """
         if self._store.run(lambda uow: uow.count_records(), write=False):
             raise Conflict(
                 "a bulk load needs an empty registry; register into an existing one record by record"
             )
+        plan = _plan(records, batch_size, self._rules)
         matcher = self._matcher()
-        loaded: dict[int, _Loaded] = {}
-        persons = 0
-        for chunk in _clusters_in_chunks(records, per_transaction):
-            positions = [p for cluster in chunk for p in cluster]
-            probes = make_probes(matcher, [records[p].demographics for p in positions])
-            probe_of = dict(zip(positions, probes, strict=True))
+        keys_of = blocking_keys or self._matcher_keys(matcher, records, plan)
+        pairs = _best_pairs(reviews, plan.person_of)
+        flagged = {int(plan.person_of[p]) for pair in pairs for p in (pair.record, pair.candidate)}
+        report = progress or (lambda _: None)
 
-            def work(
-                uow: UnitOfWork, chunk: list[list[int]] = chunk, probe_of: dict[int, Probe] = probe_of
-            ) -> dict[int, _Loaded]:
-                return self._write_chunk(uow, matcher.model_version, actor, records, chunk, probe_of)
+        def work(uow: UnitOfWork) -> LoadSummary:
+            uow.begin_bulk_load()
+            record_ids = np.zeros(len(records), dtype=np.int64)
+            as_loaded: dict[int, Person] = {}  # the persons to flag, as first written
+            for batch in plan.batches:
+                written = self._write_batch(
+                    uow, matcher.model_version, actor, records, plan, batch, flagged, as_loaded
+                )
+                positions = [p for cluster in batch for p in cluster]
+                record_ids[positions] = written
+                report(len(positions) - len(positions) // 2)
+            uow.add_blocking_keys(_key_batches(plan, keys_of, record_ids.tolist(), report))
+            tasks = self._raise_reviews(uow, pairs, plan, record_ids, as_loaded, actor, batch_size)
+            uow.finish_bulk_load()
+            return LoadSummary(records=len(records), persons=len(plan.mpi_ids), review_tasks=tasks)
 
-            loaded.update(self._store.run(work))
-            persons += len(chunk)
-            if progress is not None:
-                progress(len(positions))
-        tasks = self._raise_reviews(reviews, loaded, actor, per_transaction)
-        return LoadSummary(records=len(loaded), persons=persons, review_tasks=tasks)
+        return self._store.run(work)
 
-    def _write_chunk(
+    @staticmethod
+    def _matcher_keys(matcher: Matcher, records: Sequence[BulkRecord], plan: _Plan) -> KeysOf:
+        def keys_of(positions: Sequence[int]) -> list[list[str]]:
+            return matcher.blocking_keys(
+                [for_matching(records[p].demographics, plan.checked[p]) for p in positions]
+            )
+
+        return keys_of
+
+    def _write_batch(
         self,
         uow: UnitOfWork,
         model_version: str,
         actor: str,
         records: Sequence[BulkRecord],
-        chunk: list[list[int]],
-        probe_of: dict[int, Probe],
-    ) -> dict[int, _Loaded]:
+        plan: _Plan,
+        batch: list[list[int]],
+        flagged: set[int],
+        as_loaded: dict[int, Person],
+    ) -> list[int]:
+        """Records, identifiers, persons, links and one event per person; the records' new ids."""
         now = self._clock()
-        positions = [p for cluster in chunk for p in cluster]
+        positions = [p for cluster in batch for p in cluster]
         stored = uow.add_records(
-            [(records[p].key, records[p].demographics, probe_of[p].matricule_flag) for p in positions],
-            now,
-            actor,
+            [(records[p].key, records[p].demographics, plan.flags[p]) for p in positions], now, actor
         )
         record_at = dict(zip(positions, stored, strict=True))
         wanted = []
         for p in positions:
             raw = records[p].demographics.national_id
             if raw is not None:
-                normalised, flag = judge_matricule(raw)
-                value = normalised or raw.strip()
+                value = plan.checked[p] or raw.strip()
                 wanted.append(
-                    RecordIdentifier(0, record_at[p].record_id, MATRICULE_SYSTEM, value, raw, flag, True, now)
+                    RecordIdentifier(
+                        0, record_at[p].record_id, MATRICULE_SYSTEM, value, raw, plan.flags[p], True, now
+                    )
                 )
         identifiers = {i.record_id: i for i in uow.add_identifiers(wanted)}
-        uow.add_blocking_keys(
-            [(record_at[p].record_id, key) for p in positions for key in probe_of[p].blocking_keys]
-        )
         persons: list[Person] = []
         links: list[Link] = []
         events: list[Event] = []
-        loaded: dict[int, _Loaded] = {}
-        for cluster in chunk:
-            members: list[SourceRecord] = [record_at[p] for p in cluster]
-            blank = Person(new_mpi_id(), PersonStatus.ACTIVE, TrustStatus.PROVISIONAL, Demographics(), now)
-            person = refreshed(blank, members, self._rules)
+        for cluster in batch:
+            index = int(plan.person_of[cluster[0]])
+            trust = TrustStatus.RETRIEVED if plan.retrieved[index] else TrustStatus.PROVISIONAL
+            person = Person(plan.mpi_ids[index], PersonStatus.ACTIVE, trust, plan.goldens[index], now)
+            members = [record_at[p] for p in cluster]
             changes: list[Change] = [RecordChanged(m) for m in members]
             changes.extend(
                 IdentifierChanged(identifiers[m.record_id].identifier_id, None, identifiers[m.record_id])
                 for m in members
                 if m.record_id in identifiers
             )
+            # Its flag comes with its review tasks, in their event; the row is written once.
             changes.append(PersonChanged(person.mpi_id, None, person))
+            if index in flagged:
+                as_loaded[index] = person
+                person = replace(person, flags=_DUPLICATE_FLAG)
             for p, member in zip(cluster, members, strict=True):
                 link = Link(
                     member.record_id,
@@ -188,11 +313,10 @@ class BulkLoader:
                     actor,
                     records[p].score,
                     model_version,
-                    "clustered by the batch load",
+                    LINK_REASON,
                 )
                 links.append(link)
                 changes.append(LinkChanged(member.record_id, None, link))
-                loaded[p] = _Loaded(member.record_id, person.mpi_id)
             persons.append(person)
             events.append(
                 Event(EventKind.RECORDS_LOADED, now, actor, tuple(changes), subjects=(person.mpi_id,))
@@ -200,44 +324,53 @@ class BulkLoader:
         uow.add_persons(persons)
         uow.add_links(links)
         uow.append_events(events)
-        return loaded
+        return [record.record_id for record in stored]
 
     def _raise_reviews(
-        self, reviews: Sequence[BulkReview], loaded: dict[int, _Loaded], actor: str, per_transaction: int
+        self,
+        uow: UnitOfWork,
+        pairs: list[BulkReview],
+        plan: _Plan,
+        record_ids: npt.NDArray[np.int64],
+        as_loaded: dict[int, Person],
+        actor: str,
+        batch_size: int,
     ) -> int:
-        """One task per pair of persons, with the evidence of its best-scoring record pair."""
-        best: dict[tuple[str, str], BulkReview] = {}
-        for review in reviews:
-            a, b = loaded[review.record].mpi_id, loaded[review.candidate].mpi_id
-            if a == b:
-                continue
-            pair = (a, b) if a < b else (b, a)
-            current = best.get(pair)
-            if current is None or review.score.match_probability > current.score.match_probability:
-                best[pair] = review
-        ordered = list(best.values())
+        """One task per pair of persons, with the evidence of its best-scoring record pair, and one
+        event per batch of tasks, as :meth:`Operation.raise_review` and ``finish`` would log them."""
+        flagged: set[int] = set()
         raised = 0
-        for start in range(0, len(ordered), per_transaction):
-            batch = ordered[start : start + per_transaction]
-
-            def work(uow: UnitOfWork, batch: list[BulkReview] = batch) -> int:
-                op = Operation(uow, self._rules, self._clock(), actor)
-                count = 0
-                for review in batch:
-                    probe, candidate = loaded[review.record], loaded[review.candidate]
-                    task = op.raise_review(
-                        ReviewKind.POTENTIAL_DUPLICATE,
-                        probe.record_id,
-                        probe.mpi_id,
-                        candidate.mpi_id,
-                        candidate.record_id,
-                        review.score.match_probability,
-                        review.score.match_weight,
-                        review.score.comparisons,
+        for start in range(0, len(pairs), batch_size):
+            now = self._clock()
+            batch = pairs[start : start + batch_size]
+            tasks = uow.add_reviews(
+                [
+                    ReviewTask(
+                        task_id=0,
+                        kind=ReviewKind.POTENTIAL_DUPLICATE,
+                        status=ReviewStatus.OPEN,
+                        record_id=int(record_ids[review.record]),
+                        mpi_id=plan.mpi_ids[plan.person_of[review.record]],
+                        candidate_mpi_id=plan.mpi_ids[plan.person_of[review.candidate]],
+                        candidate_record_id=int(record_ids[review.candidate]),
+                        match_probability=review.score.match_probability,
+                        match_weight=review.score.match_weight,
+                        comparisons=review.score.comparisons,
+                        created_at=now,
                     )
-                    count += task is not None
-                op.finish(EventKind.REVIEWS_RAISED, "review-band pairs of the batch load")
-                return count
-
-            raised += self._store.run(work)
+                    for review in batch
+                ]
+            )
+            changes: list[Change] = [ReviewChanged(task.task_id, None, task) for task in tasks]
+            newly = {int(plan.person_of[p]) for review in batch for p in (review.record, review.candidate)}
+            newly -= flagged
+            flagged |= newly
+            for index in sorted(newly, key=lambda i: plan.mpi_ids[i]):
+                before = as_loaded[index]
+                changes.append(PersonChanged(before.mpi_id, before, replace(before, flags=_DUPLICATE_FLAG)))
+            subjects = dict.fromkeys(m for task in tasks for m in (task.mpi_id, task.candidate_mpi_id))
+            uow.append_events(
+                [Event(EventKind.REVIEWS_RAISED, now, actor, tuple(changes), REVIEWS_REASON, tuple(subjects))]
+            )
+            raised += len(tasks)
         return raised

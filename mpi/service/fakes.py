@@ -13,7 +13,7 @@ import copy
 import math
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -292,6 +292,12 @@ class _FakeUnitOfWork:
     def events_about(self, mpi_id: str) -> list[Event]:
         return [event for event in self.t.events if mpi_id in event.subjects]
 
+    def begin_bulk_load(self) -> None:
+        pass  # nothing to defer: every write is checked as it is made
+
+    def finish_bulk_load(self) -> None:
+        pass
+
     def add_records(
         self, rows: Sequence[tuple[RecordKey, Demographics, MatriculeFlag]], at: datetime, actor: str
     ) -> list[SourceRecord]:
@@ -305,8 +311,8 @@ class _FakeUnitOfWork:
             for i in identifiers
         ]
 
-    def add_blocking_keys(self, pairs: Sequence[tuple[int, str]]) -> None:
-        for record_id, key in pairs:
+    def add_blocking_keys(self, batches: Iterable[Sequence[tuple[int, str]]]) -> None:
+        for record_id, key in (pair for batch in batches for pair in batch):
             self.t.keys_of[record_id] = (*self.t.keys_of.get(record_id, ()), key)
             self.t.blocking.setdefault(key, set()).add(record_id)
 
@@ -317,6 +323,9 @@ class _FakeUnitOfWork:
     def add_links(self, links: Sequence[Link]) -> None:
         for link in links:
             self.save_link(link)
+
+    def add_reviews(self, tasks: Sequence[ReviewTask]) -> list[ReviewTask]:
+        return [self.add_review(task) for task in tasks]
 
     def append_events(self, events: Sequence[Event]) -> list[int]:
         return [self.append_event(event) for event in events]

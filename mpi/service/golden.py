@@ -13,9 +13,12 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
 from pydantic import BaseModel, Field, field_validator
 
 from mpi.domain.identifiers import check_matricule
@@ -140,3 +143,92 @@ def refreshed(person: Person, members: Sequence[SourceRecord], rules: Survivorsh
     )
     trust = TrustStatus.of(retrieved=retrieved, document_checked=document_checked)
     return replace(person, golden=golden, document_checked=document_checked, trust=trust)
+
+
+# -- many persons at once (a bulk load) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberColumns:
+    """The linked records of many persons, one array entry per record (any order).
+
+    ``demographics["national_id"]`` holds the checked 13-digit matricule of the records with
+    ``valid_matricule`` (a valid or upgraded number); survivorship ignores it elsewhere.
+    """
+
+    person: npt.NDArray[np.int64]  # which person, 0 .. persons - 1
+    record_id: npt.NDArray[np.int64]
+    authority: list[str]
+    updated_at: npt.NDArray[np.float64]  # POSIX timestamps
+    valid_matricule: npt.NDArray[np.bool_]
+    demographics: dict[str, npt.NDArray[np.object_]]  # every DEMOGRAPHIC_FIELDS name
+
+
+def _inverse(order: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size, dtype=np.int64)
+    return rank
+
+
+def _first_per_person(
+    person: npt.NDArray[np.int64], candidates: npt.NDArray[np.intp], *keys: npt.NDArray[np.int64]
+) -> npt.NDArray[np.intp]:
+    """Among ``candidates`` (record positions), the one per person that sorts first by ``keys``."""
+    order = candidates[np.lexsort((*(key[candidates] for key in reversed(keys)), person[candidates]))]
+    owners = person[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = owners[1:] != owners[:-1]
+    return order[first]
+
+
+def golden_columns(
+    members: MemberColumns, persons: int, rules: SurvivorshipRules
+) -> tuple[dict[str, npt.NDArray[np.object_]], npt.NDArray[np.bool_]]:
+    """Every person's golden record, field by field, and whether it is retrieved.
+
+    The same choice as :func:`compute_golden` and :func:`refreshed` make one person at a time,
+    made with sorts over all records instead: a million records in seconds.
+    """
+    person = members.person
+    ranks_of = {a: rules.trust_rank(a) for a in set(members.authority)}
+    rank = np.array([ranks_of[a] for a in members.authority], dtype=np.int64)
+    newest = _inverse(np.lexsort((members.record_id, -members.updated_at)))  # _newest_first
+    by_trust = _inverse(np.lexsort((newest, rank)))  # rank, then newest first
+    by_recency = newest  # the record id already breaks every tie of the trust rank
+    columns = dict(members.demographics)
+    columns["national_id"] = columns["national_id"].copy()
+    columns["national_id"][~members.valid_matricule] = None  # only a checked matricule survives
+
+    chosen = {name: np.full(persons, None, dtype=object) for name in DEMOGRAPHIC_FIELDS}
+    for unit in UNITS:
+        names = FIELD_GROUPS.get(unit, (unit,))
+        present = [pd.notna(columns[name]) for name in names]
+        holders = np.flatnonzero(np.logical_or.reduce(present))
+        if holders.size == 0:
+            continue
+        rule = rules.rules.get(unit, rules.default_rule)
+        if rule is SurvivorshipRule.MOST_FREQUENT:
+            # How many of its person's records hold each record's value; ties go to the value
+            # whose best holder ranks first by trust.
+            value_of = np.zeros(holders.size, dtype=np.int64)
+            for name in names:  # one code per distinct tuple of the unit's values
+                column_codes, uniques = pd.factorize(columns[name][holders], use_na_sentinel=False)
+                combined = value_of * (len(uniques) + 1) + column_codes
+                value_of = np.unique(combined, return_inverse=True)[1].reshape(-1)
+            group = person[holders] * (int(value_of.max()) + 1) + value_of
+            _, where, counts = np.unique(group, return_inverse=True, return_counts=True)
+            support = np.zeros(person.size, dtype=np.int64)
+            support[holders] = counts[where.reshape(-1)]
+            winners = _first_per_person(person, holders, -support, by_trust)
+        elif rule is SurvivorshipRule.MOST_RECENT:
+            winners = _first_per_person(person, holders, by_recency)
+        else:
+            winners = _first_per_person(person, holders, by_trust)
+        for name in names:
+            chosen[name][person[winners]] = columns[name][winners]
+
+    retrieved_authority = {a: rules.is_national_reference(a) for a in ranks_of}
+    from_reference = np.array([retrieved_authority[a] for a in members.authority], dtype=bool)
+    retrieved = np.zeros(persons, dtype=bool)
+    retrieved[person[members.valid_matricule & from_reference]] = True
+    return chosen, retrieved

@@ -7,7 +7,7 @@ wire the in-memory fakes of ``mpi.service.fakes``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -178,6 +178,15 @@ class UnitOfWork(Protocol):
     def events_about(self, mpi_id: str) -> list[Event]: ...
 
     # -- bulk writes (loading a batch into an empty registry) -----------------------
+    def begin_bulk_load(self) -> None:
+        """The first call of a unit of work that loads an empty registry with the methods below:
+        a store may then check references and build secondary indexes once, at the end."""
+        ...
+
+    def finish_bulk_load(self) -> None:
+        """The last call of that unit of work; raises if a deferred check fails."""
+        ...
+
     def add_records(
         self, rows: Sequence[tuple[RecordKey, Demographics, MatriculeFlag]], at: datetime, actor: str
     ) -> list[SourceRecord]:
@@ -188,14 +197,19 @@ class UnitOfWork(Protocol):
         """Store new identifiers (their ``identifier_id`` is ignored); returns them with ids, in order."""
         ...
 
-    def add_blocking_keys(self, pairs: Sequence[tuple[int, str]]) -> None:
-        """Index ``(record_id, key)`` pairs of records that have no keys yet."""
+    def add_blocking_keys(self, batches: Iterable[Sequence[tuple[int, str]]]) -> None:
+        """Index ``(record_id, key)`` pairs of records that have no keys yet, all in one call, batch
+        by batch: a store may stage them and build its index once, from sorted rows."""
         ...
 
     def add_persons(self, persons: Sequence[Person]) -> None: ...
 
     def add_links(self, links: Sequence[Link]) -> None:
         """Link records that have no link yet."""
+        ...
+
+    def add_reviews(self, tasks: Sequence[ReviewTask]) -> list[ReviewTask]:
+        """Store new tasks (their ``task_id`` is ignored); returns them with ids, in order."""
         ...
 
     def append_events(self, events: Sequence[Event]) -> list[int]: ...

@@ -7,11 +7,12 @@ service's ``UnitOfWork`` port with SQLAlchemy Core statements.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.service.ports import LinkRow
 from mpi.storage import statements as q
 from mpi.storage import tables as t
+from mpi.storage.bulk_writes import BulkWriter
 from mpi.storage.candidate_index import CandidateIndex
 from mpi.storage.delivery import DeliveryRows
 
@@ -463,68 +465,48 @@ class SqlUnitOfWork(DeliveryRows):
         return seq
 
     # -- bulk writes ------------------------------------------------------------------
+    # Through the driver's own bulk paths (mpi.storage.bulk_writes): a load's millions of rows.
+    @functools.cached_property
+    def _bulk(self) -> BulkWriter:
+        return BulkWriter(self._c)
+
+    def begin_bulk_load(self) -> None:
+        self._bulk.begin_load()
+
+    def finish_bulk_load(self) -> None:
+        self._bulk.finish_load()
+
     def add_records(
         self, rows: Sequence[tuple[RecordKey, Demographics, MatriculeFlag]], at: datetime, actor: str
     ) -> list[SourceRecord]:
-        if not rows:
-            return []
-        values = [
-            {
-                "authority": key.authority,
-                "local_id": key.local_id,
-                "version": 1,
-                **d.as_dict(),
-                "matricule": flag.value,
-                "updated_at": at,
-                "actor": actor,
-            }
-            for key, d, flag in rows
-        ]
-        ids = list(self._c.execute(q.INSERT_RECORDS, values).scalars())
+        ids = self._bulk.add_records(rows, at, actor)
         return [
             SourceRecord(record_id, key, 1, d, flag, at)
             for record_id, (key, d, flag) in zip(ids, rows, strict=True)
         ]
 
     def add_identifiers(self, identifiers: Sequence[RecordIdentifier]) -> list[RecordIdentifier]:
-        if not identifiers:
-            return []
-        ids = self._c.execute(q.INSERT_IDENTIFIERS, [t.identifier_values(i) for i in identifiers]).scalars()
-        return [replace(i, identifier_id=n) for i, n in zip(identifiers, ids, strict=True)]
+        ids = self._bulk.add_identifiers(identifiers)
+        return [
+            RecordIdentifier(n, i.record_id, i.system, i.value, i.raw, i.status, i.active, i.assigned_at)
+            for i, n in zip(identifiers, ids, strict=True)
+        ]
 
-    def add_blocking_keys(self, pairs: Sequence[tuple[int, str]]) -> None:
-        if pairs:
-            self._c.execute(q.INSERT_KEY, [{"record_id": record_id, "key": key} for record_id, key in pairs])
+    def add_blocking_keys(self, batches: Iterable[Sequence[tuple[int, str]]]) -> None:
+        self._bulk.add_keys(batches)
 
     def add_persons(self, persons: Sequence[Person]) -> None:
-        if persons:
-            self._c.execute(q.INSERT_PERSON, [t.person_values(p) for p in persons])
+        self._bulk.add_persons(persons)
 
     def add_links(self, links: Sequence[Link]) -> None:
-        if links:
-            self._c.execute(q.INSERT_LINK, [t.link_values(link) for link in links])
+        self._bulk.add_links(links)
+
+    def add_reviews(self, tasks: Sequence[ReviewTask]) -> list[ReviewTask]:
+        ids = self._bulk.add_reviews(tasks)
+        return [replace(task, task_id=n) for task, n in zip(tasks, ids, strict=True)]
 
     def append_events(self, events: Sequence[Event]) -> list[int]:
-        if not events:
-            return []
-        rows = [
-            {
-                "kind": e.kind.value,
-                "occurred_at": e.occurred_at,
-                "actor": e.actor,
-                "reason": e.reason,
-                "subjects": ",".join(e.subjects),
-                "changes": encode_changes(e.changes),
-            }
-            for e in events
-        ]
-        seqs: list[int] = list(self._c.execute(q.INSERT_EVENTS, rows).scalars())
-        subjects = [
-            {"mpi_id": s, "seq": seq} for e, seq in zip(events, seqs, strict=True) for s in e.subjects
-        ]
-        if subjects:
-            self._c.execute(q.INSERT_EVENT_SUBJECT, subjects)
-        return seqs
+        return self._bulk.append_events(events)
 
     @staticmethod
     def _events(rows: Sequence[Any]) -> list[Event]:

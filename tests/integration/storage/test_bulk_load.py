@@ -52,7 +52,7 @@ def test_bulk_load_matches_one_by_one_registration(any_services: Services) -> No
     summary = any_services.loader.load(
         [BulkRecord(key, d, cluster) for (key, d), cluster in zip(ROWS, [7, 7, 8, 9], strict=True)],
         [BulkReview(2, 0, REVIEW)],
-        per_transaction=2,
+        batch_size=2,
     )
     assert (summary.records, summary.persons, summary.review_tasks) == (4, 3, 1)
 
