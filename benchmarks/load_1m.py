@@ -10,8 +10,8 @@ or a schema of its own on the PostgreSQL server, dropped afterwards), and
 ``/usr/bin/time -v``: the bulk path (clustering by the batch engine with the committed
 parameters, then bulk writes). Reported: wall seconds, CPU seconds, peak RSS, the
 records, persons and review tasks in the registry, and the registry's cluster pairwise
-F1 against the truth. A load over ``--budget`` seconds is killed and reported as such,
-with the records it had committed by then.
+F1 against the truth. A load over ``--budget`` seconds is killed and reported as such
+(a load is one transaction: a stopped one leaves the registry empty).
 Results: markdown on stdout, JSON in ``benchmarks/.work/load_1m.json``.
 """
 
@@ -132,7 +132,7 @@ def run_load(backend: str, records: Path, truth: Path, name: str, args: argparse
         )
         result: dict[str, Any] = {"process": run.as_dict(), "wall_seconds": run.wall_seconds}
         if run.timed_out:
-            # What the load had committed when it was stopped (it writes 20,000 records a transaction).
+            # A load commits once, at the end: a stopped one should have left nothing.
             return {**result, "status": "over budget", "counts_when_stopped": registry_counts(url)}
         if not run.succeeded:
             return {**result, "status": "failed", "log_tail": log_tail(run)}

@@ -122,7 +122,7 @@ def encode_changes(changes: tuple[Change, ...], *, compact: bool = False) -> str
     if compact:
         loaded = _loaded_form(changes)
         if loaded is not None:
-            return json.dumps(loaded, ensure_ascii=False, separators=(",", ":"))
+            return _JSON.encode(loaded)
     return _CHANGES.dump_json(changes).decode("utf-8")
 
 
@@ -141,6 +141,9 @@ def decode_changes(text: str | bytes) -> tuple[Change, ...]:
 # values once and each record as one array, and decodes to exactly the changes it encodes.
 _LOADED_VERSION = 1
 _demographics_of = operator.attrgetter(*DEMOGRAPHIC_FIELDS)
+_JSON = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":")
+)  # one encoder: json.dumps builds one a call
 
 
 def _loaded_form(changes: tuple[Change, ...]) -> dict[str, Any] | None:
@@ -167,7 +170,7 @@ def _loaded_form(changes: tuple[Change, ...]) -> dict[str, Any] | None:
 
     def same_instant(moment: datetime) -> bool:
         # The decoded changes all carry one instant, in the zone the text names.
-        return moment is at or (moment == at and moment.tzinfo == at.tzinfo)
+        return moment == at and moment.tzinfo == at.tzinfo
 
     position = {record.record_id: i for i, record in enumerate(records)}
     identifier_at: list[list[Any] | None] = [None] * n
@@ -180,7 +183,7 @@ def _loaded_form(changes: tuple[Change, ...]) -> dict[str, Any] | None:
         # One identifier per record, in record order: the order they decode in.
         if i <= last or change.identifier_id != identifier.identifier_id:
             return None
-        if not same_instant(identifier.assigned_at):
+        if identifier.assigned_at is not at and not same_instant(identifier.assigned_at):
             return None
         identifier_at[i] = [
             identifier.identifier_id,
@@ -203,8 +206,8 @@ def _loaded_form(changes: tuple[Change, ...]) -> dict[str, Any] | None:
             or link.record_id != record_id
             or link.mpi_id != mpi_id
             or (link.provenance, link.actor, link.model_version, link.reason) != shared
-            or not same_instant(link.linked_at)
-            or not same_instant(record.updated_at)
+            or (link.linked_at is not at and not same_instant(link.linked_at))
+            or (record.updated_at is not at and not same_instant(record.updated_at))
         ):
             return None
         rows.append(

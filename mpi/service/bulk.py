@@ -52,6 +52,8 @@ from mpi.service.ports import Matcher, Store, UnitOfWork
 
 LINK_REASON = "clustered by the batch load"
 REVIEWS_REASON = "review-band pairs of the batch load"
+# A person's history decodes every event about it: review events of a thousand tasks stay small.
+REVIEWS_PER_EVENT = 1_000
 _FLAG_OF_STATUS = {int(status): MatriculeFlag[status.name] for status in MatriculeStatus}
 _demographics_of = operator.attrgetter(*DEMOGRAPHIC_FIELDS)
 _DUPLICATE_FLAG = frozenset({FLAG_OF_KIND[ReviewKind.POTENTIAL_DUPLICATE]})
@@ -241,7 +243,8 @@ class BulkLoader:
                 record_ids[positions] = written
                 report(len(positions) - len(positions) // 2)
             uow.add_blocking_keys(_key_batches(plan, keys_of, record_ids.tolist(), report))
-            tasks = self._raise_reviews(uow, pairs, plan, record_ids, as_loaded, actor, batch_size)
+            per_event = min(batch_size, REVIEWS_PER_EVENT)
+            tasks = self._raise_reviews(uow, pairs, plan, record_ids, as_loaded, actor, per_event)
             uow.finish_bulk_load()
             return LoadSummary(records=len(records), persons=len(plan.mpi_ids), review_tasks=tasks)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import operator
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,6 +37,7 @@ from mpi.storage.bulk_indexes import DeferredIndexes
 
 Row = tuple[Any, ...]
 _demographics = operator.attrgetter(*DEMOGRAPHIC_FIELDS)
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # as tables.person_values writes
 _RECORD_COLUMNS = (
     "record_id",
     "authority",
@@ -128,35 +130,47 @@ class BulkWriter:
             self._deferred = None
 
     # -- values as the column types would bind them ------------------------------------
-    def _times(self, column: Column[Any]) -> Callable[[datetime], Any]:
-        """Binds datetimes of ``column``, each distinct one once: a load's rows share a few."""
-        bound: dict[datetime, Any] = {}
+    def _cached(self, column: Column[Any]) -> Callable[[Any], Any]:
+        """Binds values of ``column``, each distinct one once: a load's rows share a few instants."""
+        bound: dict[Any, Any] = {}
 
-        def bind(moment: datetime) -> Any:
-            value = bound.get(moment)
-            if value is None:
-                value = bound[moment] = self._bound(column, moment)
-            return value
+        def bind(value: Any) -> Any:
+            if value not in bound:
+                bound[value] = self._bound(column, value)
+            return bound[value]
 
         return bind
 
     def _bound(self, column: Column[Any], value: Any) -> Any:
-        """``value`` as SQLAlchemy would send it for ``column`` (on SQLite: datetimes as text)."""
+        """``value`` as SQLAlchemy would send it for ``column``, and as the driver then adapts it:
+        sqlite3 turns each datetime into text with a Python function, so a load's few distinct
+        instants are turned once each rather than once per row."""
         processor = column.type.bind_processor(self._dialect)
-        return value if processor is None or value is None else processor(value)
+        if processor is not None and value is not None:
+            value = processor(value)
+        if not self._postgres:
+            adapt = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+            if adapt is not None:
+                value = adapt(value)
+        return value
 
     def _binder(self, table: Table, names: Sequence[str]) -> Callable[[Row], Row]:
-        """A function binding whole rows of ``names``, for the columns whose values need it."""
-        processors = [(i, table.c[name].type.bind_processor(self._dialect)) for i, name in enumerate(names)]
-        active = [(i, p) for i, p in processors if p is not None]
-        if not active:
+        """A function binding whole rows of ``names``: their datetimes and booleans, each
+        distinct value once (the rest the driver takes as they are)."""
+        kinds = (datetime, bool)
+        bound = {
+            i: self._cached(table.c[name])
+            for i, name in enumerate(names)
+            if table.c[name].type.python_type in kinds
+        }
+        if not bound:
             return lambda row: row
 
         def bind(row: Row) -> Row:
             values = list(row)
-            for i, processor in active:
+            for i, convert in bound.items():
                 if values[i] is not None:
-                    values[i] = processor(values[i])
+                    values[i] = convert(values[i])
             return tuple(values)
 
         return bind
@@ -215,7 +229,7 @@ class BulkWriter:
     def add_identifiers(self, identifiers: Sequence[RecordIdentifier]) -> list[int]:
         ids = self._new_ids(t.record_identifier, "identifier_id", len(identifiers))
         when, yes = (
-            self._times(t.record_identifier.c.assigned_at),
+            self._cached(t.record_identifier.c.assigned_at),
             self._bound(t.record_identifier.c.active, True),
         )
         self._insert(
@@ -241,7 +255,7 @@ class BulkWriter:
     @_as_sqlalchemy_errors
     def add_persons(self, persons: Sequence[Person]) -> None:
         # The values of mpi.storage.tables.person_values, without a dict per row.
-        when, checked = self._times(t.person.c.created_at), t.person.c.document_checked
+        when, checked = self._cached(t.person.c.created_at), t.person.c.document_checked
         self._insert(
             t.person,
             _PERSON_COLUMNS,
@@ -253,11 +267,7 @@ class BulkWriter:
                     self._bound(checked, p.document_checked),
                     p.replaced_by,
                     ",".join(sorted(flag.value for flag in p.flags)),
-                    json.dumps(
-                        dict(zip(DEMOGRAPHIC_FIELDS, _demographics(p.golden), strict=True)),
-                        separators=(",", ":"),
-                        ensure_ascii=False,
-                    ),
+                    _JSON.encode(dict(zip(DEMOGRAPHIC_FIELDS, _demographics(p.golden), strict=True))),
                     when(p.created_at),
                 )
                 for p in persons
@@ -266,7 +276,7 @@ class BulkWriter:
 
     @_as_sqlalchemy_errors
     def add_links(self, links: Sequence[Link]) -> None:
-        when = self._times(t.link.c.linked_at)
+        when = self._cached(t.link.c.linked_at)
         self._insert(
             t.link,
             _LINK_COLUMNS,
