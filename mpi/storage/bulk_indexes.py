@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-# The tables a load writes. The primary key of the blocking-key index is the one that is
-# not on a growing id: it is built once too.
+# The tables a load writes. The primary key of the blocking-key index is the one that is not
+# on a growing id: on PostgreSQL it is built once too, as are the unique constraints.
 LOADED_TABLES = (
     "source_record",
     "record_identifier",
@@ -63,6 +63,8 @@ class DeferredIndexes:
 
     # -- SQLite -------------------------------------------------------------------------
     def _sqlite_defer(self) -> None:
+        if self._c.in_nested_transaction():
+            raise RuntimeError("a bulk load into SQLite needs a transaction of its own, not a savepoint")
         raw = self._raw
         raw.execute("COMMIT")  # the load's transaction, begun by the store, has written nothing yet
         raw.execute("PRAGMA foreign_keys=OFF")
@@ -107,14 +109,18 @@ class DeferredIndexes:
     def _postgres_defer(self) -> None:
         with self._raw.cursor() as cursor:
             cursor.execute(f"SET LOCAL maintenance_work_mem = '{_POSTGRES_INDEX_MEMORY}'")
+            # Foreign keys; unique constraints no foreign key relies on; the rebuilt primary keys.
             cursor.execute(
                 "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) "
-                "FROM pg_constraint WHERE conrelid IN (SELECT unnest(%s::text[])::regclass) AND "
-                "(contype = 'f' OR contype = 'p' AND conrelid IN (SELECT unnest(%s::text[])::regclass)) "
+                "FROM pg_constraint c WHERE conrelid IN (SELECT unnest(%s::text[])::regclass) AND ("
+                "contype = 'f' "
+                "OR contype = 'u' AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint f WHERE f.conindid = c.conindid AND f.contype = 'f') "
+                "OR contype = 'p' AND conrelid IN (SELECT unnest(%s::text[])::regclass)) "
                 "ORDER BY contype DESC, 1, 2",
                 (list(LOADED_TABLES), list(_REBUILT_PRIMARY_KEYS)),
             )
-            self._constraints = cursor.fetchall()  # primary keys first
+            self._constraints = cursor.fetchall()  # keys ('u', 'p') before foreign keys ('f')
             cursor.execute(
                 "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                 "JOIN pg_class c ON c.oid = i.indexrelid "
@@ -123,16 +129,16 @@ class DeferredIndexes:
                 (list(LOADED_TABLES),),
             )
             self._indexes = cursor.fetchall()
-            for table, name, _, _ in reversed(self._constraints):  # foreign keys before primary keys
+            for table, name, _, _ in reversed(self._constraints):  # foreign keys before the keys
                 cursor.execute(f"ALTER TABLE {self._quote(table)} DROP CONSTRAINT {self._quote(name)}")
             for name, _ in self._indexes:
                 cursor.execute(f"DROP INDEX {self._quote(name)}")
 
     def _postgres_restore(self) -> None:
-        # Primary keys, then indexes, then foreign keys, whose checks may read the indexes.
+        # Keys, then indexes, then foreign keys, whose checks may read the indexes.
         with self._raw.cursor() as cursor:
             for table, name, kind, definition in self._constraints:
-                if kind == "p":
+                if kind != "f":
                     cursor.execute(
                         f"ALTER TABLE {self._quote(table)} ADD CONSTRAINT {self._quote(name)} {definition}"
                     )
