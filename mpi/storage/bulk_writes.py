@@ -12,7 +12,8 @@ need no ``RETURNING``.
 The blocking-key index is the one large table: about ten keys per record, ten
 million rows for a million records. Inserted in record order, each key lands at
 a random place of the primary-key B-tree; into an empty table it is cheaper to
-build the indexes once, from sorted rows (see :meth:`BulkWriter.add_keys`).
+insert them sorted, or to build the indexes once at the end (see
+:meth:`BulkWriter.add_keys` and :mod:`mpi.storage.bulk_indexes`).
 """
 
 from __future__ import annotations
@@ -38,47 +39,19 @@ from mpi.storage.bulk_indexes import DeferredIndexes
 Row = tuple[Any, ...]
 _demographics = operator.attrgetter(*DEMOGRAPHIC_FIELDS)
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # as tables.person_values writes
+# The columns each row gives, in order.
 _RECORD_COLUMNS = (
-    "record_id",
-    "authority",
-    "local_id",
-    "version",
-    *DEMOGRAPHIC_FIELDS,
-    "matricule",
-    "updated_at",
-    "actor",
-)
+    "record_id", "authority", "local_id", "version", *DEMOGRAPHIC_FIELDS, "matricule", "updated_at", "actor",
+)  # fmt: skip
 _IDENTIFIER_COLUMNS = (
-    "identifier_id",
-    "record_id",
-    "system",
-    "value",
-    "raw",
-    "status",
-    "active",
-    "assigned_at",
-    "replaced_by",
-)
+    "identifier_id", "record_id", "system", "value", "raw", "status", "active", "assigned_at", "replaced_by",
+)  # fmt: skip
 _PERSON_COLUMNS = (
-    "mpi_id",
-    "status",
-    "trust",
-    "document_checked",
-    "replaced_by",
-    "flags",
-    "golden",
-    "created_at",
-)
+    "mpi_id", "status", "trust", "document_checked", "replaced_by", "flags", "golden", "created_at",
+)  # fmt: skip
 _LINK_COLUMNS = (
-    "record_id",
-    "mpi_id",
-    "provenance",
-    "score",
-    "model_version",
-    "linked_at",
-    "actor",
-    "reason",
-)
+    "record_id", "mpi_id", "provenance", "score", "model_version", "linked_at", "actor", "reason",
+)  # fmt: skip
 _SQLITE_KEYS_STAGE = "mpi_bulk_keys"
 # Building the index from sorted rows needs them all in the sorter: a larger page cache for
 # that statement only (SQLite sizes its sorter's memory by it).
@@ -346,33 +319,23 @@ class BulkWriter:
     def add_keys(self, batches: Iterable[Sequence[tuple[int, str]]]) -> None:
         """Index ``(record_id, key)`` pairs given batch by batch.
 
-        Into an empty index the rows are staged first and the indexes built once at the end
-        (see the module docstring); into a used one they are inserted as they come.
+        SQLite builds a primary key only row by row: into an empty index the rows are staged
+        and inserted in key order. PostgreSQL builds the indexes of a load by sorting, at the
+        end (:mod:`mpi.storage.bulk_indexes`); outside a load, and into a used SQLite index,
+        the keys are inserted as they come.
         """
-        empty = (
-            self._scalar(f"SELECT count(*) FROM (SELECT 1 FROM {self._quote('blocking_key')} LIMIT 1) AS one")
-            == 0
-        )
-        if not empty:
+        if self._postgres or not self._is_empty(t.blocking_key):
             for batch in batches:
                 self._insert(t.blocking_key, ("key", "record_id"), ((key, rid) for rid, key in batch))
             return
-        if self._postgres:  # COPY keeps the rows in order; an index PostgreSQL builds by sorting
-            for batch in batches:
-                self._insert(t.blocking_key, ("key", "record_id"), ((key, rid) for rid, key in batch))
-        else:
-            self._sqlite_keys(batches)
+        self._sqlite_keys(batches)
 
-    def _scalar(self, sql: str) -> Any:
-        if self._postgres:
-            with self._raw.cursor() as cursor:
-                cursor.execute(sql)
-                return cursor.fetchone()[0]
-        return self._raw.execute(sql).fetchone()[0]
+    def _is_empty(self, table: Table) -> bool:
+        return self._raw.execute(f"SELECT 1 FROM {self._quote(table.name)} LIMIT 1").fetchone() is None
 
     def _sqlite_keys(self, batches: Iterable[Sequence[tuple[int, str]]]) -> None:
-        # SQLite builds a primary key only while rows arrive, so they arrive sorted, from a
-        # staging table the sorter reads; the other index is built after, from the table.
+        # Sorted by SQLite's sorter from a staging table: each key then goes to the right-hand
+        # end of the B-tree. The other index is built after, from the table.
         raw = self._raw
         raw.execute(f"DROP TABLE IF EXISTS temp.{_SQLITE_KEYS_STAGE}")
         raw.execute(f"CREATE TEMP TABLE {_SQLITE_KEYS_STAGE} (key TEXT NOT NULL, record_id INTEGER NOT NULL)")
