@@ -101,6 +101,12 @@ class BulkWriter:
         if self._deferred is not None:
             self._deferred.restore()
             self._deferred = None
+        if self._postgres:
+            # Planner statistics for the tables just filled: until autovacuum gets to them, the
+            # candidate query would scan whole tables (89 ms instead of 0.2 ms at 20,000 records).
+            self._c.exec_driver_sql(
+                "ANALYZE source_record, blocking_key, link, person, record_identifier, review_task"
+            )
 
     # -- values as the column types would bind them ------------------------------------
     def _cached(self, column: Column[Any]) -> Callable[[Any], Any]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from mpi.domain.persons import Link, LinkProvenance
@@ -101,3 +101,22 @@ def test_references_are_checked_again_after_a_load(sql_services: Services) -> No
     with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
         sql_services.store.run(unchecked_link)
     assert sql_services.registry.count_records() == 3
+
+
+@pytest.mark.postgres
+def test_a_postgres_load_leaves_planner_statistics_for_the_candidate_query(postgres_url: str) -> None:
+    settings = Settings(database_url=postgres_url, _env_file=None)  # type: ignore[call-arg]
+    services = bootstrap(settings, FakeMatcher(), TickingClock())
+    try:
+        services.loader.load(rows(30), batch_size=7)
+        store = services.store
+        assert isinstance(store, SqlStore)
+        with store.engine.connect() as connection:
+            analysed = set(
+                connection.scalars(
+                    text("SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = current_schema()")
+                )
+            )
+        assert {"source_record", "blocking_key", "link", "person"} <= analysed
+    finally:
+        services.close()
