@@ -40,8 +40,6 @@ VERSION_HISTORY = (
     .where(t.record_version.c.record_id == bindparam("record_id"))
     .order_by(t.record_version.c.version)
 )
-# Many rows at once, ids returned in the order the rows were given.
-INSERT_RECORDS = insert(_record).returning(_record.c.record_id, sort_by_parameter_order=True)
 UPDATE_RECORD = update(_record).where(_record.c.record_id == bindparam("b_record_id"))
 
 ACTIVE_IDENTIFIERS = (
@@ -50,7 +48,6 @@ ACTIVE_IDENTIFIERS = (
     .order_by(_identifier.c.identifier_id)
 )
 INSERT_IDENTIFIER = insert(_identifier).returning(_identifier.c.identifier_id)
-INSERT_IDENTIFIERS = insert(_identifier).returning(_identifier.c.identifier_id, sort_by_parameter_order=True)
 UPDATE_IDENTIFIER = update(_identifier).where(_identifier.c.identifier_id == bindparam("b_identifier_id"))
 RECORDS_WITH_IDENTIFIER = (
     select(_identifier.c.record_id)
@@ -124,8 +121,6 @@ NOT_DUPLICATE_PAIRS = select(t.not_duplicate.c.person_a, t.not_duplicate.c.perso
 INSERT_NOT_DUPLICATE = insert(t.not_duplicate)
 
 INSERT_EVENT = insert(t.event).returning(t.event.c.seq)
-INSERT_EVENTS = insert(t.event).returning(t.event.c.seq, sort_by_parameter_order=True)
-INSERT_KEY = insert(t.blocking_key)
 INSERT_EVENT_SUBJECT = insert(t.event_subject)
 # PostgreSQL: the event and its subjects in one statement, one round trip instead of two.
 _EVENT_COLUMNS = ("kind", "occurred_at", "actor", "reason", "subjects", "changes")
