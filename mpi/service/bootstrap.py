@@ -22,7 +22,8 @@ from mpi.service.review import Reviews
 from mpi.service.settings import Settings
 from mpi.service.views import Persons
 from mpi.storage import migrations
-from mpi.storage.store import SqlStore, create_sql_engine
+from mpi.storage.engine import create_sql_engine
+from mpi.storage.store import SqlStore
 
 ENGINE_MATCHER_MODULE = "mpi.service.engine_matcher"
 

@@ -13,9 +13,10 @@ from sqlalchemy import inspect, text
 from mpi.domain.events import Event, EventKind
 from mpi.service.bootstrap import upgrade_database
 from mpi.service.settings import Settings
+from mpi.storage import engine as engine_module
 from mpi.storage import migrations
-from mpi.storage import store as store_module
-from mpi.storage.store import SqlStore, create_sql_engine
+from mpi.storage.engine import create_sql_engine
+from mpi.storage.store import SqlStore
 from mpi.storage.tables import metadata
 
 
@@ -92,7 +93,7 @@ def _event(n: int) -> Event:
 def test_a_postgres_connection_dropped_while_idle_in_the_pool_is_replaced(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
     engine = create_sql_engine(postgres_url, pool_size=1)
     admin = create_sql_engine(postgres_url, pool_size=1)
     try:
