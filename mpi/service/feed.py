@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, UnlinkRecord
-from mpi.domain.events import Event, EventKind, IdentifierChanged, RecordChanged
+from mpi.domain.events import Event, EventKind, RecordChanged
 from mpi.domain.persons import LinkProvenance
 from mpi.domain.records import (
     DEMOGRAPHIC_FIELDS,
@@ -117,18 +117,9 @@ class _FeedOperation(Operation):
         self, record_id: int, system: str, value: str | None, current: list[RecordIdentifier]
     ) -> None:
         """Make ``value`` the record's one active identifier of ``system`` (none if ``None``)."""
-        successor = None
-        if value is not None:
-            # Accepted as sent: an account number has no check digits to judge it by.
-            accepted = MatriculeFlag.VALID
-            successor = self.uow.add_identifier(record_id, system, value, value, accepted, self.now)
-            self._changes.append(IdentifierChanged(successor.identifier_id, None, successor))
-        for old in current:
-            retired = replace(
-                old, active=False, replaced_by=successor.identifier_id if successor is not None else None
-            )
-            self.uow.save_identifier(retired)
-            self._changes.append(IdentifierChanged(old.identifier_id, old, retired))
+        # Accepted as sent: an account number has no check digits to judge it by.
+        new = (value, value, MatriculeFlag.VALID) if value is not None else None
+        self.replace_identifiers(record_id, system, current, new)
 
 
 def apply_changes(current: Demographics | None, changes: DemographicChanges) -> Demographics:

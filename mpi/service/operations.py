@@ -27,7 +27,7 @@ from mpi.domain.events import (
 from mpi.domain.identifiers import check_matricule
 from mpi.domain.mpi_id import is_valid_mpi_id, new_mpi_id
 from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
-from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
+from mpi.domain.records import Demographics, MatriculeFlag, RecordIdentifier, RecordKey, SourceRecord
 from mpi.domain.reviews import NotDuplicate, ReviewAction, ReviewKind, ReviewStatus, ReviewTask, person_pair
 from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict, NotFound
@@ -147,9 +147,22 @@ class Operation:
         current = [i for i in self.uow.active_identifiers(record_id) if i.system == MATRICULE_SYSTEM]
         if value is not None and any(i.value == value for i in current):
             return
+        new = (value, raw, matricule) if value is not None and raw is not None else None
+        self.replace_identifiers(record_id, MATRICULE_SYSTEM, current, new)
+
+    def replace_identifiers(
+        self,
+        record_id: int,
+        system: str,
+        current: Sequence[RecordIdentifier],
+        new: tuple[str, str, MatriculeFlag] | None,
+    ) -> None:
+        """Retire ``current`` in favour of ``new`` (value, raw, status), which names its
+        predecessors' successor; with ``new`` None they are retired without one."""
         successor = None
-        if value is not None and raw is not None:
-            successor = self.uow.add_identifier(record_id, MATRICULE_SYSTEM, value, raw, matricule, self.now)
+        if new is not None:
+            value, raw, status = new
+            successor = self.uow.add_identifier(record_id, system, value, raw, status, self.now)
             self._changes.append(IdentifierChanged(successor.identifier_id, None, successor))
         for old in current:
             retired = replace(
