@@ -61,7 +61,7 @@ from benchmarks.load_1m import (
 )
 from benchmarks.online_register import analyze
 from benchmarks.paths import PROJECT_ROOT, WORK_DIR, mpi_executable
-from benchmarks.reporting import machine_info, markdown_table, package_versions, write_json
+from benchmarks.reporting import latency, machine_info, markdown_table, package_versions, write_json
 from benchmarks.synthetic_data import ensure_dataset
 from benchmarks.timing import log_tail, run_timed
 
@@ -290,19 +290,6 @@ async def queries(port: int, payloads: list[bytes]) -> dict[str, Any]:
         writer.close()
         await writer.wait_closed()
     return {**latency(seconds), "answers": dict(statuses)}
-
-
-def latency(samples: list[float]) -> dict[str, Any]:
-    if not samples:
-        return {"n": 0}
-    ms = np.array(samples, dtype=np.float64) * 1000
-    return {
-        "n": int(ms.size),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p90_ms": round(float(np.percentile(ms, 90)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-        "max_ms": round(float(ms.max()), 3),
-    }
 
 
 # -- one backend ------------------------------------------------------------------------

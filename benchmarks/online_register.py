@@ -36,12 +36,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from benchmarks.load_1m import DEFAULT_POSTGRES_URL, fresh_database, load_command, postgres_reachable
 from benchmarks.paths import WORK_DIR
-from benchmarks.reporting import machine_info, markdown_table, package_versions, write_json
+from benchmarks.reporting import latency, machine_info, markdown_table, package_versions, write_json
 from benchmarks.synthetic_data import ensure_dataset
 from benchmarks.timing import log_tail, run_timed
 from mpi.domain.records import Demographics
@@ -91,18 +90,6 @@ def split(records: Path, probes: int) -> tuple[Path, Path]:
         frame.iloc[:-probes].to_csv(head, index=False)
         frame.iloc[-probes:].to_csv(tail, index=False)
     return head, tail
-
-
-def latency(samples: list[float]) -> dict[str, float]:
-    ms = np.array(samples, dtype=np.float64) * 1000
-    return {
-        "n": int(ms.size),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p90_ms": round(float(np.percentile(ms, 90)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-        "max_ms": round(float(ms.max()), 3),
-        "mean_ms": round(float(ms.mean()), 3),
-    }
 
 
 def measure(url: str, loaded: Path, held_out: Path) -> dict[str, Any]:

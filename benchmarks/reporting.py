@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def machine_info() -> dict[str, Any]:
     """CPU model, logical cores, RAM, OS and Python: the facts RESULTS.md asks for."""
@@ -102,3 +104,18 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator == 0:
         return None
     return numerator / denominator
+
+
+def latency(samples: Sequence[float]) -> dict[str, Any]:
+    """Milliseconds: count, p50, p90, p99, max and mean of ``samples`` given in seconds."""
+    if not samples:
+        return {"n": 0}
+    ms = np.array(samples, dtype=np.float64) * 1000
+    return {
+        "n": int(ms.size),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "max_ms": round(float(ms.max()), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+    }
