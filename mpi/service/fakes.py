@@ -218,6 +218,9 @@ class _FakeUnitOfWork:
     def get_person(self, mpi_id: str) -> Person | None:
         return self.s.persons.get(mpi_id)
 
+    def get_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        return {i: self.s.persons[i] for i in mpi_ids if i in self.s.persons}
+
     def lock_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
         return {i: self.s.persons[i] for i in mpi_ids if i in self.s.persons}
 

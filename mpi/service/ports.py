@@ -125,6 +125,10 @@ class UnitOfWork(Protocol):
     # -- persons and links ----------------------------------------------------------
     def get_person(self, mpi_id: str) -> Person | None: ...
 
+    def get_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        """Several persons in one read (missing ids are left out)."""
+        ...
+
     def lock_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
         """Read and lock persons against concurrent change until commit (missing ids are left out)."""
         ...

@@ -127,8 +127,8 @@ class Registry:
 
         def work(uow: UnitOfWork) -> list[SearchHit]:
             evidence = gather(uow, matcher, probe)[:limit]
-            persons = {e.mpi_id: uow.get_person(e.mpi_id) for e in evidence}
-            return [_hit(e, persons[e.mpi_id]) for e in evidence]
+            persons = uow.get_persons([e.mpi_id for e in evidence])  # one read, not one per hit
+            return [_hit(e, persons.get(e.mpi_id)) for e in evidence]
 
         return self._store.run(work, write=False)
 

@@ -222,6 +222,9 @@ class SqlUnitOfWork(DeliveryRows):
         row = self._c.execute(q.PERSON, {"mpi_id": mpi_id}).mappings().first()
         return None if row is None else t.person_of(row)
 
+    def get_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        return {row["mpi_id"]: t.person_of(row) for row in self._rows(q.PERSONS, "ids", sorted(set(mpi_ids)))}
+
     def lock_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
         if len(mpi_ids) == 1:  # the common case, without the cost of an expanding IN
             one = q.PERSON_FOR_UPDATE if self._is_postgres else q.PERSON

@@ -155,6 +155,10 @@ def test_persons_links_reviews_and_decisions_round_trip(any_services: Services) 
         assert uow.lock_persons([second.mpi_id, "missing"]) == {
             second.mpi_id: replace(second, status=PersonStatus.RETIRED, replaced_by=first.mpi_id)
         }
+        assert uow.get_persons([second.mpi_id, "missing", first.mpi_id]) == {
+            first.mpi_id: first,
+            second.mpi_id: replace(second, status=PersonStatus.RETIRED, replaced_by=first.mpi_id),
+        }
         (link,) = uow.links_of_person(first.mpi_id)
         assert (link.provenance, link.score, link.linked_at) == (LinkProvenance.MANUAL, None, AT)
         assert uow.links_of_person(second.mpi_id) == []
