@@ -27,6 +27,7 @@ from rich.markup import escape
 from mpi.batch.progress import Progress, SilentProgress
 from mpi.cli.errors import handles_errors
 from mpi.cli.errors import stderr as _stderr
+from mpi.cli.options import DbOpt
 
 if TYPE_CHECKING:
     from mpi.batch.load_job import Clustering, LoadInput
@@ -226,15 +227,7 @@ def load(
             help="CSV or Parquet files in the batch schema (record_id required).", show_default=False
         ),
     ],
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database URL: sqlite:///mpi.db or postgresql+psycopg://USER@HOST/DB. "
-            "Default: MPI_DATABASE_URL, .env, then sqlite:///mpi.db.",
-            show_default=False,
-        ),
-    ] = None,
+    db: DbOpt = None,
     map_: Annotated[
         list[str] | None,
         typer.Option(

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mpi.cli.errors import handles_errors
+from mpi.cli.options import DbOpt
 from mpi.domain.commands import (
     LinkRecord,
     MarkNotDuplicate,
@@ -54,15 +55,6 @@ registry_app.add_typer(db_app, name="db")
 _stdout = Console()
 _stderr = Console(stderr=True)
 
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL: sqlite:///mpi.db or postgresql+psycopg://USER@HOST/DB. "
-        "Default: MPI_DATABASE_URL, .env, then sqlite:///mpi.db.",
-        show_default=False,
-    ),
-]
 ActorOpt = Annotated[
     str | None,
     typer.Option(

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from mpi.cli.errors import handles_errors
+from mpi.cli.options import DbOpt
 
 serve_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -30,15 +31,7 @@ def serve(
             exists=False,
         ),
     ],
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database URL: sqlite:///mpi.db or postgresql+psycopg://USER@HOST/DB. "
-            "Default: MPI_DATABASE_URL, .env, then sqlite:///mpi.db.",
-            show_default=False,
-        ),
-    ] = None,
+    db: DbOpt = None,
     port: Annotated[
         int | None,
         typer.Option("--port", help="Listen on this port instead of the configured one (0: any free port)."),

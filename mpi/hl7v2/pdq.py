@@ -29,7 +29,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -233,15 +233,7 @@ class PdqQuery:
             )
         named = None
         if identifier is not None:
-            parts = [authority.get(part, "") for part in (1, 2, 3)]
-            domain = self._config.domain_named(*parts)
-            if domain is None:
-                raise HL7Error(
-                    f"assigning authority {'&'.join(p for p in parts if p)!r} is not a domain of this MPI",
-                    code=ErrorCode.UNKNOWN_KEY_IDENTIFIER,
-                    location=authority_location,
-                )
-            named = (identifier, domain)
+            named = (identifier, self._domain(authority, authority_location))
         accounts = self._account(account, account_authority, account_location)
         return _Query(Criteria(**values), named, self._requested_domains(qpd), accounts)
 
@@ -260,6 +252,10 @@ class PdqQuery:
         if not authority:
             local = tuple(d.authority for d in self._config.domains if d.kind is DomainKind.LOCAL)
             return number, local
+        return number, (self._domain(authority, location).authority,)
+
+    def _domain(self, authority: Mapping[int, str], location: str) -> DomainConfig:
+        """The configured domain an assigning authority (namespace, universal id, its type) names."""
         parts = [authority.get(part, "") for part in (1, 2, 3)]
         domain = self._config.domain_named(*parts)
         if domain is None:
@@ -268,7 +264,7 @@ class PdqQuery:
                 code=ErrorCode.UNKNOWN_KEY_IDENTIFIER,
                 location=location,
             )
-        return number, (domain.authority,)
+        return domain
 
     def _requested_domains(self, qpd: Segment) -> frozenset[str] | None:
         wanted: set[str] = set()
