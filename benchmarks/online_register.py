@@ -68,10 +68,22 @@ class TimedMatcher:
         finally:
             self.seconds += time.perf_counter() - started
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
+    def forms(self, records: Sequence[Demographics]) -> list[str | None]:
         started = time.perf_counter()
         try:
-            return self.inner.score(probe, candidates)
+            return self.inner.forms(records)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def score(
+        self,
+        probe: Demographics,
+        candidates: Sequence[Demographics],
+        forms: Sequence[str | None] | None = None,
+    ) -> list[PairScore]:
+        started = time.perf_counter()
+        try:
+            return self.inner.score(probe, candidates, forms)
         finally:
             self.seconds += time.perf_counter() - started
             self.candidates += len(candidates)

@@ -37,6 +37,7 @@ from mpi.matching.encoding import UNORDERED_PAIRS
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import ScoredPairs, Scorer, score_chunks
 from mpi.matching.standardise import standardise
+from mpi.matching.stored_form import FORM_COLUMNS
 from mpi.rules.loader import load_parameters, load_rules, parameters_path_for
 from mpi.rules.parameters import TrainedParameters
 
@@ -69,9 +70,10 @@ class Clustering:
     model: str
     invalid_counts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    # The standardised columns the blocking rules read, one entry per row: the registry's
-    # blocking keys come from them without standardising every row a second time.
-    blocking_columns: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    # The standardised columns the registry's index is built from, one entry per row: the
+    # blocking rules' columns and the stored forms' (FORM_COLUMNS), so the registry's blocking
+    # keys and forms come from them without standardising every row a second time.
+    index_columns: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
 
 
 def _row_locator(table: InputTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -208,8 +210,10 @@ def cluster_load_input(
     blocked = {
         part for rule in rules.blocking.rules for c in rule.keys for part in UNORDERED_PAIRS.get(c, (c,))
     }
-    blocking_columns = {
-        c: standardised.frame[c].to_numpy() for c in sorted(blocked) if c in standardised.frame.columns
+    index_columns = {
+        c: standardised.frame[c].to_numpy()
+        for c in sorted(blocked | set(FORM_COLUMNS))
+        if c in standardised.frame.columns
     }
     engine = Engine(rules)
     records = engine.encode(standardised.frame, loaded.table.file_index.astype(np.int16))
@@ -289,5 +293,5 @@ def cluster_load_input(
         model=f"{params.stamp}/{params.method}",
         invalid_counts={k: v for k, v in standardised.invalid_counts.items() if v},
         timings=timings,
-        blocking_columns=blocking_columns,
+        index_columns=index_columns,
     )

@@ -32,7 +32,7 @@ from mpi.cli.options import DbOpt
 if TYPE_CHECKING:
     from mpi.batch.load_job import Clustering, LoadInput
     from mpi.service.bootstrap import Services
-    from mpi.service.bulk import KeysOf
+    from mpi.service.bulk import FormsOf, KeysOf
     from mpi.service.settings import Settings
 
 load_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -71,13 +71,27 @@ def batch_blocking_keys(clustering: Clustering, rules_path: Path) -> KeysOf:
     from mpi.service.engine_matcher import blocking_keys_of
 
     rules = load_rules(rules_path)
-    columns = clustering.blocking_columns
+    columns = clustering.index_columns
 
     def keys_of(positions: Sequence[int]) -> list[list[str]]:
         rows = np.asarray(positions, dtype=np.int64)
         return blocking_keys_of(rules, {name: values[rows] for name, values in columns.items()}, rows.size)
 
     return keys_of
+
+
+def batch_forms(clustering: Clustering) -> FormsOf:
+    """The registry's stored forms of rows of the load, from the columns the batch engine
+    standardised: the forms the online matcher would compute from the rows themselves."""
+    from mpi.matching.stored_form import FORM_COLUMNS, form_stamp, to_forms
+
+    columns, stamp = clustering.index_columns, form_stamp()
+
+    def forms_of(positions: Sequence[int]) -> list[str | None]:
+        rows = np.asarray(positions, dtype=np.int64)
+        return to_forms({c: columns[c][rows] for c in FORM_COLUMNS if c in columns}, rows.size, stamp)
+
+    return forms_of
 
 
 @contextmanager
@@ -142,7 +156,12 @@ def _bulk_load(
     keys_of = batch_blocking_keys(clustering, rules_path)
     progress.start("writing the registry", total=rows)
     summary = services.loader.load(
-        bulk, reviews, actor=actor, progress=progress.advance, blocking_keys=keys_of
+        bulk,
+        reviews,
+        actor=actor,
+        progress=progress.advance,
+        blocking_keys=keys_of,
+        forms=batch_forms(clustering),
     )
     progress.finish()
     return LoadReport(

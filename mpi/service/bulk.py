@@ -59,6 +59,7 @@ _demographics_of = operator.attrgetter(*DEMOGRAPHIC_FIELDS)
 _DUPLICATE_FLAG = frozenset({FLAG_OF_KIND[ReviewKind.POTENTIAL_DUPLICATE]})
 # The keys of the records at these positions of the load, as Matcher.blocking_keys gives them.
 KeysOf = Callable[[Sequence[int]], list[list[str]]]
+FormsOf = Callable[[Sequence[int]], list[str | None]]
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,15 @@ def _key_batches(
         report(len(positions) // 2)
 
 
+def _form_rows(plan: _Plan, forms_of: FormsOf, record_ids: list[int]) -> Iterator[tuple[int, str]]:
+    """``(record_id, form)`` of every record that has a form, in the order the records were written."""
+    for batch in plan.batches:
+        positions = [p for cluster in batch for p in cluster]
+        for p, form in zip(positions, forms_of(positions), strict=True):
+            if form is not None:
+                yield record_ids[p], form
+
+
 class BulkLoader:
     def __init__(
         self,
@@ -212,12 +222,14 @@ class BulkLoader:
         batch_size: int = 20_000,
         progress: Callable[[int], None] | None = None,
         blocking_keys: KeysOf | None = None,
+        forms: FormsOf | None = None,
     ) -> LoadSummary:
         """Load ``records`` into an empty registry (``Conflict`` otherwise), one person per cluster.
 
         ``blocking_keys`` gives the keys of records by position, when the caller has them
         cheaper than the matcher (the batch engine has standardised every row already); they
-        must be the keys ``Matcher.blocking_keys`` gives. ``progress`` hears of every record
+        must be the keys ``Matcher.blocking_keys`` gives; ``forms`` likewise gives the records'
+        stored forms, which must be those of ``Matcher.forms``. ``progress`` hears of every record
         twice: once written, once indexed.
         """
         if self._store.run(lambda uow: uow.count_records(), write=False):
@@ -227,6 +239,7 @@ class BulkLoader:
         plan = _plan(records, batch_size, self._rules)
         matcher = self._matcher()
         keys_of = blocking_keys or self._matcher_keys(matcher, records, plan)
+        forms_of = forms or self._matcher_forms(matcher, records, plan)
         pairs = _best_pairs(reviews, plan.person_of)
         flagged = {int(plan.person_of[p]) for pair in pairs for p in (pair.record, pair.candidate)}
         report = progress or (lambda _: None)
@@ -243,6 +256,7 @@ class BulkLoader:
                 record_ids[positions] = written
                 report(len(positions) - len(positions) // 2)
             uow.add_blocking_keys(_key_batches(plan, keys_of, record_ids.tolist(), report))
+            uow.add_forms(_form_rows(plan, forms_of, record_ids.tolist()))
             per_event = min(batch_size, REVIEWS_PER_EVENT)
             tasks = self._raise_reviews(uow, pairs, plan, record_ids, as_loaded, actor, per_event)
             uow.finish_bulk_load()
@@ -258,6 +272,13 @@ class BulkLoader:
             )
 
         return keys_of
+
+    @staticmethod
+    def _matcher_forms(matcher: Matcher, records: Sequence[BulkRecord], plan: _Plan) -> FormsOf:
+        def forms_of(positions: Sequence[int]) -> list[str | None]:
+            return matcher.forms([for_matching(records[p].demographics, plan.checked[p]) for p in positions])
+
+        return forms_of
 
     def _write_batch(
         self,

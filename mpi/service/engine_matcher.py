@@ -32,6 +32,7 @@ from mpi.matching.encoding import SHARED_VOCABULARIES, UNORDERED_PAIRS, EncodedR
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import CompiledComparison
 from mpi.matching.standardise import standardise, standardise_few
+from mpi.matching.stored_form import FORM_COLUMNS, form_stamp, from_forms, is_current, to_forms
 from mpi.rules.columns import INTEGER_COLUMNS, STRING_COLUMNS
 from mpi.rules.loader import default_rules_path, load_parameters, load_rules, parameters_path_for
 from mpi.rules.parameters import TrainedParameters
@@ -149,17 +150,56 @@ class EngineMatcher:
         # Weights are fixed per level once term frequencies are off, so every outcome a
         # comparison can produce is built once, per set of comparisons the data supports.
         self._outcome_tables: dict[tuple[str, ...], list[tuple[ComparisonOutcome, ...]]] = {}
+        self._stamp = form_stamp()
+
+    def _columns(
+        self, probe: Demographics, candidates: Sequence[Demographics], forms: Sequence[str | None] | None
+    ) -> Columns:
+        """The standardised columns of the probe and its candidates, from the candidates' stored
+        forms where they are current; the probe and the others are standardised here."""
+        current = [(k, f) for k, f in enumerate(forms or ()) if f is not None and is_current(f, self._stamp)]
+        stored_at = [k for k, _ in current]
+        stored = from_forms([f for _, f in current], self._stamp) if current else None
+        if stored is None:
+            return standardised_columns([probe, *candidates])
+        # A birth date refused when the form was written (a date then in the future) may be
+        # possible today: such a record is standardised again rather than read.
+        dates = stored["birth_date"]
+        keep = np.array(
+            [dates[i] is not None or not candidates[k].birth_date for i, k in enumerate(stored_at)],
+            dtype=bool,
+        )
+        kept_at = np.asarray(stored_at, dtype=np.int64)[keep] + 1  # position 0 is the probe
+        fresh_at = np.setdiff1d(np.arange(len(candidates) + 1, dtype=np.int64), kept_at)
+        fresh = standardised_columns([probe if k == 0 else candidates[k - 1] for k in fresh_at.tolist()])
+        out: Columns = {}
+        for name in FORM_COLUMNS:
+            values = np.empty(len(candidates) + 1, dtype=stored[name].dtype)
+            values[kept_at] = stored[name][keep]
+            values[fresh_at] = fresh[name]
+            out[name] = values
+        return out
 
     def blocking_keys(self, records: Sequence[Demographics]) -> list[list[str]]:
         if not records:
             return []
         return blocking_keys_of(self.rules, standardised_columns(records), len(records))
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
+    def forms(self, records: Sequence[Demographics]) -> list[str | None]:
+        if not records:
+            return []
+        return to_forms(standardised_columns(records), len(records), self._stamp)
+
+    def score(
+        self,
+        probe: Demographics,
+        candidates: Sequence[Demographics],
+        forms: Sequence[str | None] | None = None,
+    ) -> list[PairScore]:
         if not candidates:
             return []
         n = len(candidates) + 1
-        records = encode(standardised_columns([probe, *candidates]), n)
+        records = encode(self._columns(probe, candidates, forms), n)
         scorer = self.engine.scorer(records, self.params)
         scorer.disable_term_frequencies()
         right = np.arange(1, n, dtype=np.int64)

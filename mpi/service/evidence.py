@@ -36,6 +36,7 @@ class Probe:
     matricule: str | None  # the valid 13-digit matricule, if any
     matricule_flag: MatriculeFlag
     blocking_keys: tuple[str, ...]
+    form: str | None = None  # the matcher's standardised form, stored beside the record
 
     @property
     def lock_keys(self) -> list[str]:
@@ -86,9 +87,10 @@ def make_probes(matcher: Matcher, demographics: Sequence[Demographics]) -> list[
     judged = [judge_matricule(d.national_id) for d in demographics]
     matchable = [for_matching(d, matricule) for d, (matricule, _) in zip(demographics, judged, strict=True)]
     keys = matcher.blocking_keys(matchable) if matchable else []
+    forms = matcher.forms(matchable) if matchable else []
     return [
-        Probe(view, matricule, flag, tuple(dict.fromkeys(record_keys)))
-        for view, (matricule, flag), record_keys in zip(matchable, judged, keys, strict=True)
+        Probe(view, matricule, flag, tuple(dict.fromkeys(record_keys)), form)
+        for view, (matricule, flag), record_keys, form in zip(matchable, judged, keys, forms, strict=True)
     ]
 
 
@@ -128,6 +130,11 @@ def strict_relation(probe: Demographics, candidate: Demographics) -> MatriculeRe
     return MatriculeRelation.COMPATIBLE
 
 
+def _as_stored(raw: str | None) -> str | None:
+    """A valid number already in its normal form (13 digits) needs no second check."""
+    return raw if raw is not None and len(raw) == 13 and raw.isdigit() else None
+
+
 def matchable_records(records: Sequence[SourceRecord]) -> tuple[list[Demographics], list[str | None]]:
     """Stored records as the matcher must see them, and their valid matricules.
 
@@ -135,7 +142,9 @@ def matchable_records(records: Sequence[SourceRecord]) -> tuple[list[Demographic
     valid ones are normalised again (from a cache: the same numbers recur).
     """
     matricules = [
-        judge_matricule(r.demographics.national_id)[0] if r.matricule in _VALID_FLAGS else None
+        (_as_stored(r.demographics.national_id) or judge_matricule(r.demographics.national_id)[0])
+        if r.matricule in _VALID_FLAGS
+        else None
         for r in records
     ]
     return [for_matching(r.demographics, m) for r, m in zip(records, matricules, strict=True)], matricules
@@ -147,17 +156,19 @@ def gather(
     """Every person that shares a blocking key or a valid matricule with the probe, best first."""
     identifier = (MATRICULE_SYSTEM, probe.matricule) if probe.matricule is not None else None
     linked = [
-        (r, m) for r, m in uow.candidate_records(probe.blocking_keys, identifier) if r.record_id != exclude
+        c for c in uow.candidate_records(probe.blocking_keys, identifier) if c.record.record_id != exclude
     ]
     if not linked:
         return []
-    candidates = [record for record, _ in linked]
-    matchable, matricules = matchable_records(candidates)
-    scores = matcher.score(probe.demographics, matchable)
+    records = [c.record for c in linked]
+    matchable, matricules = matchable_records(records)
+    # Candidates' stored forms spare them a second standardisation.
+    scores = matcher.score(probe.demographics, matchable, [c.form for c in linked])
 
     best: dict[str, PersonEvidence] = {}
     relations: dict[str, list[MatriculeRelation]] = {}
-    for (record, mpi_id), view, matricule, score in zip(linked, matchable, matricules, scores, strict=True):
+    for candidate, view, matricule, score in zip(linked, matchable, matricules, scores, strict=True):
+        record, mpi_id = candidate.record, candidate.mpi_id
         if probe.matricule is not None and matricule == probe.matricule:
             relations.setdefault(mpi_id, []).append(strict_relation(probe.demographics, view))
         current = best.get(mpi_id)

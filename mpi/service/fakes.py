@@ -32,7 +32,7 @@ from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
-from mpi.service.ports import LinkRow, UnitOfWork
+from mpi.service.ports import Candidate, LinkRow, UnitOfWork
 
 T = TypeVar("T")
 
@@ -88,7 +88,16 @@ class FakeMatcher:
             keys.append(own)
         return keys
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
+    def forms(self, records: Sequence[Demographics]) -> list[str | None]:
+        """None: the fake compares raw values and keeps no standardised form."""
+        return [None] * len(records)
+
+    def score(
+        self,
+        probe: Demographics,
+        candidates: Sequence[Demographics],
+        forms: Sequence[str | None] | None = None,
+    ) -> list[PairScore]:
         scores = []
         for candidate in candidates:
             outcomes = []
@@ -115,6 +124,7 @@ class _Tables:
     by_key: dict[RecordKey, int] = field(default_factory=dict)
     blocking: dict[str, set[int]] = field(default_factory=dict)
     keys_of: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    forms: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # record -> (version, form)
     events: list[Event] = field(default_factory=list)
     next_record: int = 1
     next_identifier: int = 1
@@ -194,7 +204,10 @@ class _FakeUnitOfWork:
     def lock_keys(self, keys: Sequence[str]) -> None:
         """Nothing to do: the in-memory store runs one transaction at a time."""
 
-    def set_blocking_keys(self, record_id: int, keys: Sequence[str]) -> None:
+    def index_record(
+        self, record_id: int, version: int, keys: Sequence[str], form: str | None = None
+    ) -> None:
+        self.t.forms[record_id] = (version, form)
         for key in self.t.keys_of.get(record_id, ()):
             self.t.blocking[key].discard(record_id)
         self.t.keys_of[record_id] = tuple(keys)
@@ -209,11 +222,15 @@ class _FakeUnitOfWork:
 
     def candidate_records(
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
-    ) -> list[tuple[SourceRecord, str]]:
+    ) -> list[Candidate]:
         found = set(self.records_with_keys(keys))
         if identifier is not None:
             found.update(self.records_with_identifier(*identifier))
-        return self.linked_records(sorted(found))
+        return [
+            Candidate(r, m, form if version == r.version else None)
+            for r, m in self.linked_records(sorted(found))
+            for version, form in [self.t.forms.get(r.record_id, (0, None))]
+        ]
 
     def get_person(self, mpi_id: str) -> Person | None:
         return self.s.persons.get(mpi_id)
@@ -318,6 +335,9 @@ class _FakeUnitOfWork:
         for record_id, key in (pair for batch in batches for pair in batch):
             self.t.keys_of[record_id] = (*self.t.keys_of.get(record_id, ()), key)
             self.t.blocking.setdefault(key, set()).add(record_id)
+
+    def add_forms(self, rows: Iterable[tuple[int, str]]) -> None:
+        self.t.forms.update((record_id, (1, form)) for record_id, form in rows)
 
     def add_persons(self, persons: Sequence[Person]) -> None:
         for person in persons:

@@ -28,6 +28,7 @@ from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
 from mpi.service.delivery import MessageKey, OutboundMessage, Receipt
 
 __all__ = [
+    "Candidate",
     "ComparisonOutcome",
     "Decision",
     "Demographics",
@@ -50,9 +51,28 @@ class Matcher(Protocol):
         """Per record, the key of every blocking rule it has (``"dob_surname_dm:1980-01-02|SMT"``)."""
         ...
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
-        """One score per candidate, in the candidates' order."""
+    def forms(self, records: Sequence[Demographics]) -> list[str | None]:
+        """Per record, the standardised form the store keeps beside it (opaque text; ``None``: keep none)."""
         ...
+
+    def score(
+        self,
+        probe: Demographics,
+        candidates: Sequence[Demographics],
+        forms: Sequence[str | None] | None = None,
+    ) -> list[PairScore]:
+        """One score per candidate, in the candidates' order. ``forms``: the candidates' stored
+        forms, used where current instead of standardising the candidates again."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored record that shares a blocking key with a probe, with its person and stored form."""
+
+    record: SourceRecord
+    mpi_id: str
+    form: str | None
 
 
 @dataclass(frozen=True)
@@ -111,15 +131,22 @@ class UnitOfWork(Protocol):
         """Hold the keys until commit, so racing registrations of one person run one after another."""
         ...
 
-    def set_blocking_keys(self, record_id: int, keys: Sequence[str]) -> None: ...
+    def index_record(
+        self, record_id: int, version: int, keys: Sequence[str], form: str | None = None
+    ) -> None:
+        """Make ``keys`` the record's blocking keys and ``form`` the stored form of its ``version``.
+
+        A form is only ever read back with the version it was stored for: a record given a new
+        version without a new form is standardised afresh when scored."""
+        ...
 
     def records_with_keys(self, keys: Sequence[str]) -> list[int]: ...
 
     def candidate_records(
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
-    ) -> list[tuple[SourceRecord, str]]:
+    ) -> list[Candidate]:
         """Records sharing a blocking key, or the active ``(system, value)`` identifier, each with
-        the MPI id it is linked to, by record id: a probe's candidates in one read."""
+        the MPI id it is linked to and its stored form, by record id: a probe's candidates in one read."""
         ...
 
     # -- persons and links ----------------------------------------------------------
@@ -204,6 +231,10 @@ class UnitOfWork(Protocol):
     def add_blocking_keys(self, batches: Iterable[Sequence[tuple[int, str]]]) -> None:
         """Index ``(record_id, key)`` pairs of records that have no keys yet, all in one call, batch
         by batch: a store may stage them and build its index once, from sorted rows."""
+        ...
+
+    def add_forms(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Store ``(record_id, form)`` of version 1 of records that have no form yet."""
         ...
 
     def add_persons(self, persons: Sequence[Person]) -> None: ...

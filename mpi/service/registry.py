@@ -163,7 +163,7 @@ class Registry:
         evidence = gather(uow, matcher, probe)
         targets = [e for e in evidence if e.decision == "link"]
         record = op.add_record(command.key, command.demographics, probe.matricule_flag)
-        uow.set_blocking_keys(record.record_id, probe.blocking_keys)
+        uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
         target = _active_target(op, targets[0]) if targets else None
         if target is not None:
             mpi_id, best = target.mpi_id, targets[0]
@@ -209,7 +209,7 @@ class Registry:
                 None,
             )
         record = op.add_version(current, demographics, probe.matricule_flag)
-        op.uow.set_blocking_keys(record.record_id, probe.blocking_keys)
+        op.uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
         op.touch(link.mpi_id)
         tasks: tuple[int, ...] = ()
         if link.provenance is LinkProvenance.AUTO:

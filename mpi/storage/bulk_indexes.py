@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 # on a growing id: on PostgreSQL it is built once too, as are the unique constraints.
 LOADED_TABLES = (
     "source_record",
+    "record_form",
     "record_identifier",
     "blocking_key",
     "person",

@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 
-from mpi.storage.tables import blocking_key
+from mpi.storage.tables import blocking_key, record_form
 
 _LOCK_MANY = text(
     "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(:keys) AS k ORDER BY 1) AS ordered"
@@ -35,6 +35,13 @@ _RECORDS_WITH_KEYS = (
     .distinct()
 )
 _INSERT_KEY = insert(blocking_key)
+_INSERT_FORM = insert(record_form)
+_UPDATE_FORM = (
+    update(record_form)
+    .where(record_form.c.record_id == bindparam("b_record_id"))
+    .values(version=bindparam("version"), form=bindparam("form"))
+)
+_DELETE_FORM = delete(record_form).where(record_form.c.record_id == bindparam("record_id"))
 
 
 def lock_id(key: str) -> int:
@@ -65,6 +72,19 @@ class CandidateIndex:
         fresh = sorted(wanted - stored)
         if fresh:
             self._connection.execute(_INSERT_KEY, [{"key": k, "record_id": record_id} for k in fresh])
+
+    def set_form(self, record_id: int, version: int, form: str | None, *, is_new: bool = False) -> None:
+        """Make ``form`` the stored form of the record's ``version`` (none: the record has none)."""
+        if form is None:
+            if not is_new:
+                self._connection.execute(_DELETE_FORM, {"record_id": record_id})
+            return
+        values = {"version": version, "form": form}
+        if (
+            is_new
+            or self._connection.execute(_UPDATE_FORM, {"b_record_id": record_id, **values}).rowcount == 0
+        ):
+            self._connection.execute(_INSERT_FORM, {"record_id": record_id, **values})
 
     def records_with_keys(self, keys: Sequence[str]) -> list[int]:
         distinct = sorted(set(keys))

@@ -88,8 +88,14 @@ _WITH_IDENTIFIER = select(_identifier.c.record_id).where(
     _identifier.c.value == bindparam("value"),
     _identifier.c.active.is_(True),
 )
-_LINKED = select(_record, t.link.c.mpi_id.label("linked_mpi_id")).join(
-    t.link, t.link.c.record_id == _record.c.record_id
+# A candidate comes with its stored form, if one was written for its current version.
+_LINKED = (
+    select(_record, t.link.c.mpi_id.label("linked_mpi_id"), t.record_form.c.form)
+    .join(t.link, t.link.c.record_id == _record.c.record_id)
+    .outerjoin(
+        t.record_form,
+        (t.record_form.c.record_id == _record.c.record_id) & (t.record_form.c.version == _record.c.version),
+    )
 )
 CANDIDATES_BY_KEY = _LINKED.where(_record.c.record_id.in_(_WITH_KEY))
 CANDIDATES_BY_KEY_OR_IDENTIFIER = _LINKED.where(_record.c.record_id.in_(_WITH_KEY.union(_WITH_IDENTIFIER)))
@@ -98,6 +104,7 @@ LINKED_RECORDS = (
     .join(t.link, t.link.c.record_id == _record.c.record_id)
     .where(_record.c.record_id.in_(bindparam("ids", expanding=True)))
 )
+LINKED_CANDIDATES = _LINKED.where(_record.c.record_id.in_(bindparam("ids", expanding=True)))
 UPDATE_LINK = update(t.link).where(t.link.c.record_id == bindparam("b_record_id"))
 
 PENDING_REVIEWS = (

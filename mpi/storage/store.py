@@ -37,7 +37,7 @@ from mpi.domain.records import (
 )
 from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
-from mpi.service.ports import LinkRow
+from mpi.service.ports import Candidate, LinkRow
 from mpi.storage import statements as q
 from mpi.storage import tables as t
 from mpi.storage.bulk_writes import BulkWriter
@@ -193,8 +193,12 @@ class SqlUnitOfWork(DeliveryRows):
     def lock_keys(self, keys: Sequence[str]) -> None:
         self._index.lock_keys(keys)
 
-    def set_blocking_keys(self, record_id: int, keys: Sequence[str]) -> None:
-        self._index.set_blocking_keys(record_id, keys, is_new=record_id in self._without_keys)
+    def index_record(
+        self, record_id: int, version: int, keys: Sequence[str], form: str | None = None
+    ) -> None:
+        is_new = record_id in self._without_keys
+        self._index.set_blocking_keys(record_id, keys, is_new=is_new)
+        self._index.set_form(record_id, version, form, is_new=is_new)
         self._without_keys.discard(record_id)
 
     def records_with_keys(self, keys: Sequence[str]) -> list[int]:
@@ -202,20 +206,20 @@ class SqlUnitOfWork(DeliveryRows):
 
     def candidate_records(
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
-    ) -> list[tuple[SourceRecord, str]]:
+    ) -> list[Candidate]:
         distinct = sorted(set(keys))
         if len(distinct) > _SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
             found = set(self.records_with_keys(distinct))
             if identifier is not None:
                 found.update(self.records_with_identifier(*identifier))
-            return self.linked_records(sorted(found))
-        if identifier is None:
-            rows = self._c.execute(q.CANDIDATES_BY_KEY, {"keys": distinct})
+            rows: Iterable[RowMapping] = self._rows(q.LINKED_CANDIDATES, "ids", sorted(found))
+        elif identifier is None:
+            rows = self._c.execute(q.CANDIDATES_BY_KEY, {"keys": distinct}).mappings()
         else:
             params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
-            rows = self._c.execute(q.CANDIDATES_BY_KEY_OR_IDENTIFIER, params)
-        found_rows = [(t.source_record_of(row), row["linked_mpi_id"]) for row in rows.mappings()]
-        return sorted(found_rows, key=lambda pair: pair[0].record_id)
+            rows = self._c.execute(q.CANDIDATES_BY_KEY_OR_IDENTIFIER, params).mappings()
+        found_rows = [Candidate(t.source_record_of(row), row["linked_mpi_id"], row["form"]) for row in rows]
+        return sorted(found_rows, key=lambda candidate: candidate.record.record_id)
 
     # -- persons and links ------------------------------------------------------------
     def get_person(self, mpi_id: str) -> Person | None:
@@ -369,6 +373,9 @@ class SqlUnitOfWork(DeliveryRows):
 
     def add_blocking_keys(self, batches: Iterable[Sequence[tuple[int, str]]]) -> None:
         self._bulk.add_keys(batches)
+
+    def add_forms(self, rows: Iterable[tuple[int, str]]) -> None:
+        self._bulk.add_forms(rows)
 
     def add_persons(self, persons: Sequence[Person]) -> None:
         self._bulk.add_persons(persons)

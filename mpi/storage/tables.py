@@ -128,6 +128,17 @@ blocking_key = Table(
     Column("record_id", Id, ForeignKey("source_record.record_id"), primary_key=True, index=True),
 )
 
+# The matcher's standardised form of a record's current version (revision 0004): written
+# with its blocking keys, read with the record when it is a candidate, so candidates are not
+# standardised again. A form of an older version is never read (the version must match).
+record_form = Table(
+    "record_form",
+    metadata,
+    Column("record_id", Id, ForeignKey("source_record.record_id"), primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+    Column("form", Text, nullable=False),
+)
+
 person = Table(
     "person",
     metadata,

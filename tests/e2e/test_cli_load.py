@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from mpi.batch.evaluation import cluster_scores
 from mpi.batch.load_job import cluster_load_input, read_load_input
 from mpi.batch.progress import SilentProgress
-from mpi.cli.load_command import batch_blocking_keys
+from mpi.cli.load_command import batch_blocking_keys, batch_forms
 from mpi.cli.main import app as main_app
 from mpi.domain.events import EventKind
 from mpi.domain.identifiers import classify_matricules
@@ -216,13 +216,17 @@ def test_the_loaded_registry_is_its_replayed_log(loaded: dict[str, object]) -> N
 
 
 @pytest.mark.slow
-def test_blocking_keys_from_the_batch_columns_are_the_online_matchers() -> None:
+def test_blocking_keys_and_forms_from_the_batch_columns_are_the_online_matchers() -> None:
     loaded = read_load_input([SAMPLE / "records.csv"], {}, "default", SilentProgress())
     rules = default_rules_path()
-    keys_of = batch_blocking_keys(cluster_load_input(loaded, rules, SilentProgress()), rules)
+    clustering = cluster_load_input(loaded, rules, SilentProgress())
+    keys_of, forms_of = batch_blocking_keys(clustering, rules), batch_forms(clustering)
     matcher = load_matcher(Settings(_env_file=None))  # type: ignore[call-arg]
     checked, _ = classify_matricules(np.array([d.national_id for d in loaded.demographics], dtype=object))
     positions = list(range(len(loaded.demographics)))
     online = matcher.blocking_keys([for_matching(loaded.demographics[p], checked[p]) for p in positions])
     assert keys_of(positions) == online
     assert keys_of(positions[5::7]) == online[5::7]
+    views = [for_matching(loaded.demographics[p], checked[p]) for p in positions]
+    assert forms_of(positions) == matcher.forms(views)
+    assert forms_of(positions[5::7]) == matcher.forms(views[5::7])

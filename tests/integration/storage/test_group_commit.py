@@ -38,7 +38,7 @@ class Broken(Exception):
 def add(local_id: str) -> Callable[[UnitOfWork], int]:
     def work(uow: UnitOfWork) -> int:
         record = uow.add_record(RecordKey("CHL", local_id), ANNA, MatriculeFlag.MISSING, AT, "feed")
-        uow.set_blocking_keys(record.record_id, [f"k:{local_id}"])
+        uow.index_record(record.record_id, 1, [f"k:{local_id}"])
         return record.record_id
 
     return work

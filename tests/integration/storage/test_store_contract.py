@@ -82,9 +82,9 @@ def test_blocking_keys_are_replaced_and_found(any_services: Services) -> None:
     def write(uow: UnitOfWork) -> tuple[int, int]:
         a = uow.add_record(RecordKey("A", "1"), JOAO, MatriculeFlag.MISSING, AT, "feed").record_id
         b = uow.add_record(RecordKey("A", "2"), JOAO, MatriculeFlag.MISSING, AT, "feed").record_id
-        uow.set_blocking_keys(a, ["k1", "k2"])
-        uow.set_blocking_keys(b, ["k2", "k3"])
-        uow.set_blocking_keys(a, ["k2", "k4"])
+        uow.index_record(a, 1, ["k1", "k2"])
+        uow.index_record(b, 1, ["k2", "k3"])
+        uow.index_record(a, 1, ["k2", "k4"])
         uow.lock_keys(["k2", "k4"])
         return a, b
 
@@ -278,6 +278,39 @@ def test_the_service_scenario_replays_and_unmerges_exactly(any_services: Service
     assert result.ok and result.events == 6
 
 
+def test_a_candidate_comes_with_the_form_stored_for_its_current_version(any_services: Services) -> None:
+    owner = person()
+
+    def write(uow: UnitOfWork) -> int:
+        uow.add_person(owner)
+        record = uow.add_record(RecordKey("A", "1"), JOAO, MatriculeFlag.MISSING, AT, "feed")
+        uow.save_link(Link(record.record_id, owner.mpi_id, LinkProvenance.AUTO, AT, "feed"))
+        uow.index_record(record.record_id, 1, ["k-a"], "form of v1")
+        return record.record_id
+
+    record_id = any_services.store.run(write)
+
+    def forms(keys: list[str]) -> list[str | None]:
+        return any_services.store.run(lambda uow: [c.form for c in uow.candidate_records(keys)], write=False)
+
+    assert forms(["k-a"]) == ["form of v1"]
+    # Beyond one statement's parameters the candidates are read by id: with their forms too.
+    assert forms(["k-a", *(f"k-{n}" for n in range(1000))]) == ["form of v1"]
+
+    def new_version(uow: UnitOfWork) -> None:
+        current = uow.get_records([record_id])[record_id]
+        uow.add_record_version(
+            replace(current, version=2, demographics=replace(JOAO, given_names="X")), "feed"
+        )
+
+    any_services.store.run(new_version)
+    assert forms(["k-a"]) == [None]  # the form of version 1 does not describe version 2
+    any_services.store.run(lambda uow: uow.index_record(record_id, 2, ["k-a"], "form of v2"))
+    assert forms(["k-a"]) == ["form of v2"]
+    any_services.store.run(lambda uow: uow.index_record(record_id, 2, ["k-a"], None))
+    assert forms(["k-a"]) == [None]
+
+
 def test_records_are_read_with_their_person(any_services: Services) -> None:
     owner, other = person(), person()
 
@@ -291,9 +324,9 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
             )
             uow.save_link(Link(record.record_id, mpi_id, LinkProvenance.AUTO, AT, "feed"))
             ids.append(record.record_id)
-        uow.set_blocking_keys(ids[0], ["k-a"])
-        uow.set_blocking_keys(ids[1], ["k-a", "k-b"])
-        uow.set_blocking_keys(ids[2], ["k-c"])
+        uow.index_record(ids[0], 1, ["k-a"])
+        uow.index_record(ids[1], 1, ["k-a", "k-b"])
+        uow.index_record(ids[2], 1, ["k-c"])
         uow.add_identifier(ids[0], "nid", "1893120105732", "1893120105732", MatriculeFlag.VALID, AT)
         return ids
 
@@ -302,11 +335,11 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
     def read(uow: UnitOfWork) -> None:
         assert [r.record_id for r in uow.records_of_person(owner.mpi_id)] == [ids[0], ids[2]]
         assert uow.records_of_person(new_mpi_id()) == []
-        assert [(r.record_id, m) for r, m in uow.candidate_records(["k-b", "k-a"])] == [
+        assert [(c.record.record_id, c.mpi_id) for c in uow.candidate_records(["k-b", "k-a"])] == [
             (ids[0], owner.mpi_id),
             (ids[1], other.mpi_id),
         ]
-        assert [r.record_id for r, _ in uow.candidate_records(["k-c"], ("nid", "1893120105732"))] == [
+        assert [c.record.record_id for c in uow.candidate_records(["k-c"], ("nid", "1893120105732"))] == [
             ids[0],
             ids[2],
         ]

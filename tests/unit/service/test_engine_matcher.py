@@ -19,6 +19,7 @@ from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import probability_to_weight
 from mpi.matching.standardise import standardise
+from mpi.matching.stored_form import FORM_COLUMNS, from_forms, to_forms
 from mpi.rules.loader import default_parameters_path, load_parameters, load_rules
 from mpi.service.engine_matcher import FEW_RECORDS, EngineMatcher
 
@@ -103,3 +104,40 @@ def test_blocking_keys_name_their_rule_and_ignore_name_order(matcher: EngineMatc
     assert name_pairs and set(name_pairs) <= set(swapped_keys)
     assert not any(k.startswith(("phone:", "email:", "matricule:")) for k in keys)  # missing parts: no key
     assert matcher.blocking_keys([]) == [] and matcher.score(jean, []) == []
+
+
+def test_scores_from_stored_forms_equal_scores_from_the_records(
+    matcher: EngineMatcher, sample: list[Demographics]
+) -> None:
+    for start in range(0, 1200, 131):
+        probe, candidates = sample[start], sample[start + 1 : start + 1 + (start % 50) + 2]
+        forms = matcher.forms(candidates)
+        assert all(form is not None for form in forms)
+        # Some candidates without a form (written before forms existed, or under other rules):
+        # they are standardised afresh and scored alongside the others.
+        mixed = [None if k % 3 == 0 else form for k, form in enumerate(forms)]
+        stale = [None if form is None else "f0:old" + form[form.index("\x1f") :] for form in forms]
+        fresh = matcher.score(probe, candidates)
+        assert matcher.score(probe, candidates, forms) == fresh
+        assert matcher.score(probe, candidates, mixed) == fresh
+        assert matcher.score(probe, candidates, stale) == fresh
+
+
+def test_a_birth_date_refused_when_the_form_was_written_is_read_again(matcher: EngineMatcher) -> None:
+    probe = Demographics(family_name="Weber", given_names="Jean", birth_date="1980-01-02", sex="M")
+    candidate = replace(probe, given_names="Jeanne")
+    # The form written while the date was unusable (in the future, then) says "no birth date".
+    then = matcher.forms([replace(candidate, birth_date=None)])
+    assert matcher.score(probe, [candidate], then) == matcher.score(probe, [candidate])
+
+
+def test_forms_from_the_batch_columns_are_the_online_matchers(
+    matcher: EngineMatcher, sample: list[Demographics]
+) -> None:
+    frame = pd.DataFrame({f: [getattr(r, f) for r in sample] for f in DEMOGRAPHIC_FIELDS}, dtype=object)
+    columns = standardise(frame.astype(pd.StringDtype())).frame
+    batch = to_forms({c: columns[c].to_numpy() for c in FORM_COLUMNS}, len(sample))
+    assert batch == matcher.forms(sample)  # more than FEW_RECORDS: the batch standardiser
+    assert batch[:40] == matcher.forms(sample[:40])  # the cell-by-cell path
+    decoded = from_forms([f for f in batch if f is not None])
+    assert decoded is not None and set(decoded) == set(FORM_COLUMNS)

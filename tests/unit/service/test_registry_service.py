@@ -178,7 +178,15 @@ class AlwaysLink:
     def blocking_keys(self, records: Sequence[Demographics]) -> list[list[str]]:
         return [["all"] for _ in records]
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics]) -> list[PairScore]:
+    def forms(self, records: Sequence[Demographics]) -> list[str | None]:
+        return [None] * len(records)
+
+    def score(
+        self,
+        probe: Demographics,
+        candidates: Sequence[Demographics],
+        forms: Sequence[str | None] | None = None,
+    ) -> list[PairScore]:
         return [
             PairScore(0.999, 20.0, "link", (ComparisonOutcome("all", "exact", 20.0),)) for _ in candidates
         ]
