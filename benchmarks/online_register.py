@@ -60,6 +60,7 @@ class TimedMatcher:
         self.model_version = inner.model_version
         self.seconds = 0.0
         self.candidates = 0
+        self.from_forms = 0
 
     def blocking_keys(self, records: Sequence[Demographics]) -> list[list[str]]:
         started = time.perf_counter()
@@ -75,21 +76,20 @@ class TimedMatcher:
         finally:
             self.seconds += time.perf_counter() - started
 
-    def score(
-        self,
-        probe: Demographics,
-        candidates: Sequence[Demographics],
-        forms: Sequence[str | None] | None = None,
-    ) -> list[PairScore]:
+    def form_is_current(self, form: str) -> bool:
+        return self.inner.form_is_current(form)
+
+    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
         started = time.perf_counter()
         try:
-            return self.inner.score(probe, candidates, forms)
+            return self.inner.score(probe, candidates)
         finally:
             self.seconds += time.perf_counter() - started
             self.candidates += len(candidates)
+            self.from_forms += sum(isinstance(c, str) for c in candidates)
 
     def reset(self) -> None:
-        self.seconds, self.candidates = 0.0, 0
+        self.seconds, self.candidates, self.from_forms = 0.0, 0, 0
 
 
 def split(records: Path, probes: int) -> tuple[Path, Path]:

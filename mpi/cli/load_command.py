@@ -80,16 +80,18 @@ def batch_blocking_keys(clustering: Clustering, rules_path: Path) -> KeysOf:
     return keys_of
 
 
-def batch_forms(clustering: Clustering) -> FormsOf:
+def batch_forms(clustering: Clustering, loaded: LoadInput) -> FormsOf:
     """The registry's stored forms of rows of the load, from the columns the batch engine
     standardised: the forms the online matcher would compute from the rows themselves."""
-    from mpi.matching.stored_form import FORM_COLUMNS, form_stamp, to_forms
+    from mpi.matching.stored_form import FORM_COLUMNS, form_stamp, refused_birth_dates, to_forms
 
     columns, stamp = clustering.index_columns, form_stamp()
+    withheld = refused_birth_dates([d.birth_date for d in loaded.demographics], columns["birth_date"])
 
     def forms_of(positions: Sequence[int]) -> list[str | None]:
         rows = np.asarray(positions, dtype=np.int64)
-        return to_forms({c: columns[c][rows] for c in FORM_COLUMNS if c in columns}, rows.size, stamp)
+        standardised = {c: columns[c][rows] for c in FORM_COLUMNS if c in columns}
+        return to_forms(standardised, rows.size, stamp, [withheld[p] for p in positions])
 
     return forms_of
 
@@ -161,7 +163,7 @@ def _bulk_load(
         actor=actor,
         progress=progress.advance,
         blocking_keys=keys_of,
-        forms=batch_forms(clustering),
+        forms=batch_forms(clustering, loaded),
     )
     progress.finish()
     return LoadReport(

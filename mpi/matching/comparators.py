@@ -162,11 +162,11 @@ def _swapped_names(records: EncodedRecords, left: Indices, right: Indices) -> Ma
     left, right = left[candidates], right[candidates]
     fl, fr, gl, gr = fl[candidates], fr[candidates], gl[candidates], gr[candidates]
     present = np.ones(candidates.size, dtype=bool)
-    cross_family = (fl == gr) | (first_dm[left] == gr) | (fkp[left] == gkp[right]) | (
-        first_kp[left] == gkp[right]
+    cross_family = (
+        (fl == gr) | (first_dm[left] == gr) | (fkp[left] == gkp[right]) | (first_kp[left] == gkp[right])
     )
-    cross_given = (gl == fr) | (gl == first_dm[right]) | (gkp[left] == fkp[right]) | (
-        gkp[left] == first_kp[right]
+    cross_given = (
+        (gl == fr) | (gl == first_dm[right]) | (gkp[left] == fkp[right]) | (gkp[left] == first_kp[right])
     )
     # One crosswise agreement is strong evidence of a swap; then a typo may hide
     # the other one ("Laura Webb" / "Webf Laura"), so it only needs to be close.
@@ -470,8 +470,9 @@ def _email(config: Comparison) -> Comparator:
 
     def compute(records: EncodedRecords, left: Indices, right: Indices) -> Levels:
         column = records.strings[primary]
-        local = np.array([v.split("@", 1)[0] for v in column.vocab.tolist()], dtype=object)
-        local_code = pd.factorize(local)[0].astype(np.int32)
+        code_of: dict[str, int] = {}
+        locals_ = (v.split("@", 1)[0] for v in column.vocab.tolist())
+        local_code = np.array([code_of.setdefault(v, len(code_of)) for v in locals_], dtype=np.int32)
         if local_code.size == 0:  # no e-mail anywhere: every pair is missing
             return np.full(left.shape[0], NULL_LEVEL, dtype=np.int8)
         cl = column.codes[left]

@@ -10,7 +10,6 @@ vocabularies, never per row in Python.
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,7 +128,8 @@ class StringColumn:
         cached = self._signatures
         if cached is None:
             bits = [
-                sum({1 << (zlib.crc32(word.encode()) & 63) for word in value.split()})
+                # The process's string hash: a signature is only compared within this process.
+                sum({1 << (hash(word) & 63) for word in value.split()})
                 for value in self.vocab.tolist()
             ]
             cached = np.array(bits, dtype=np.uint64)

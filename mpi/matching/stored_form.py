@@ -52,8 +52,23 @@ def form_stamp(default_calling_code: str = "352") -> str:
     return f"f{LAYOUT_VERSION}:{digest.hexdigest()}"
 
 
-def to_forms(columns: Columns, n: int, stamp: str | None = None) -> list[str | None]:
-    """One form per record of standardised ``columns`` (``None`` where a value holds the separator).
+def refused_birth_dates(raw: Sequence[str | None], standardised: npt.NDArray[np.generic]) -> list[bool]:
+    """Per record, whether the standardiser refused a birth date it was given.
+
+    Such a record gets no stored form: the refusal may not last (a date in the future
+    becomes possible), so it is standardised afresh whenever it is scored.
+    """
+    return [
+        not isinstance(value, str) and given is not None and given.strip() != ""
+        for given, value in zip(raw, np.asarray(standardised, dtype=object).tolist(), strict=True)
+    ]
+
+
+def to_forms(
+    columns: Columns, n: int, stamp: str | None = None, withheld: Sequence[bool] | None = None
+) -> list[str | None]:
+    """One form per record of standardised ``columns``; ``None`` where ``withheld`` says so or a
+    value holds the separator.
 
     Text is stored as is and missing text as an empty field (standardised text is never
     empty); integers as decimals, ``-1`` when missing. A column the data lacks is missing.
@@ -71,11 +86,12 @@ def to_forms(columns: Columns, n: int, stamp: str | None = None) -> list[str | N
             parts.append([v if isinstance(v, str) else "" for v in np.asarray(values, dtype=object).tolist()])
     expected = len(FORM_COLUMNS)
     forms: list[str | None] = []
-    for fields in zip(*parts, strict=True):
+    for k, fields in enumerate(zip(*parts, strict=True)):
         form = SEPARATOR.join((stamp, *fields))
         # A raw value that survived standardisation with a separator in it would shift every
         # field after it: such a record is simply standardised again whenever it is scored.
-        forms.append(form if form.count(SEPARATOR) == expected else None)
+        keep = form.count(SEPARATOR) == expected and not (withheld is not None and withheld[k])
+        forms.append(form if keep else None)
     return forms
 
 

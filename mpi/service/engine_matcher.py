@@ -32,7 +32,14 @@ from mpi.matching.encoding import SHARED_VOCABULARIES, UNORDERED_PAIRS, EncodedR
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import CompiledComparison
 from mpi.matching.standardise import standardise, standardise_few
-from mpi.matching.stored_form import FORM_COLUMNS, form_stamp, from_forms, is_current, to_forms
+from mpi.matching.stored_form import (
+    FORM_COLUMNS,
+    form_stamp,
+    from_forms,
+    is_current,
+    refused_birth_dates,
+    to_forms,
+)
 from mpi.rules.columns import INTEGER_COLUMNS, STRING_COLUMNS
 from mpi.rules.loader import default_rules_path, load_parameters, load_rules, parameters_path_for
 from mpi.rules.parameters import TrainedParameters
@@ -152,30 +159,24 @@ class EngineMatcher:
         self._outcome_tables: dict[tuple[str, ...], list[tuple[ComparisonOutcome, ...]]] = {}
         self._stamp = form_stamp()
 
-    def _columns(
-        self, probe: Demographics, candidates: Sequence[Demographics], forms: Sequence[str | None] | None
-    ) -> Columns:
-        """The standardised columns of the probe and its candidates, from the candidates' stored
-        forms where they are current; the probe and the others are standardised here."""
-        current = [(k, f) for k, f in enumerate(forms or ()) if f is not None and is_current(f, self._stamp)]
-        stored_at = [k for k, _ in current]
-        stored = from_forms([f for _, f in current], self._stamp) if current else None
+    def _columns(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> Columns:
+        """The standardised columns of the probe and its candidates: stored forms are decoded,
+        demographics standardised."""
+        stored_at = [k + 1 for k, c in enumerate(candidates) if isinstance(c, str)]  # 0 is the probe
+        stored = from_forms([c for c in candidates if isinstance(c, str)], self._stamp) if stored_at else None
+        if stored_at and stored is None:
+            raise ValueError("a candidate's stored form is not current; score its demographics instead")
+        raw = [probe, *(c for c in candidates if isinstance(c, Demographics))]
+        fresh = standardised_columns(raw)
         if stored is None:
-            return standardised_columns([probe, *candidates])
-        # A birth date refused when the form was written (a date then in the future) may be
-        # possible today: such a record is standardised again rather than read.
-        dates = stored["birth_date"]
-        keep = np.array(
-            [dates[i] is not None or not candidates[k].birth_date for i, k in enumerate(stored_at)],
-            dtype=bool,
-        )
-        kept_at = np.asarray(stored_at, dtype=np.int64)[keep] + 1  # position 0 is the probe
-        fresh_at = np.setdiff1d(np.arange(len(candidates) + 1, dtype=np.int64), kept_at)
-        fresh = standardised_columns([probe if k == 0 else candidates[k - 1] for k in fresh_at.tolist()])
+            return fresh
+        is_fresh = np.ones(len(candidates) + 1, dtype=bool)
+        is_fresh[stored_at] = False
+        fresh_at = np.flatnonzero(is_fresh)
         out: Columns = {}
         for name in FORM_COLUMNS:
             values = np.empty(len(candidates) + 1, dtype=stored[name].dtype)
-            values[kept_at] = stored[name][keep]
+            values[stored_at] = stored[name]
             values[fresh_at] = fresh[name]
             out[name] = values
         return out
@@ -188,18 +189,18 @@ class EngineMatcher:
     def forms(self, records: Sequence[Demographics]) -> list[str | None]:
         if not records:
             return []
-        return to_forms(standardised_columns(records), len(records), self._stamp)
+        columns = standardised_columns(records)
+        withheld = refused_birth_dates([r.birth_date for r in records], columns["birth_date"])
+        return to_forms(columns, len(records), self._stamp, withheld)
 
-    def score(
-        self,
-        probe: Demographics,
-        candidates: Sequence[Demographics],
-        forms: Sequence[str | None] | None = None,
-    ) -> list[PairScore]:
+    def form_is_current(self, form: str) -> bool:
+        return is_current(form, self._stamp)
+
+    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
         if not candidates:
             return []
         n = len(candidates) + 1
-        records = encode(self._columns(probe, candidates, forms), n)
+        records = encode(self._columns(probe, candidates), n)
         scorer = self.engine.scorer(records, self.params)
         scorer.disable_term_frequencies()
         right = np.arange(1, n, dtype=np.int64)

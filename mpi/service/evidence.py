@@ -155,30 +155,45 @@ def gather(
 ) -> list[PersonEvidence]:
     """Every person that shares a blocking key or a valid matricule with the probe, best first."""
     identifier = (MATRICULE_SYSTEM, probe.matricule) if probe.matricule is not None else None
-    linked = [
-        c for c in uow.candidate_records(probe.blocking_keys, identifier) if c.record.record_id != exclude
-    ]
-    if not linked:
+    found = [c for c in uow.candidate_records(probe.blocking_keys, identifier) if c.record_id != exclude]
+    if not found:
         return []
-    records = [c.record for c in linked]
-    matchable, matricules = matchable_records(records)
-    # Candidates' stored forms spare them a second standardisation.
-    scores = matcher.score(probe.demographics, matchable, [c.form for c in linked])
+    # Most candidates are scored from their stored forms. The records themselves are read for
+    # those without a current form, and for those sharing the probe's matricule, whose strict
+    # traits decide whether the number links them or marks a collision.
+    usable = [c.form is not None and matcher.form_is_current(c.form) for c in found]
+    wanted = [
+        c.record_id
+        for c, ok in zip(found, usable, strict=True)
+        if c.record is None and (not ok or c.has_identifier)
+    ]
+    read = uow.get_records(wanted) if wanted else {}
+    records = {c.record_id: c.record or read[c.record_id] for c in found if c.record or c.record_id in read}
+    views = dict(zip(records, matchable_records(list(records.values()))[0], strict=True))
+    scores = matcher.score(
+        probe.demographics,
+        [
+            c.form if ok and c.form is not None else views[c.record_id]
+            for c, ok in zip(found, usable, strict=True)
+        ],
+    )
 
     best: dict[str, PersonEvidence] = {}
     relations: dict[str, list[MatriculeRelation]] = {}
-    for candidate, view, matricule, score in zip(linked, matchable, matricules, scores, strict=True):
-        record, mpi_id = candidate.record, candidate.mpi_id
-        if probe.matricule is not None and matricule == probe.matricule:
-            relations.setdefault(mpi_id, []).append(strict_relation(probe.demographics, view))
+    for candidate, score in zip(found, scores, strict=True):
+        mpi_id = candidate.mpi_id
+        if candidate.has_identifier and probe.matricule is not None:
+            relations.setdefault(mpi_id, []).append(
+                strict_relation(probe.demographics, views[candidate.record_id])
+            )
         current = best.get(mpi_id)
         if current is None or (score.match_probability, score.match_weight) > (
             current.score.match_probability,
             current.score.match_weight,
         ):
-            best[mpi_id] = PersonEvidence(mpi_id, record.record_id, score, MatriculeRelation.NONE)
+            best[mpi_id] = PersonEvidence(mpi_id, candidate.record_id, score, MatriculeRelation.NONE)
     evidence = []
-    for mpi_id, found in best.items():
+    for mpi_id, found_evidence in best.items():
         seen = relations.get(mpi_id, [])
         # One conflicting record is enough to make the person a potential collision.
         for relation in (
@@ -187,7 +202,7 @@ def gather(
             MatriculeRelation.COMPATIBLE,
         ):
             if relation in seen:
-                found = replace(found, matricule=relation)
+                found_evidence = replace(found_evidence, matricule=relation)
                 break
-        evidence.append(found)
+        evidence.append(found_evidence)
     return sorted(evidence, key=lambda e: e.rank)

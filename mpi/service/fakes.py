@@ -10,6 +10,7 @@ not a match model, only something whose decisions a test can predict.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import threading
 import unicodedata
@@ -21,6 +22,7 @@ from typing import TypeVar
 from mpi.domain.events import Event
 from mpi.domain.persons import Link, Person
 from mpi.domain.records import (
+    DEMOGRAPHIC_FIELDS,
     Demographics,
     MatriculeFlag,
     RecordIdentifier,
@@ -89,17 +91,16 @@ class FakeMatcher:
         return keys
 
     def forms(self, records: Sequence[Demographics]) -> list[str | None]:
-        """None: the fake compares raw values and keeps no standardised form."""
-        return [None] * len(records)
+        """A record's raw fields: the fake compares raw values."""
+        return [json.dumps([getattr(record, f) for f in DEMOGRAPHIC_FIELDS]) for record in records]
 
-    def score(
-        self,
-        probe: Demographics,
-        candidates: Sequence[Demographics],
-        forms: Sequence[str | None] | None = None,
-    ) -> list[PairScore]:
+    def form_is_current(self, form: str) -> bool:
+        return form.startswith("[")
+
+    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
         scores = []
-        for candidate in candidates:
+        for given in candidates:
+            candidate = given if isinstance(given, Demographics) else Demographics(*json.loads(given))
             outcomes = []
             for name, value, agree, disagree in _FIELDS:
                 a, b = value(probe), value(candidate)
@@ -124,7 +125,7 @@ class _Tables:
     by_key: dict[RecordKey, int] = field(default_factory=dict)
     blocking: dict[str, set[int]] = field(default_factory=dict)
     keys_of: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    forms: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # record -> (version, form)
+    forms: dict[int, str] = field(default_factory=dict)  # of each record's current version
     events: list[Event] = field(default_factory=list)
     next_record: int = 1
     next_identifier: int = 1
@@ -161,6 +162,7 @@ class _FakeUnitOfWork:
 
     def add_record_version(self, record: SourceRecord, actor: str) -> None:
         self.s.records[record.record_id] = record
+        self.t.forms.pop(record.record_id, None)
         self.s.versions[record.record_id].append(
             RecordVersion(
                 record.record_id,
@@ -207,7 +209,10 @@ class _FakeUnitOfWork:
     def index_record(
         self, record_id: int, version: int, keys: Sequence[str], form: str | None = None
     ) -> None:
-        self.t.forms[record_id] = (version, form)
+        if form is None or self.s.records[record_id].version != version:
+            self.t.forms.pop(record_id, None)
+        else:
+            self.t.forms[record_id] = form
         for key in self.t.keys_of.get(record_id, ()):
             self.t.blocking[key].discard(record_id)
         self.t.keys_of[record_id] = tuple(keys)
@@ -226,10 +231,11 @@ class _FakeUnitOfWork:
         found = set(self.records_with_keys(keys))
         if identifier is not None:
             found.update(self.records_with_identifier(*identifier))
+        holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
         return [
-            Candidate(r, m, form if version == r.version else None)
+            Candidate(r.record_id, m, form, None if form is not None else r, r.record_id in holders)
             for r, m in self.linked_records(sorted(found))
-            for version, form in [self.t.forms.get(r.record_id, (0, None))]
+            for form in [self.t.forms.get(r.record_id)]
         ]
 
     def get_person(self, mpi_id: str) -> Person | None:
@@ -337,7 +343,7 @@ class _FakeUnitOfWork:
             self.t.blocking.setdefault(key, set()).add(record_id)
 
     def add_forms(self, rows: Iterable[tuple[int, str]]) -> None:
-        self.t.forms.update((record_id, (1, form)) for record_id, form in rows)
+        self.t.forms.update(rows)
 
     def add_persons(self, persons: Sequence[Person]) -> None:
         for person in persons:

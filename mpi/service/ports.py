@@ -52,27 +52,29 @@ class Matcher(Protocol):
         ...
 
     def forms(self, records: Sequence[Demographics]) -> list[str | None]:
-        """Per record, the standardised form the store keeps beside it (opaque text; ``None``: keep none)."""
+        """Per record, the standardised form the store keeps beside it (opaque text), or ``None``
+        for a record that must be standardised afresh whenever it is scored."""
         ...
 
-    def score(
-        self,
-        probe: Demographics,
-        candidates: Sequence[Demographics],
-        forms: Sequence[str | None] | None = None,
-    ) -> list[PairScore]:
-        """One score per candidate, in the candidates' order. ``forms``: the candidates' stored
-        forms, used where current instead of standardising the candidates again."""
+    def form_is_current(self, form: str) -> bool:
+        """Whether ``form`` was written under the matcher's current standardisation."""
+        ...
+
+    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
+        """One score per candidate, in the candidates' order. A candidate is its (matchable)
+        demographics, or its stored form when that is current: then it is not standardised again."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A stored record that shares a blocking key with a probe, with its person and stored form."""
+    """A stored record that shares a blocking key (or the identifier asked for) with a probe."""
 
-    record: SourceRecord
-    mpi_id: str
-    form: str | None
+    record_id: int
+    mpi_id: str  # the person it is linked to
+    form: str | None  # the stored form of its current version, if it has one
+    record: SourceRecord | None  # the record itself, read only when it has no form
+    has_identifier: bool  # it carries the identifier the probe was searched with
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ class UnitOfWork(Protocol):
         ...
 
     def add_record_version(self, record: SourceRecord, actor: str) -> None:
-        """Store ``record`` (whose ``version`` is one more than the current) as the new head."""
+        """Store ``record`` (whose ``version`` is one more than the current) as the new head; the
+        record's stored form, which described the previous version, is dropped."""
         ...
 
     def record_versions(self, record_id: int) -> list[RecordVersion]: ...
@@ -145,8 +148,9 @@ class UnitOfWork(Protocol):
     def candidate_records(
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
     ) -> list[Candidate]:
-        """Records sharing a blocking key, or the active ``(system, value)`` identifier, each with
-        the MPI id it is linked to and its stored form, by record id: a probe's candidates in one read."""
+        """Records sharing a blocking key, or the active ``(system, value)`` identifier, by record
+        id: a probe's candidates, each with its person and its stored form; the record itself is
+        read only for those without a form."""
         ...
 
     # -- persons and links ----------------------------------------------------------

@@ -8,7 +8,7 @@ executed per call.
 
 from __future__ import annotations
 
-from sqlalchemy import String, bindparam, func, insert, or_, select, update
+from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
@@ -88,23 +88,23 @@ _WITH_IDENTIFIER = select(_identifier.c.record_id).where(
     _identifier.c.value == bindparam("value"),
     _identifier.c.active.is_(True),
 )
-# A candidate comes with its stored form, if one was written for its current version.
-_LINKED = (
-    select(_record, t.link.c.mpi_id.label("linked_mpi_id"), t.record_form.c.form)
-    .join(t.link, t.link.c.record_id == _record.c.record_id)
-    .outerjoin(
-        t.record_form,
-        (t.record_form.c.record_id == _record.c.record_id) & (t.record_form.c.version == _record.c.version),
-    )
+# A probe's candidates: their persons and stored forms, without reading the records themselves
+# (scattered over the file: most candidates are scored from their forms alone).
+_CANDIDATE_FORMS = select(t.link.c.record_id, t.link.c.mpi_id, t.record_form.c.form).select_from(
+    t.link.outerjoin(t.record_form, t.record_form.c.record_id == t.link.c.record_id)
 )
-CANDIDATES_BY_KEY = _LINKED.where(_record.c.record_id.in_(_WITH_KEY))
-CANDIDATES_BY_KEY_OR_IDENTIFIER = _LINKED.where(_record.c.record_id.in_(_WITH_KEY.union(_WITH_IDENTIFIER)))
+CANDIDATES_BY_KEY = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(_WITH_KEY))
+CANDIDATES_BY_KEY_OR_IDENTIFIER = _CANDIDATE_FORMS.add_columns(
+    t.link.c.record_id.in_(_WITH_IDENTIFIER).label("has_identifier")
+).where(t.link.c.record_id.in_(_WITH_KEY.union(_WITH_IDENTIFIER)))
+CANDIDATES_BY_ID = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(bindparam("ids", expanding=True)))
+DELETE_FORM = delete(t.record_form).where(t.record_form.c.record_id == bindparam("record_id"))
 LINKED_RECORDS = (
     select(_record, t.link.c.mpi_id.label("linked_mpi_id"))
     .join(t.link, t.link.c.record_id == _record.c.record_id)
     .where(_record.c.record_id.in_(bindparam("ids", expanding=True)))
 )
-LINKED_CANDIDATES = _LINKED.where(_record.c.record_id.in_(bindparam("ids", expanding=True)))
+
 UPDATE_LINK = update(t.link).where(t.link.c.record_id == bindparam("b_record_id"))
 
 PENDING_REVIEWS = (
@@ -137,10 +137,14 @@ _new_event = (
     .returning(t.event.c.seq)
     .cte("new_event")
 )
-_new_subjects = insert(t.event_subject).from_select(
-    ["mpi_id", "seq"],
-    select(func.unnest(bindparam("subject_ids", type_=ARRAY(String))), _new_event.c.seq),
-).cte("new_subjects")
+_new_subjects = (
+    insert(t.event_subject)
+    .from_select(
+        ["mpi_id", "seq"],
+        select(func.unnest(bindparam("subject_ids", type_=ARRAY(String))), _new_event.c.seq),
+    )
+    .cte("new_subjects")
+)
 INSERT_EVENT_WITH_SUBJECTS = select(_new_event.c.seq).add_cte(_new_subjects)
 
 # -- HL7 delivery ---------------------------------------------------------------------

@@ -144,6 +144,7 @@ class SqlUnitOfWork(DeliveryRows):
         return SourceRecord(record_id, key, 1, demographics, matricule, at)
 
     def add_record_version(self, record: SourceRecord, actor: str) -> None:
+        self._c.execute(q.DELETE_FORM, {"record_id": record.record_id})
         self._c.execute(q.ARCHIVE_CURRENT_VERSION, {"record_id": record.record_id})
         self._c.execute(
             q.UPDATE_RECORD,
@@ -208,18 +209,35 @@ class SqlUnitOfWork(DeliveryRows):
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
     ) -> list[Candidate]:
         distinct = sorted(set(keys))
+        holders: set[int] = set()
+        rows: list[tuple[int, str, str | None]]
         if len(distinct) > _SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
             found = set(self.records_with_keys(distinct))
             if identifier is not None:
-                found.update(self.records_with_identifier(*identifier))
-            rows: Iterable[RowMapping] = self._rows(q.LINKED_CANDIDATES, "ids", sorted(found))
+                holders = set(self.records_with_identifier(*identifier))
+                found |= holders
+            rows = [
+                (r["record_id"], r["mpi_id"], r["form"])
+                for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found))
+            ]
         elif identifier is None:
-            rows = self._c.execute(q.CANDIDATES_BY_KEY, {"keys": distinct}).mappings()
+            rows = [(r[0], r[1], r[2]) for r in self._c.execute(q.CANDIDATES_BY_KEY, {"keys": distinct})]
         else:
             params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
-            rows = self._c.execute(q.CANDIDATES_BY_KEY_OR_IDENTIFIER, params).mappings()
-        found_rows = [Candidate(t.source_record_of(row), row["linked_mpi_id"], row["form"]) for row in rows]
-        return sorted(found_rows, key=lambda candidate: candidate.record.record_id)
+            rows = []
+            for record_id, mpi_id, form, has_identifier in self._c.execute(
+                q.CANDIDATES_BY_KEY_OR_IDENTIFIER, params
+            ):
+                rows.append((record_id, mpi_id, form))
+                if has_identifier:
+                    holders.add(record_id)
+        without_form = [record_id for record_id, _, form in rows if form is None]
+        records = self.get_records(without_form) if without_form else {}
+        candidates = [
+            Candidate(record_id, mpi_id, form, records.get(record_id), record_id in holders)
+            for record_id, mpi_id, form in rows
+        ]
+        return sorted(candidates, key=lambda candidate: candidate.record_id)
 
     # -- persons and links ------------------------------------------------------------
     def get_person(self, mpi_id: str) -> Person | None:

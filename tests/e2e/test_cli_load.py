@@ -220,7 +220,7 @@ def test_blocking_keys_and_forms_from_the_batch_columns_are_the_online_matchers(
     loaded = read_load_input([SAMPLE / "records.csv"], {}, "default", SilentProgress())
     rules = default_rules_path()
     clustering = cluster_load_input(loaded, rules, SilentProgress())
-    keys_of, forms_of = batch_blocking_keys(clustering, rules), batch_forms(clustering)
+    keys_of, forms_of = batch_blocking_keys(clustering, rules), batch_forms(clustering, loaded)
     matcher = load_matcher(Settings(_env_file=None))  # type: ignore[call-arg]
     checked, _ = classify_matricules(np.array([d.national_id for d in loaded.demographics], dtype=object))
     positions = list(range(len(loaded.demographics)))

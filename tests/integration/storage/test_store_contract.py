@@ -290,25 +290,61 @@ def test_a_candidate_comes_with_the_form_stored_for_its_current_version(any_serv
 
     record_id = any_services.store.run(write)
 
-    def forms(keys: list[str]) -> list[str | None]:
-        return any_services.store.run(lambda uow: [c.form for c in uow.candidate_records(keys)], write=False)
+    def read(keys: list[str]) -> list[tuple[str | None, str | None]]:
+        def work(uow: UnitOfWork) -> list[tuple[str | None, str | None]]:
+            found = uow.candidate_records(keys)
+            assert [(c.record_id, c.mpi_id) for c in found] == [(record_id, owner.mpi_id)]
+            # The record itself is read only when there is no form to score it from.
+            return [(c.form, c.record.demographics.given_names if c.record else None) for c in found]
 
-    assert forms(["k-a"]) == ["form of v1"]
+        return any_services.store.run(work, write=False)
+
+    assert read(["k-a"]) == [("form of v1", None)]
     # Beyond one statement's parameters the candidates are read by id: with their forms too.
-    assert forms(["k-a", *(f"k-{n}" for n in range(1000))]) == ["form of v1"]
+    assert read(["k-a", *(f"k-{n}" for n in range(1000))]) == [("form of v1", None)]
 
     def new_version(uow: UnitOfWork) -> None:
         current = uow.get_records([record_id])[record_id]
-        uow.add_record_version(
-            replace(current, version=2, demographics=replace(JOAO, given_names="X")), "feed"
-        )
+        changed = replace(current, version=2, demographics=replace(JOAO, given_names="X"))
+        uow.add_record_version(changed, "feed")
 
     any_services.store.run(new_version)
-    assert forms(["k-a"]) == [None]  # the form of version 1 does not describe version 2
+    assert read(["k-a"]) == [(None, "X")]  # the form of version 1 does not describe version 2
     any_services.store.run(lambda uow: uow.index_record(record_id, 2, ["k-a"], "form of v2"))
-    assert forms(["k-a"]) == ["form of v2"]
+    assert read(["k-a"]) == [("form of v2", None)]
     any_services.store.run(lambda uow: uow.index_record(record_id, 2, ["k-a"], None))
-    assert forms(["k-a"]) == [None]
+    assert read(["k-a"]) == [(None, "X")]
+
+
+def test_candidates_say_which_carry_the_identifier_asked_for(any_services: Services) -> None:
+    owner = person()
+
+    def write(uow: UnitOfWork) -> list[int]:
+        uow.add_person(owner)
+        ids = []
+        for i in range(3):
+            record = uow.add_record(RecordKey("A", str(i)), JOAO, MatriculeFlag.MISSING, AT, "feed")
+            uow.save_link(Link(record.record_id, owner.mpi_id, LinkProvenance.AUTO, AT, "feed"))
+            ids.append(record.record_id)
+        uow.index_record(ids[0], 1, ["k-a"], "form")
+        uow.index_record(ids[1], 1, ["k-a"])
+        uow.add_identifier(ids[1], "nid", "1893120105732", "1893120105732", MatriculeFlag.VALID, AT)
+        uow.add_identifier(ids[2], "nid", "1893120105732", "1893120105732", MatriculeFlag.VALID, AT)
+        return ids
+
+    ids = any_services.store.run(write)
+
+    def read(keys: list[str]) -> list[tuple[int, bool]]:
+        return any_services.store.run(
+            lambda uow: [
+                (c.record_id, c.has_identifier) for c in uow.candidate_records(keys, ("nid", "1893120105732"))
+            ],
+            write=False,
+        )
+
+    expected = [(ids[0], False), (ids[1], True), (ids[2], True)]
+    assert read(["k-a"]) == expected
+    assert read(["k-a", *(f"k-{n}" for n in range(1000))]) == expected
 
 
 def test_records_are_read_with_their_person(any_services: Services) -> None:

@@ -19,7 +19,7 @@ from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import probability_to_weight
 from mpi.matching.standardise import standardise
-from mpi.matching.stored_form import FORM_COLUMNS, from_forms, to_forms
+from mpi.matching.stored_form import FORM_COLUMNS, from_forms, refused_birth_dates, to_forms
 from mpi.rules.loader import default_parameters_path, load_parameters, load_rules
 from mpi.service.engine_matcher import FEW_RECORDS, EngineMatcher
 
@@ -112,23 +112,38 @@ def test_scores_from_stored_forms_equal_scores_from_the_records(
     for start in range(0, 1200, 131):
         probe, candidates = sample[start], sample[start + 1 : start + 1 + (start % 50) + 2]
         forms = matcher.forms(candidates)
-        assert all(form is not None for form in forms)
-        # Some candidates without a form (written before forms existed, or under other rules):
-        # they are standardised afresh and scored alongside the others.
-        mixed = [None if k % 3 == 0 else form for k, form in enumerate(forms)]
-        stale = [None if form is None else "f0:old" + form[form.index("\x1f") :] for form in forms]
+        assert all(form is not None and matcher.form_is_current(form) for form in forms)
         fresh = matcher.score(probe, candidates)
-        assert matcher.score(probe, candidates, forms) == fresh
-        assert matcher.score(probe, candidates, mixed) == fresh
-        assert matcher.score(probe, candidates, stale) == fresh
+        assert matcher.score(probe, [f or c for f, c in zip(forms, candidates, strict=True)]) == fresh
+        # Some candidates without a form (written before forms existed): standardised afresh
+        # and scored alongside the others.
+        mixed = [c if k % 3 == 0 else f or c for k, (f, c) in enumerate(zip(forms, candidates, strict=True))]
+        assert matcher.score(probe, mixed) == fresh
 
 
-def test_a_birth_date_refused_when_the_form_was_written_is_read_again(matcher: EngineMatcher) -> None:
-    probe = Demographics(family_name="Weber", given_names="Jean", birth_date="1980-01-02", sex="M")
-    candidate = replace(probe, given_names="Jeanne")
-    # The form written while the date was unusable (in the future, then) says "no birth date".
-    then = matcher.forms([replace(candidate, birth_date=None)])
-    assert matcher.score(probe, [candidate], then) == matcher.score(probe, [candidate])
+def test_a_form_of_other_rules_is_not_current_and_never_read(matcher: EngineMatcher) -> None:
+    jean = Demographics(family_name="Weber", given_names="Jean", birth_date="1980-01-02", sex="M")
+    (form,) = matcher.forms([jean])
+    assert form is not None
+    stale = "f0:other" + form[form.index("\x1f") :]
+    assert not matcher.form_is_current(stale)
+    with pytest.raises(ValueError, match="not current"):
+        matcher.score(jean, [stale])
+
+
+def test_a_record_whose_birth_date_was_refused_gets_no_form(matcher: EngineMatcher) -> None:
+    # The refusal may not last (a date in the future becomes possible): such a record is
+    # standardised afresh whenever it is scored.
+    ok, future, impossible, none = matcher.forms(
+        [
+            Demographics(family_name="Weber", birth_date="1980-01-02"),
+            Demographics(family_name="Weber", birth_date="2999-01-02"),
+            Demographics(family_name="Weber", birth_date="1980-13-45"),
+            Demographics(family_name="Weber"),
+        ]
+    )
+    assert ok is not None and none is not None
+    assert future is None and impossible is None
 
 
 def test_forms_from_the_batch_columns_are_the_online_matchers(
@@ -136,7 +151,8 @@ def test_forms_from_the_batch_columns_are_the_online_matchers(
 ) -> None:
     frame = pd.DataFrame({f: [getattr(r, f) for r in sample] for f in DEMOGRAPHIC_FIELDS}, dtype=object)
     columns = standardise(frame.astype(pd.StringDtype())).frame
-    batch = to_forms({c: columns[c].to_numpy() for c in FORM_COLUMNS}, len(sample))
+    withheld = refused_birth_dates([r.birth_date for r in sample], columns["birth_date"].to_numpy())
+    batch = to_forms({c: columns[c].to_numpy() for c in FORM_COLUMNS}, len(sample), withheld=withheld)
     assert batch == matcher.forms(sample)  # more than FEW_RECORDS: the batch standardiser
     assert batch[:40] == matcher.forms(sample[:40])  # the cell-by-cell path
     decoded = from_forms([f for f in batch if f is not None])

@@ -181,12 +181,10 @@ class AlwaysLink:
     def forms(self, records: Sequence[Demographics]) -> list[str | None]:
         return [None] * len(records)
 
-    def score(
-        self,
-        probe: Demographics,
-        candidates: Sequence[Demographics],
-        forms: Sequence[str | None] | None = None,
-    ) -> list[PairScore]:
+    def form_is_current(self, form: str) -> bool:
+        return False
+
+    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
         return [
             PairScore(0.999, 20.0, "link", (ComparisonOutcome("all", "exact", 20.0),)) for _ in candidates
         ]
