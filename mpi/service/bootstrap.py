@@ -76,6 +76,7 @@ def open_store(settings: Settings) -> SqlStore:
         pool_size=settings.pool_size,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         sqlite_cache_mb=settings.sqlite_cache_mb,
+        sqlite_synchronous=settings.sqlite_synchronous,
         echo=settings.echo_sql,
         synchronous_commit=settings.postgres_synchronous_commit,
     )

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="SQLite page cache per connection. A registration reads a few dozen candidate rows "
         "scattered over the file; with the 2 MB default most of them are read again at every call.",
     )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="SQLite synchronous pragma. 'full' flushes the write-ahead log to disk at every commit, "
+        "so what was acknowledged survives a power loss; 'normal' flushes only at checkpoints: a power "
+        "loss or OS crash may then undo the last commits (never consistency).",
+    )
     pool_size: int = Field(5, ge=1)
     max_attempts: int = Field(20, ge=1, description="Tries of a transaction lost to a concurrent one.")
     postgres_synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] = Field(

@@ -8,7 +8,9 @@ executed per call.
 
 from __future__ import annotations
 
-from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
+from typing import Any
+
+from sqlalchemy import Select, String, any_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
@@ -93,10 +95,25 @@ _WITH_IDENTIFIER = select(_identifier.c.record_id).where(
 _CANDIDATE_FORMS = select(t.link.c.record_id, t.link.c.mpi_id, t.record_form.c.form).select_from(
     t.link.outerjoin(t.record_form, t.record_form.c.record_id == t.link.c.record_id)
 )
-CANDIDATES_BY_KEY = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(_WITH_KEY))
-CANDIDATES_BY_KEY_OR_IDENTIFIER = _CANDIDATE_FORMS.add_columns(
-    t.link.c.record_id.in_(_WITH_IDENTIFIER).label("has_identifier")
-).where(t.link.c.record_id.in_(_WITH_KEY.union(_WITH_IDENTIFIER)))
+
+
+def _candidates(with_key: Select[tuple[int]]) -> tuple[Select[Any], Select[Any]]:
+    """The candidates of some keys, and of some keys or an identifier (with who holds it)."""
+    by_key = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(with_key))
+    by_key_or_identifier = _CANDIDATE_FORMS.add_columns(
+        t.link.c.record_id.in_(_WITH_IDENTIFIER).label("has_identifier")
+    ).where(t.link.c.record_id.in_(with_key.union(_WITH_IDENTIFIER)))
+    return by_key, by_key_or_identifier
+
+
+CANDIDATES_BY_KEY, CANDIDATES_BY_KEY_OR_IDENTIFIER = _candidates(_WITH_KEY)
+# PostgreSQL: the keys as one array parameter, so the statement's text is the same whatever
+# the number of keys, and the server prepares it once and keeps its plan (see storage.engine).
+PG_CANDIDATES_BY_KEY, PG_CANDIDATES_BY_KEY_OR_IDENTIFIER = _candidates(
+    select(t.blocking_key.c.record_id).where(
+        t.blocking_key.c.key == any_(bindparam("keys", type_=ARRAY(String)))
+    )
+)
 CANDIDATES_BY_ID = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(bindparam("ids", expanding=True)))
 DELETE_FORM = delete(t.record_form).where(t.record_form.c.record_id == bindparam("record_id"))
 LINKED_RECORDS = (

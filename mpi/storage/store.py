@@ -221,13 +221,17 @@ class SqlUnitOfWork(DeliveryRows):
                 for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found))
             ]
         elif identifier is None:
-            rows = [(r[0], r[1], r[2]) for r in self._c.execute(q.CANDIDATES_BY_KEY, {"keys": distinct})]
+            by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
+            rows = [(r[0], r[1], r[2]) for r in self._c.execute(by_key, {"keys": distinct})]
         else:
             params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
+            by_either = (
+                q.PG_CANDIDATES_BY_KEY_OR_IDENTIFIER
+                if self._is_postgres
+                else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
+            )
             rows = []
-            for record_id, mpi_id, form, has_identifier in self._c.execute(
-                q.CANDIDATES_BY_KEY_OR_IDENTIFIER, params
-            ):
+            for record_id, mpi_id, form, has_identifier in self._c.execute(by_either, params):
                 rows.append((record_id, mpi_id, form))
                 if has_identifier:
                     holders.add(record_id)

@@ -47,6 +47,8 @@ def test_sqlite_databases_use_write_ahead_logging(sqlite_url: str) -> None:
             assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
             assert connection.execute(text("PRAGMA cache_size")).scalar_one() == -128 * 1024  # KiB
+            # An acknowledged commit survives a power loss: the log is flushed at each commit.
+            assert connection.execute(text("PRAGMA synchronous")).scalar_one() == 2  # FULL
     finally:
         engine.dispose()
 
