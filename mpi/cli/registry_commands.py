@@ -2,7 +2,7 @@
 
 Mounted on the main app with ``app.add_typer(registry_app)``, which gives
 ``mpi person show|merge|unmerge|link|unlink|not-duplicate|validate``,
-``mpi review list|resolve``, ``mpi db upgrade`` and ``mpi export``. Every
+``mpi review list|resolve``, ``mpi db upgrade|reindex`` and ``mpi export``. Every
 command takes ``--db URL`` (or ``MPI_DATABASE_URL``, or ``.env``) and turns
 errors into one line on stderr and exit code 2.
 """
@@ -333,6 +333,36 @@ def db_upgrade(db: DbOpt = None) -> None:
         _stdout.print(f"schema already at revision {after}", highlight=False)
     else:
         _stdout.print(f"schema upgraded from {before or 'empty'} to revision {after}", highlight=False)
+
+
+@db_app.command("reindex")
+@handles_errors
+def db_reindex(
+    db: DbOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Compute every record's blocking keys and stored standardised form again.
+
+    Run it after upgrading a registry written by an older mpi, or after changing the
+    matching rules or the standardiser's data: records without a current form are
+    standardised at every match until then (correct, but slower).
+
+    Example: mpi db reindex --db sqlite:///mpi.db
+    """
+    with _services(db) as services:
+        total = services.registry.count_records()
+        with Progress(
+            TextColumn("[bold]reindex"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_stderr,
+            disable=quiet,
+        ) as progress:
+            task = progress.add_task("reindex", total=total)
+            done = services.registry.reindex(progress=lambda n: progress.advance(task, n))
+    if not quiet:
+        _stdout.print(f"{done:,} records indexed", highlight=False)
 
 
 EXPORT_COLUMNS = ("source", "local_id", "record_id", "mpi_id", "link_type", "score")

@@ -145,6 +145,9 @@ class _FakeUnitOfWork:
         record_id = self.t.by_key.get(key)
         return None if record_id is None else self.s.records[record_id]
 
+    def records_after(self, record_id: int, limit: int) -> list[SourceRecord]:
+        return [self.s.records[i] for i in sorted(i for i in self.s.records if i > record_id)[:limit]]
+
     def get_records(self, record_ids: Sequence[int]) -> dict[int, SourceRecord]:
         return {i: self.s.records[i] for i in record_ids if i in self.s.records}
 

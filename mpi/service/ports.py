@@ -97,6 +97,10 @@ class UnitOfWork(Protocol):
 
     def get_records(self, record_ids: Sequence[int]) -> dict[int, SourceRecord]: ...
 
+    def records_after(self, record_id: int, limit: int) -> list[SourceRecord]:
+        """Up to ``limit`` records with a larger id, by id, locked against change until commit."""
+        ...
+
     def add_record(
         self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
     ) -> SourceRecord:

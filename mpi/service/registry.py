@@ -132,6 +132,32 @@ class Registry:
 
         return self._store.run(work, write=False)
 
+    def reindex(self, *, batch_size: int = 2_000, progress: Callable[[int], None] | None = None) -> int:
+        """Compute every record's blocking keys and stored form again, a batch per transaction.
+
+        For a registry written before stored forms existed, or after the matching rules or the
+        standardiser's data changed: until then its records are standardised at every match
+        (a form of other rules is never read) and found through the keys they were given.
+        The index is not registry state, so no event is written. Returns the records indexed.
+        """
+        matcher = self._matcher()
+        done, after = 0, 0
+        while True:
+
+            def work(uow: UnitOfWork, after: int = after) -> list[int]:
+                records = uow.records_after(after, batch_size)
+                probes = make_probes(matcher, [r.demographics for r in records])
+                for record, probe in zip(records, probes, strict=True):
+                    uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
+                return [r.record_id for r in records]
+
+            indexed = self._store.run(work)
+            if not indexed:
+                return done
+            done, after = done + len(indexed), indexed[-1]
+            if progress is not None:
+                progress(len(indexed))
+
     # -- reads ----------------------------------------------------------------------
     def export(self, sink: Callable[[list[LinkRow]], None], batch_size: int = 10_000) -> int:
         """Hand every record with its person to ``sink``, in batches, from one consistent read."""

@@ -25,6 +25,13 @@ FIND_RECORD = select(_record).where(
     _record.c.authority == bindparam("authority"), _record.c.local_id == bindparam("local_id")
 )
 RECORDS_BY_ID = select(_record).where(_record.c.record_id.in_(bindparam("ids", expanding=True)))
+RECORDS_AFTER = (
+    select(_record)
+    .where(_record.c.record_id > bindparam("after"))
+    .order_by(_record.c.record_id)
+    .limit(bindparam("limit"))
+)
+RECORDS_AFTER_FOR_UPDATE = RECORDS_AFTER.with_for_update()
 INSERT_RECORD = insert(_record).returning(_record.c.record_id)
 ARCHIVE_CURRENT_VERSION = insert(t.record_version).from_select(
     ["record_id", "version", *DEMOGRAPHIC_FIELDS, "matricule", "recorded_at", "actor"],

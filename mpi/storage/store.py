@@ -123,6 +123,12 @@ class SqlUnitOfWork(DeliveryRows):
             for row in self._rows(q.RECORDS_BY_ID, "ids", record_ids)
         }
 
+    def records_after(self, record_id: int, limit: int) -> list[SourceRecord]:
+        # SQLite: a write transaction already excludes every other writer.
+        statement = q.RECORDS_AFTER_FOR_UPDATE if self._is_postgres else q.RECORDS_AFTER
+        rows = self._c.execute(statement, {"after": record_id, "limit": limit}).mappings()
+        return [t.source_record_of(row) for row in rows]
+
     def add_record(
         self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
     ) -> SourceRecord:

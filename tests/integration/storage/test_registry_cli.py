@@ -126,3 +126,11 @@ def test_db_upgrade_creates_then_reports_the_schema(tmp_path: Path) -> None:
     assert code == 0 and "upgraded from empty" in output
     code, output = run("db", "upgrade", "--db", db)
     assert code == 0 and "already at revision" in output
+
+
+def test_db_reindex_indexes_every_record_again(seeded: dict[str, str]) -> None:
+    code, output = run("db", "reindex", "--db", seeded["db"])
+    assert code == 0 and "4 records indexed" in output
+    # The registry's persons are untouched: Jean still has both records.
+    code, output = run("person", "show", seeded["jean"], "--db", seeded["db"])
+    assert code == 0 and "HOSP" in output and "LAB" in output

@@ -17,6 +17,7 @@ from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services
+from mpi.service.fakes import FakeMatcher
 from mpi.service.ports import UnitOfWork
 
 AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -273,7 +274,7 @@ def test_the_service_scenario_replays_and_unmerges_exactly(any_services: Service
         lifecycle.merge(MergePersons(b, a, "alice"))
     lifecycle.unmerge(UnmergePerson(b, "bob"))
 
-    assert any_services.store.run(lambda uow: uow.snapshot(), write=False) == before
+    assert any_services.store.run(lambda uow: (uow.snapshot(), uow.events()), write=False) == before
     result = verify(any_services.store)
     assert result.ok and result.events == 6
 
@@ -388,3 +389,37 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
         ]
 
     any_services.store.run(read, write=False)
+
+
+def test_reindex_gives_every_record_its_keys_and_form_again(any_services: Services) -> None:
+    registry = any_services.registry
+    anna = replace(JOAO, given_names="Anna", sex="F", birth_date="1990-05-06", national_id=None)
+    keys = [RecordKey("A", str(n)) for n in range(5)]
+    registered = [
+        registry.register(RegisterRecord(key, anna if n % 2 else JOAO, "feed")) for n, key in enumerate(keys)
+    ]
+    before = any_services.store.run(lambda uow: (uow.snapshot(), uow.events()), write=False)
+
+    # A registry indexed by an older mpi: records without forms, found through other keys.
+    def forget(uow: UnitOfWork) -> None:
+        for result in registered:
+            uow.index_record(result.record_id, result.version, ["stale"], None)
+
+    any_services.store.run(forget)
+    assert registry.search(anna) == []
+    seen: list[int] = []
+    assert registry.reindex(batch_size=2, progress=seen.append) == 5
+    assert seen == [2, 2, 1]
+    hits = registry.search(anna)
+    assert [h.mpi_id for h in hits][:1] == [registered[1].mpi_id]
+
+    def candidates(keys: list[str]) -> list[tuple[int, bool]]:
+        return any_services.store.run(
+            lambda uow: [(c.record_id, c.form is not None) for c in uow.candidate_records(keys)], write=False
+        )
+
+    assert candidates(["stale"]) == []  # the stale keys are gone
+    anna_keys = FakeMatcher().blocking_keys([anna])[0]
+    assert candidates(anna_keys) == [(r.record_id, True) for r in registered[1::2]]
+    # The index is not registry state: nothing else changed, and no event was written.
+    assert any_services.store.run(lambda uow: (uow.snapshot(), uow.events()), write=False) == before

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from mpi.domain.commands import LinkRecord, RegisterRecord, ResolveReview, UpdateRecord
+from mpi.domain.identifiers import MatriculeStatus, check_matricule, complete_matricule
 from mpi.domain.persons import LinkProvenance, PersonFlag
-from mpi.domain.records import Demographics, MatriculeFlag, RecordKey
+from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
 from mpi.domain.reviews import ReviewAction, ReviewKind, ReviewStatus
 from mpi.domain.scores import ComparisonOutcome, PairScore
 from mpi.errors import NotFound
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, wire
+from mpi.service.evidence import matchable_records
 from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
 from mpi.service.operations import MATRICULE_SYSTEM
 from mpi.service.registry import RegistrationResult
@@ -281,3 +286,25 @@ def test_the_event_log_replays_to_the_stored_state(services: Services) -> None:
 
     result = verify(services.store)
     assert result.ok and result.events == 4
+
+
+@given(
+    st.integers(1900, 2025),
+    st.integers(0, 12),
+    st.integers(0, 28),
+    st.integers(0, 999),
+    st.sampled_from(["", " ", "\t", "."]),
+)
+def test_a_stored_valid_matricule_is_read_as_the_check_would_normalise_it(
+    year: int, month: int, day: int, order: int, separator: str
+) -> None:
+    # Candidates whose valid number is already 13 digits skip the second check: it must not matter.
+    number = complete_matricule(f"{year:04d}{month:02d}{day:02d}{order:03d}")
+    raw = f"{number[:4]}{separator}{number[4:]}"
+    normalised, status = check_matricule(raw)
+    assume(status is MatriculeStatus.VALID)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    record = SourceRecord(1, RecordKey("A", "1"), 1, Demographics(national_id=raw), MatriculeFlag.VALID, at)
+    views, matricules = matchable_records([record])
+    assert matricules == [normalised] == [number]
+    assert views[0].national_id == number
