@@ -118,7 +118,4 @@ def from_forms(forms: Sequence[str], stamp: str | None = None) -> Columns | None
 
 def is_current(form: str | None, stamp: str | None = None) -> bool:
     """Whether ``form`` was written under the current stamp (cheap: no split)."""
-    if form is None:
-        return False
-    stamp = stamp or form_stamp()
-    return form.startswith(stamp) and form[len(stamp) : len(stamp) + 1] == SEPARATOR
+    return form is not None and form.startswith((stamp or form_stamp()) + SEPARATOR)

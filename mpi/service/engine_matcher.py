@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -79,16 +80,17 @@ def encode(columns: Columns, n: int) -> EncodedRecords:
     strings: dict[str, StringColumn] = {}
     for group in _VOCABULARY_GROUPS:
         present = [c for c in group if c in columns]
-        vocabulary: dict[str | None, int] = {None: -1}
         cells = [columns[c].tolist() for c in present]
-        for values in cells:
-            for value in values:
-                if value not in vocabulary:
-                    vocabulary[value] = len(vocabulary) - 1
-        vocab = np.empty(len(vocabulary) - 1, dtype=object)
-        vocab[:] = list(vocabulary)[1:]
+        # dict.fromkeys keeps first appearance and runs in C, as does the look-up through map.
+        distinct = dict.fromkeys(chain.from_iterable(cells))
+        distinct.pop(None, None)
+        values_in_order = list(distinct)
+        code_of: dict[str | None, int] = dict(zip(values_in_order, range(len(values_in_order)), strict=True))
+        code_of[None] = -1
+        vocab = np.empty(len(values_in_order), dtype=object)
+        vocab[:] = values_in_order
         for column, values in zip(present, cells, strict=True):
-            codes = np.array([vocabulary[value] for value in values], dtype=np.int32)
+            codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int32, count=len(values))
             counts = np.bincount(codes[codes >= 0], minlength=vocab.size).astype(np.int64)
             strings[column] = StringColumn(codes=codes, vocab=vocab, counts=counts)
     integers = {c: np.asarray(columns[c], dtype=np.int16) for c in INTEGER_COLUMNS if c in columns}
@@ -217,10 +219,9 @@ class EngineMatcher:
             "link",
             np.where(probability >= thresholds.review, "review", "none"),
         ).tolist()
+        pick = tuple.__getitem__
         return [
-            PairScore(
-                p, w, decision, tuple(outcomes[level] for outcomes, level in zip(table, row, strict=True))
-            )
+            PairScore(p, w, decision, tuple(map(pick, table, row)))
             for p, w, decision, row in zip(
                 probability.astype(np.float64).tolist(),
                 scored.match_weight.astype(np.float64).tolist(),
