@@ -8,18 +8,20 @@ form the kernel compares is computed once, when a record version is written,
 and read back with the candidate.
 
 A form is the kernel's columns (:data:`FORM_COLUMNS`) joined by the unit
-separator, behind a stamp. The stamp changes with this module's layout and with
+separator, behind a stamp. The stamp changes with this module's layout, with
 the data tables the standardiser reads (nicknames, particles, abbreviations,
-countries), so a form written under other rules is never used: it fails
-:func:`from_forms` and the record is standardised afresh.
+countries) and with the Unicode and phonetic libraries it relies on, so a form
+written under other rules is never used: it fails :func:`from_forms` and the
+record is standardised afresh (``mpi db reindex`` writes current forms).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import unicodedata
 from collections.abc import Sequence
-from importlib import resources
+from importlib import metadata, resources
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +47,8 @@ def form_stamp(default_calling_code: str = "352") -> str:
     """What a form was computed under: layout, columns, calling code and the standardiser's data."""
     digest = hashlib.blake2b(digest_size=6)
     digest.update(f"{LAYOUT_VERSION}|{default_calling_code}|{','.join(FORM_COLUMNS)}".encode())
+    # Folding follows the Unicode tables of the running Python; phonetic codes, the library's.
+    digest.update(f"|{unicodedata.unidata_version}|{metadata.version('doublemetaphone')}".encode())
     data = resources.files("mpi.matching.data")
     for name in sorted(entry.name for entry in data.iterdir() if entry.name.endswith((".csv", ".txt"))):
         digest.update(name.encode())

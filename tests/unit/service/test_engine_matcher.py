@@ -8,6 +8,7 @@ frequencies) and its blocking keys to the ones the bulk load computes in batch.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import probability_to_weight
 from mpi.matching.standardise import standardise
-from mpi.matching.stored_form import FORM_COLUMNS, from_forms, refused_birth_dates, to_forms
+from mpi.matching.stored_form import FORM_COLUMNS, form_stamp, from_forms, refused_birth_dates, to_forms
 from mpi.rules.loader import default_parameters_path, load_parameters, load_rules
 from mpi.service.engine_matcher import FEW_RECORDS, EngineMatcher
 
@@ -157,3 +158,23 @@ def test_forms_from_the_batch_columns_are_the_online_matchers(
     assert batch[:40] == matcher.forms(sample[:40])  # the cell-by-cell path
     decoded = from_forms([f for f in batch if f is not None])
     assert decoded is not None and set(decoded) == set(FORM_COLUMNS)
+
+
+# The forms of the sample's first 2,000 rows under the stamp they were recorded with.
+RECORDED_STAMP, RECORDED_DIGEST = "f1:c8c0abc02bd7", "1367579962363853"
+
+
+def test_stored_forms_change_only_with_their_stamp(matcher: EngineMatcher) -> None:
+    """A registry keeps forms for years: what the standardiser computes may change only together
+    with the stamp, or stored forms would be read as if they had been computed today."""
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False, nrows=2000)
+    forms = matcher.forms([Demographics.from_mapping(row) for row in frame.to_dict("records")])
+    digest = hashlib.sha256("\n".join(f or "-" for f in forms).encode()).hexdigest()[:16]
+    stamp = form_stamp()
+    assert stamp == RECORDED_STAMP, (
+        f"the standardiser's data changed (stamp {stamp}): record the new stamp and digest {digest} here"
+    )
+    assert digest == RECORDED_DIGEST, (
+        "the standardised forms changed under an unchanged stamp: bump LAYOUT_VERSION in "
+        "mpi/matching/stored_form.py, then record the new stamp and digest here"
+    )
