@@ -14,7 +14,7 @@ process, through the service exactly as an HL7 or FHIR adapter calls it:
   (other sources' records of them) and new persons, as a live feed is;
 * then each held-out record's demographics are searched with ``Registry.search``.
 
-On PostgreSQL the planner statistics are refreshed (``ANALYZE``) after the load, as
+On PostgreSQL the tables are vacuumed and analysed (``VACUUM (ANALYZE)``) after the load, as
 autovacuum would within a minute. Before timing, 30 searches warm the process (model
 loaded, connections open). Reported: p50 / p90 / p99 / max latency in milliseconds, the
 process CPU time of each call (on a busy machine wall time exceeds it: the difference is
