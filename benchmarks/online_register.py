@@ -15,11 +15,11 @@ process, through the service exactly as an HL7 or FHIR adapter calls it:
 * then each held-out record's demographics are searched with ``Registry.search``.
 
 On PostgreSQL the tables are vacuumed and analysed (``VACUUM (ANALYZE)``) after the load, as
-autovacuum would within a minute, and a ``CHECKPOINT`` writes the load out before timing. Before timing, 30 searches warm the process (model
-loaded, connections open). Reported: p50 / p90 / p99 / max latency in milliseconds, the
-process CPU time of each call (on a busy machine wall time exceeds it: the difference is
-waiting for a core or for the database), the matcher's share (blocking keys and scoring)
-and the candidates scored per registration. Targets of issue 3:
+autovacuum would within a minute, and a ``CHECKPOINT`` writes the load out. Before timing,
+30 searches warm the process (model loaded, connections open). Reported: p50 / p90 / p99 /
+max latency in milliseconds, the process CPU time of each call (on a busy machine wall time
+exceeds it: the difference is waiting for a core or for the database), the matcher's share
+(blocking keys and scoring) and the candidates scored per registration. Targets of issue 3:
 register p50 <= 5 ms and p99 <= 25 ms, search p50 <= 10 ms with 1,000,000 records.
 Results: markdown on stdout, JSON in ``benchmarks/.work/online_register.json``.
 """

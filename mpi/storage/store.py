@@ -203,9 +203,11 @@ class SqlUnitOfWork(DeliveryRows):
     def index_record(
         self, record_id: int, version: int, keys: Sequence[str], form: str | None = None
     ) -> None:
-        is_new = record_id in self._without_keys
-        self._index.set_blocking_keys(record_id, keys, is_new=is_new)
-        self._index.set_form(record_id, version, form, is_new=is_new)
+        if record_id in self._without_keys:
+            self._index.index_new(record_id, version, keys, form)
+        else:
+            self._index.set_blocking_keys(record_id, keys)
+            self._index.set_form(record_id, version, form)
         self._without_keys.discard(record_id)
 
     def records_with_keys(self, keys: Sequence[str]) -> list[int]:
