@@ -86,7 +86,10 @@ def batch_forms(clustering: Clustering, loaded: LoadInput) -> FormsOf:
     from mpi.matching.stored_form import FORM_COLUMNS, form_stamp, refused_birth_dates, to_forms
 
     columns, stamp = clustering.index_columns, form_stamp()
-    withheld = refused_birth_dates([d.birth_date for d in loaded.demographics], columns["birth_date"])
+    given = [d.birth_date for d in loaded.demographics]
+    # A file without a birth-date column gives none to refuse.
+    dates = columns.get("birth_date")
+    withheld = refused_birth_dates(given, dates) if dates is not None else [False] * len(given)
 
     def forms_of(positions: Sequence[int]) -> list[str | None]:
         rows = np.asarray(positions, dtype=np.int64)

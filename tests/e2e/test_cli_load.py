@@ -175,6 +175,18 @@ def test_a_used_registry_registers_each_row_online_in_the_default_domain(tmp_pat
     assert float(exported.loc[("LAB", "77"), "score"]) >= 0.95
 
 
+def test_a_file_with_only_some_columns_loads_and_then_matches_online(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'mpi.db'}"
+    # No birth date, sex or address: the bulk path stores forms without them.
+    names = [{"record_id": str(n), "family_name": "Weber", "given_names": "Jean"} for n in range(3)]
+    code, output = run("load", str(write_rows(tmp_path / "names.csv", names)), "--db", db)
+    assert code == 0 and "bulk" in output, output
+    more = [{"record_id": "9", "family_name": "Weber", "given_names": "Jean"}]
+    code, output = run("load", str(write_rows(tmp_path / "more.csv", more)), "--db", db, "--quiet")
+    assert code == 0, output
+    assert len(export(db, tmp_path / "export.csv")) == 4
+
+
 def test_bad_input_is_one_message_naming_file_row_and_column(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'mpi.db'}"
     repeated = write_rows(

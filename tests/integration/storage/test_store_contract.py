@@ -372,11 +372,11 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
     def read(uow: UnitOfWork) -> None:
         assert [r.record_id for r in uow.records_of_person(owner.mpi_id)] == [ids[0], ids[2]]
         assert uow.records_of_person(new_mpi_id()) == []
-        assert [(c.record.record_id, c.mpi_id) for c in uow.candidate_records(["k-b", "k-a"])] == [
+        assert [(c.record_id, c.mpi_id) for c in uow.candidate_records(["k-b", "k-a"])] == [
             (ids[0], owner.mpi_id),
             (ids[1], other.mpi_id),
         ]
-        assert [c.record.record_id for c in uow.candidate_records(["k-c"], ("nid", "1893120105732"))] == [
+        assert [c.record_id for c in uow.candidate_records(["k-c"], ("nid", "1893120105732"))] == [
             ids[0],
             ids[2],
         ]
