@@ -66,11 +66,14 @@ class PersonEvidence:
         return self.score.decision
 
     @property
-    def rank(self) -> tuple[bool, float, float, str]:
+    def rank(self) -> tuple[bool, float, float, int, str]:
+        # Equal evidence goes to the person whose matching record came first: MPI ids are
+        # random, so ordering by them would make the same history link differently.
         return (
             self.matricule is not MatriculeRelation.COMPATIBLE,
             -self.score.match_probability,
             -self.score.match_weight,
+            self.record_id,
             self.mpi_id,
         )
 
