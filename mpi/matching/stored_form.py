@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import unicodedata
 from collections.abc import Sequence
 from importlib import metadata, resources
@@ -37,7 +38,8 @@ _INTEGER_DTYPES: dict[str, np.dtype[np.generic]] = {
     "birth_month": np.dtype(np.int8),
     "birth_day": np.dtype(np.int8),
 }
-assert set(_INTEGER_DTYPES) == INTEGER_COLUMNS, "every integer column needs its dtype here"
+if set(_INTEGER_DTYPES) != INTEGER_COLUMNS:
+    raise RuntimeError("stored_form needs the dtype of every integer column of mpi.rules.columns")
 
 Columns = dict[str, npt.NDArray[np.generic]]
 
@@ -84,7 +86,13 @@ def to_forms(
         if values is None:
             parts.append(["-1" if name in INTEGER_COLUMNS else ""] * n)
         elif name in INTEGER_COLUMNS:
-            parts.append([str(v) for v in np.asarray(values).tolist()])
+            # Missing is -1 on both standardising paths; anything else not an integer is too.
+            parts.append(
+                [
+                    str(int(v)) if isinstance(v, int | float) and not math.isnan(v) else "-1"
+                    for v in np.asarray(values).tolist()
+                ]
+            )
         else:
             # Missing text is None, NaN or pd.NA depending on the path that standardised it.
             parts.append([v if isinstance(v, str) else "" for v in np.asarray(values, dtype=object).tolist()])
