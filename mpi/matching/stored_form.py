@@ -86,7 +86,7 @@ def to_forms(
         if values is None:
             parts.append(["-1" if name in INTEGER_COLUMNS else ""] * n)
         elif name in INTEGER_COLUMNS:
-            # Missing is -1 on both standardising paths; anything else not an integer is too.
+            # Missing is -1 on both standardising paths; a NaN or NA (a float column) is missing too.
             parts.append(
                 [
                     str(int(v)) if isinstance(v, int | float) and not math.isnan(v) else "-1"
