@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import getpass
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -335,6 +335,21 @@ def db_upgrade(db: DbOpt = None) -> None:
         _stdout.print(f"schema upgraded from {before or 'empty'} to revision {after}", highlight=False)
 
 
+@contextmanager
+def _record_progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar over the registry's records on stderr; yields the function that advances it."""
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr,
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
 @db_app.command("reindex")
 @handles_errors
 def db_reindex(
@@ -349,18 +364,11 @@ def db_reindex(
 
     Example: mpi db reindex --db sqlite:///mpi.db
     """
-    with _services(db) as services:
-        total = services.registry.count_records()
-        with Progress(
-            TextColumn("[bold]reindex"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=_stderr,
-            disable=quiet,
-        ) as progress:
-            task = progress.add_task("reindex", total=total)
-            done = services.registry.reindex(progress=lambda n: progress.advance(task, n))
+    with (
+        _services(db) as services,
+        _record_progress("reindex", services.registry.count_records(), quiet) as advance,
+    ):
+        done = services.registry.reindex(progress=advance)
     if not quiet:
         _stdout.print(f"{done:,} records indexed", highlight=False)
 
@@ -381,16 +389,7 @@ def export(
     with _services(db) as services, out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(EXPORT_COLUMNS)
-        total = services.registry.count_records()
-        with Progress(
-            TextColumn("[bold]export"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=_stderr,
-            disable=quiet,
-        ) as progress:
-            task = progress.add_task("export", total=total)
+        with _record_progress("export", services.registry.count_records(), quiet) as advance:
 
             def write(batch: list[LinkRow]) -> None:
                 writer.writerows(
@@ -404,7 +403,7 @@ def export(
                     )
                     for r in batch
                 )
-                progress.advance(task, len(batch))
+                advance(len(batch))
 
             written = services.registry.export(write)
     if not quiet:
