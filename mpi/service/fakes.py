@@ -163,9 +163,12 @@ class _FakeUnitOfWork:
         ]
         return record
 
-    def add_record_version(self, record: SourceRecord, actor: str) -> None:
+    def add_record_version(
+        self, record: SourceRecord, actor: str, *, same_demographics: bool = False
+    ) -> None:
         self.s.records[record.record_id] = record
-        self.t.forms.pop(record.record_id, None)
+        if not same_demographics:
+            self.t.forms.pop(record.record_id, None)
         self.s.versions[record.record_id].append(
             RecordVersion(
                 record.record_id,

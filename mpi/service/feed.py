@@ -52,7 +52,7 @@ from mpi.service.golden import SurvivorshipRules
 from mpi.service.group_commit import GroupCommit
 from mpi.service.operations import Operation
 from mpi.service.ports import Matcher, Store, UnitOfWork
-from mpi.service.registry import Clock, RegistrationResult, utc_now
+from mpi.service.registry import Clock, RegistrationResult, record_lock_key, utc_now
 from mpi.service.settings import Settings
 
 T = TypeVar("T")
@@ -108,7 +108,8 @@ class _FeedOperation(Operation):
         """A new version of the record under the local id its source corrected."""
         renamed = replace(current, key=key, version=current.version + 1, updated_at=self.now)
         self.uow.rename_record(current.record_id, key)
-        self.uow.add_record_version(renamed, self.actor)
+        # The demographics are unchanged, so the stored form still describes the record.
+        self.uow.add_record_version(renamed, self.actor, same_demographics=True)
         self._changes.append(RecordChanged(renamed))
         self.touch(self.link_of(current.record_id).mpi_id)
         return renamed
@@ -172,6 +173,10 @@ class FeedTransaction:
     ) -> RegistrationResult:
         """Register the record, or store a new version of it with ``changes`` applied; ``account``
         (unless ``None``: unchanged) sets or removes its patient account number."""
+        # The changes apply to the record as it is once no other transaction can change it:
+        # read before the lock, two messages for one patient on two connections would each
+        # apply theirs to the same old version, and the later would undo the earlier's fields.
+        self.uow.lock_keys([record_lock_key(key)])
         current = self.uow.find_record(key)
         if current is not None:
             self._refuse_superseded(current)
@@ -195,7 +200,7 @@ class FeedTransaction:
         """Give the record of ``old`` the local id ``new`` (``Conflict`` if another record has it)."""
         if old == new:
             return FeedResult(FeedOutcome.IGNORED, "the prior and the new identifier are the same")
-        self.uow.lock_keys([f"rec:{old}", f"rec:{new}"])
+        self.uow.lock_keys([record_lock_key(old), record_lock_key(new)])
         if self.uow.find_record(new) is not None:
             raise Conflict(f"identifier {new} is already used by another patient record")
         current = self.current(old)
@@ -210,7 +215,7 @@ class FeedTransaction:
         """The source merged its local id ``retired`` into ``survivor`` (ADT^A40)."""
         if survivor == retired:
             return FeedResult(FeedOutcome.IGNORED, "the prior and the surviving identifier are the same")
-        self.uow.lock_keys([f"rec:{survivor}", f"rec:{retired}"])
+        self.uow.lock_keys([record_lock_key(survivor), record_lock_key(retired)])
         old = self.current(retired)
         if old is None:
             return FeedResult(FeedOutcome.IGNORED, f"prior identifier {retired} is unknown: nothing to merge")

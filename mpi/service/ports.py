@@ -107,9 +107,12 @@ class UnitOfWork(Protocol):
         """Store version 1 of a new record and return it with its assigned id."""
         ...
 
-    def add_record_version(self, record: SourceRecord, actor: str) -> None:
+    def add_record_version(
+        self, record: SourceRecord, actor: str, *, same_demographics: bool = False
+    ) -> None:
         """Store ``record`` (whose ``version`` is one more than the current) as the new head; the
-        record's stored form, which described the previous version, is dropped."""
+        record's stored form, which described the previous version, is dropped, unless
+        ``same_demographics`` says the new version only changes the key (it then describes it too)."""
         ...
 
     def record_versions(self, record_id: int) -> list[RecordVersion]: ...

@@ -18,7 +18,7 @@ from typing import Literal
 from mpi.domain.commands import RegisterRecord, UpdateRecord
 from mpi.domain.events import EventKind
 from mpi.domain.persons import LinkProvenance, Person
-from mpi.domain.records import Demographics, MatriculeFlag, SourceRecord
+from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, Decision
 from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes
@@ -32,6 +32,11 @@ Outcome = Literal["created", "linked", "updated", "unchanged"]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def record_lock_key(key: RecordKey) -> str:
+    """What a writer of the record with ``key`` locks (see ``UnitOfWork.lock_keys``)."""
+    return f"rec:{key}"
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ class Registry:
 
         def work(uow: UnitOfWork) -> RegistrationResult:
             op = Operation(uow, self._rules, self._clock(), command.actor)
-            uow.lock_keys([f"rec:{command.key}", *probe.lock_keys])
+            uow.lock_keys([record_lock_key(command.key), *probe.lock_keys])
             current = op.record(command.key)
             return self._update(op, matcher, probe, current, command.demographics)
 
@@ -181,7 +186,7 @@ class Registry:
         op = Operation(uow, self._rules, self._clock(), command.actor)
         # Racing registrations of one person wait here for each other, so the later
         # one finds the earlier one among its candidates (see UnitOfWork.lock_keys).
-        uow.lock_keys([f"rec:{command.key}", *probe.lock_keys])
+        uow.lock_keys([record_lock_key(command.key), *probe.lock_keys])
         existing = uow.find_record(command.key)
         if existing is not None:
             return self._update(op, matcher, probe, existing, command.demographics)

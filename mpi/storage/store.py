@@ -106,6 +106,7 @@ class SqlUnitOfWork(DeliveryRows):
         self._without_identifiers: set[int] = set()
         self._without_keys: set[int] = set()
         self._without_link: set[int] = set()
+        self._without_form: set[int] = set()  # their form was dropped here with their last version
 
     def _rows(self, statement: Any, name: str, values: Sequence[Any], **other: Any) -> Iterator[RowMapping]:
         for chunk in _chunks(list(values)):
@@ -149,8 +150,14 @@ class SqlUnitOfWork(DeliveryRows):
         self._without_link.add(record_id)
         return SourceRecord(record_id, key, 1, demographics, matricule, at)
 
-    def add_record_version(self, record: SourceRecord, actor: str) -> None:
-        self._c.execute(q.DELETE_FORM, {"record_id": record.record_id})
+    def add_record_version(
+        self, record: SourceRecord, actor: str, *, same_demographics: bool = False
+    ) -> None:
+        if same_demographics:
+            self._c.execute(q.RESTAMP_FORM, {"b_record_id": record.record_id, "version": record.version})
+        else:
+            self._c.execute(q.DELETE_FORM, {"record_id": record.record_id})
+            self._without_form.add(record.record_id)
         self._c.execute(q.ARCHIVE_CURRENT_VERSION, {"record_id": record.record_id})
         self._c.execute(
             q.UPDATE_RECORD,
@@ -207,8 +214,9 @@ class SqlUnitOfWork(DeliveryRows):
             self._index.index_new(record_id, version, keys, form)
         else:
             self._index.set_blocking_keys(record_id, keys)
-            self._index.set_form(record_id, version, form)
+            self._index.set_form(record_id, version, form, is_new=record_id in self._without_form)
         self._without_keys.discard(record_id)
+        self._without_form.discard(record_id)
 
     def records_with_keys(self, keys: Sequence[str]) -> list[int]:
         return self._index.records_with_keys(keys)

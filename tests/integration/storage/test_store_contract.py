@@ -316,6 +316,35 @@ def test_a_candidate_comes_with_the_form_stored_for_its_current_version(any_serv
     any_services.store.run(lambda uow: uow.index_record(record_id, 2, ["k-a"], None))
     assert read(["k-a"]) == [(None, "X")]
 
+    def version_with_form(version: int, given: str) -> None:
+        # As an update does: the new version and its form in one transaction.
+        def work(uow: UnitOfWork) -> None:
+            current = uow.get_records([record_id])[record_id]
+            uow.add_record_version(
+                replace(current, version=version, demographics=replace(JOAO, given_names=given)), "feed"
+            )
+            uow.index_record(record_id, version, ["k-a"], f"form of v{version}")
+
+        any_services.store.run(work)
+
+    version_with_form(3, "Y")  # the record had no form row
+    assert read(["k-a"]) == [("form of v3", None)]
+    version_with_form(4, "Z")  # it had one, of the version before
+    assert read(["k-a"]) == [("form of v4", None)]
+
+    def renamed(uow: UnitOfWork) -> None:
+        current = uow.get_records([record_id])[record_id]
+        uow.rename_record(record_id, RecordKey("A", "1-renamed"))
+        uow.add_record_version(
+            replace(current, key=RecordKey("A", "1-renamed"), version=5), "feed", same_demographics=True
+        )
+
+    any_services.store.run(renamed)
+    # A new key, the same demographics: the form still describes the record, now version 5.
+    assert read(["k-a"]) == [("form of v4", None)]
+    any_services.store.run(lambda uow: uow.index_record(record_id, 5, ["k-a"], "form of v5"))
+    assert read(["k-a"]) == [("form of v5", None)]
+
 
 def test_candidates_say_which_carry_the_identifier_asked_for(any_services: Services) -> None:
     owner = person()
