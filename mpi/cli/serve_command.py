@@ -61,6 +61,15 @@ def serve(
     matcher = load_matcher(settings)
     services = bootstrap(settings, matcher)
     try:
+        coverage = services.registry.form_coverage()
+        if coverage.needs_reindex:
+            logging.getLogger("mpi.serve").warning(
+                "%d of %d records have no stored form of this mpi's standardiser%s: they are "
+                "standardised again at every match, which is correct but slower; run `mpi db reindex`",
+                coverage.records - coverage.with_form if coverage.current else coverage.records,
+                coverage.records,
+                "" if coverage.current else " (the forms stored were written by another version)",
+            )
         runtime = build_runtime(hl7_config, settings, services.store, services.registry, matcher, utc_now)
 
         def ready(bound: int) -> None:

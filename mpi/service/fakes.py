@@ -384,6 +384,10 @@ class _FakeUnitOfWork:
     def count_records(self) -> int:
         return len(self.s.records)
 
+    def form_coverage(self) -> tuple[int, str | None]:
+        forms = self.t.forms
+        return len(forms), forms[max(forms)] if forms else None
+
     def snapshot(self) -> RegistryState:
         return copy.deepcopy(self.s)
 

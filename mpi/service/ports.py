@@ -265,6 +265,10 @@ class UnitOfWork(Protocol):
 
     def count_records(self) -> int: ...
 
+    def form_coverage(self) -> tuple[int, str | None]:
+        """How many records have a stored form, and the form of the newest one that has one."""
+        ...
+
     def snapshot(self) -> RegistryState:
         """Every record, version, identifier, person, link, task and decision: for verification."""
         ...

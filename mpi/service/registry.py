@@ -52,6 +52,23 @@ class RegistrationResult:
 
 
 @dataclass(frozen=True)
+class FormCoverage:
+    """How much of the registry the matcher can score from stored forms."""
+
+    records: int
+    with_form: int  # records with a stored form (whatever standardiser wrote it)
+    current: bool  # the newest form was written by this standardiser (a new one reads none of them)
+
+    @property
+    def needs_reindex(self) -> bool:
+        """Most records are standardised afresh at every match: ``mpi db reindex`` would help.
+
+        A few records never have a form (a refused birth date, say): below one in a hundred
+        missing, the cost is not worth a warning."""
+        return self.records > 0 and (not self.current or self.with_form < 0.99 * self.records)
+
+
+@dataclass(frozen=True)
 class SearchHit:
     mpi_id: str
     match_probability: float
@@ -178,6 +195,14 @@ class Registry:
 
     def count_records(self) -> int:
         return self._store.run(lambda uow: uow.count_records(), write=False)
+
+    def form_coverage(self) -> FormCoverage:
+        def read(uow: UnitOfWork) -> FormCoverage:
+            with_form, newest = uow.form_coverage()
+            current = newest is None or self._matcher().form_is_current(newest)
+            return FormCoverage(uow.count_records(), with_form, current)
+
+        return self._store.run(read, write=False)
 
     # -- the decisions --------------------------------------------------------------
     def _register(

@@ -475,6 +475,11 @@ class SqlUnitOfWork(DeliveryRows):
     def count_records(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(t.source_record)).scalar_one())
 
+    def form_coverage(self) -> tuple[int, str | None]:
+        forms = int(self._c.execute(select(func.count()).select_from(t.record_form)).scalar_one())
+        newest = select(t.record_form.c.form).order_by(t.record_form.c.record_id.desc()).limit(1)
+        return forms, self._c.execute(newest).scalar()
+
     def snapshot(self) -> RegistryState:
         state = RegistryState()
         c = self._c

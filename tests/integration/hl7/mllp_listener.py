@@ -89,7 +89,8 @@ def write_config(directory: Path, extra: str = "") -> Path:
     return path
 
 
-def start_listener(config: Path, database_url: str) -> Listener:
+def start_listener(config: Path, database_url: str, log: Path | None = None) -> Listener:
+    """A running ``mpi serve``; its warnings go to ``log`` if given."""
     command = [
         sys.executable,
         "-c",
@@ -102,7 +103,12 @@ def start_listener(config: Path, database_url: str) -> Listener:
         "warning",
     ]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment)
+    stderr = log.open("wb") if log is not None else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=environment)
+    finally:
+        if log is not None:
+            stderr.close()  # type: ignore[union-attr]
     assert process.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT
     line = b""

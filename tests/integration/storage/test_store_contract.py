@@ -19,6 +19,7 @@ from mpi.service.audit import verify
 from mpi.service.bootstrap import Services
 from mpi.service.fakes import FakeMatcher
 from mpi.service.ports import UnitOfWork
+from mpi.service.registry import FormCoverage
 
 AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 JOAO = Demographics(
@@ -434,10 +435,14 @@ def test_reindex_gives_every_record_its_keys_and_form_again(any_services: Servic
         for result in registered:
             uow.index_record(result.record_id, result.version, ["stale"], None)
 
+    assert registry.form_coverage() == FormCoverage(records=5, with_form=5, current=True)
     any_services.store.run(forget)
     assert registry.search(anna) == []
+    assert registry.form_coverage() == FormCoverage(records=5, with_form=0, current=True)
+    assert registry.form_coverage().needs_reindex
     seen: list[int] = []
     assert registry.reindex(batch_size=2, progress=seen.append) == 5
+    assert not registry.form_coverage().needs_reindex
     assert seen == [2, 2, 1]
     hits = registry.search(anna)
     assert [h.mpi_id for h in hits][:1] == [registered[1].mpi_id]

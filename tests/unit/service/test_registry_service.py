@@ -22,7 +22,8 @@ from mpi.service.bootstrap import Services, wire
 from mpi.service.evidence import matchable_records
 from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
 from mpi.service.operations import MATRICULE_SYSTEM
-from mpi.service.registry import RegistrationResult
+from mpi.service.ports import UnitOfWork
+from mpi.service.registry import FormCoverage, RegistrationResult
 from mpi.service.settings import Settings
 
 JEAN = Demographics(
@@ -308,3 +309,33 @@ def test_a_stored_valid_matricule_is_read_as_the_check_would_normalise_it(
     views, matricules = matchable_records([record])
     assert matricules == [normalised] == [number]
     assert views[0].national_id == number
+
+
+@pytest.mark.parametrize(
+    ("coverage", "warn"),
+    [
+        (FormCoverage(records=0, with_form=0, current=True), False),  # an empty registry
+        (FormCoverage(records=1000, with_form=995, current=True), False),  # a few refused dates
+        (FormCoverage(records=1000, with_form=980, current=True), True),
+        (FormCoverage(records=1000, with_form=0, current=True), True),  # written by an older mpi
+        (FormCoverage(records=1000, with_form=1000, current=False), True),  # another standardiser
+    ],
+)
+def test_a_reindex_is_advised_when_many_records_would_be_standardised_at_every_match(
+    coverage: FormCoverage, warn: bool
+) -> None:
+    assert coverage.needs_reindex is warn
+
+
+def test_forms_of_another_standardiser_do_not_count_as_current() -> None:
+    services = wire(
+        Settings(database_url="sqlite:///unused.db", _env_file=None), InMemoryStore(), FakeMatcher()
+    )  # type: ignore[call-arg]
+    services.registry.register(RegisterRecord(RecordKey("A", "1"), Demographics(family_name="Weber")))
+    assert services.registry.form_coverage() == FormCoverage(records=1, with_form=1, current=True)
+
+    def restamp(uow: UnitOfWork) -> None:
+        uow.index_record(1, 1, ["k"], "written by another version")
+
+    services.store.run(restamp)
+    assert services.registry.form_coverage() == FormCoverage(records=1, with_form=1, current=False)
