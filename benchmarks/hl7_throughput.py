@@ -59,7 +59,7 @@ from benchmarks.load_1m import (
     postgres_reachable,
     registry_counts,
 )
-from benchmarks.online_register import analyze
+from benchmarks.online_register import settle
 from benchmarks.paths import PROJECT_ROOT, WORK_DIR, mpi_executable
 from benchmarks.reporting import latency, machine_info, markdown_table, package_versions, write_json
 from benchmarks.synthetic_data import ensure_dataset
@@ -344,8 +344,7 @@ def run_backend(backend: str, work: Workload, args: argparse.Namespace) -> dict[
         result: dict[str, Any] = {"load": load.as_dict()}
         if not load.succeeded:
             return {**result, "status": "load failed", "log_tail": log_tail(load)}
-        if backend == "postgres":
-            analyze(url)
+        settle(url)
         result["before"] = registry_counts(url)
         config = WORK_DIR / "hl7_throughput" / "hl7.toml"
         config.write_text(config_text(work.sources), encoding="utf-8")
