@@ -20,8 +20,8 @@ def replay(events: Iterable[Event]) -> RegistryState:
 def invariant_violations(state: RegistryState) -> list[str]:
     """Broken invariants of ``state``, in words; empty when the registry is consistent.
 
-    Every record is linked to exactly one person, which is active; a retired
-    person names an existing successor; an active person's flags are those of
+    Every record is linked to exactly one person, which is active; an active person has a
+    record; a retired person names an existing successor; an active person's flags are those of
     its pending review tasks; a version history has no gap.
     """
     problems: list[str] = []
@@ -36,7 +36,10 @@ def invariant_violations(state: RegistryState) -> list[str]:
         elif person.status is not PersonStatus.ACTIVE:
             problems.append(f"record {record_id} is linked to retired person {link.mpi_id}")
     problems.extend(f"link of unknown record {rid}" for rid in state.links if rid not in state.records)
+    linked = {link.mpi_id for link in state.links.values()}
     for person in state.persons.values():
+        if person.status is PersonStatus.ACTIVE and person.mpi_id not in linked:
+            problems.append(f"active person {person.mpi_id} has no record")
         if person.status is PersonStatus.RETIRED and person.replaced_by not in state.persons:
             problems.append(f"retired person {person.mpi_id} names unknown successor {person.replaced_by}")
         if person.status is PersonStatus.ACTIVE and person.replaced_by is not None:

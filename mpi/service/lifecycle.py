@@ -75,20 +75,22 @@ class Lifecycle:
         retired_id = normalise_mpi_id(command.mpi_id)
 
         def work(op: Operation) -> Event:
-            retired = op.person(retired_id)
+            op.person(retired_id)  # an unknown id is not found, before anything is locked
+            # Read again under the lock: an unmerge of the same person committed meanwhile has
+            # made it active, and there is then nothing left to undo.
+            retired = op.lock(retired_id) or op.person(retired_id)
             if retired.is_active:
                 raise Conflict(f"person {retired_id} is active: there is no merge to undo")
             merge = _retiring_event(op.uow, retired_id)
             if merge is None or merge.kind is not EventKind.PERSONS_MERGED:
                 raise Conflict(f"person {retired_id} was not retired by a merge; link its records instead")
             survivor_id = retired.replaced_by or ""
-            survivor = op.person(survivor_id)
+            survivor = op.lock(survivor_id) or op.person(survivor_id)
             if not survivor.is_active:
                 raise Conflict(
                     f"the survivor {survivor_id} was itself merged into {survivor.replaced_by} since; "
                     "unmerge that first"
                 )
-            op.uow.lock_persons(sorted((retired_id, survivor_id)))
             # Newest first, so an entity changed twice by the merge ends at its first 'before'.
             for change in reversed(merge.changes):
                 match change:
@@ -128,10 +130,10 @@ class Lifecycle:
         def work(op: Operation) -> Event:
             record = op.record(command.key)
             op.active_person(target)
-            current = op.link_of(record.record_id)
+            current = op.lock_link(record.record_id, also=(target,))
+            op.lock_active(sorted({target, current.mpi_id}))  # both locked now: checks they are active
             if current.mpi_id == target and current.provenance is LinkProvenance.MANUAL:
                 raise Conflict(f"record {command.key} is already linked by hand to {target}")
-            op.lock_active(sorted({target, current.mpi_id}))
             op.link(record.record_id, target, LinkProvenance.MANUAL, before=current, reason=command.reason)
             if current.mpi_id != target and not op.uow.links_of_person(current.mpi_id):
                 merge_in(op, target, current.mpi_id, command.reason or f"its last record moved to {target}")
@@ -145,13 +147,12 @@ class Lifecycle:
 
         def work(op: Operation) -> Event:
             record = op.record(command.key)
-            current = op.link_of(record.record_id)
+            current = op.lock_link(record.record_id)  # its person's records stay as counted here
             if len(op.uow.links_of_person(current.mpi_id)) == 1:
                 raise Conflict(
                     f"record {command.key} is the only record of person {current.mpi_id}; there is nothing "
                     "to unlink it from"
                 )
-            op.lock_active([current.mpi_id])
             person = op.new_person()
             op.link(
                 record.record_id,

@@ -49,6 +49,11 @@ _MATRICULE_FLAG = {
 }
 
 
+def _check_mpi_id(mpi_id: str) -> None:
+    if not is_valid_mpi_id(mpi_id):
+        raise NotFound(f"{mpi_id!r} is not a valid MPI id (wrong length, character or check character)")
+
+
 @functools.lru_cache(maxsize=65_536)
 def judge_matricule(raw: str | None) -> tuple[str | None, MatriculeFlag]:
     """The normalised 13-digit matricule (``None`` unless valid) and how it was judged."""
@@ -69,6 +74,10 @@ class Operation:
         self._reviews_changed: set[str] = set()  # persons whose flags may have changed
         # Every person write of the operation goes through it, so what it read or wrote stays current.
         self._persons: dict[str, Person] = {}
+        # Persons locked by this transaction (or created by it): their rows in ``_persons`` are
+        # current until it ends. A person is only ever written once locked, and read again
+        # under the lock: a read taken before could undo a concurrent merge when written back.
+        self._locked: set[str] = set()
 
     # -- reads ----------------------------------------------------------------------
     def record(self, key: RecordKey) -> SourceRecord:
@@ -78,8 +87,7 @@ class Operation:
         return record
 
     def person(self, mpi_id: str) -> Person:
-        if not is_valid_mpi_id(mpi_id):
-            raise NotFound(f"{mpi_id!r} is not a valid MPI id (wrong length, character or check character)")
+        _check_mpi_id(mpi_id)
         person = self._persons.get(mpi_id) or self.uow.get_person(mpi_id)
         if person is None:
             raise NotFound(f"no person with MPI id {mpi_id!r}")
@@ -92,26 +100,60 @@ class Operation:
             raise Conflict(f"person {mpi_id} is retired (merged into {person.replaced_by})")
         return person
 
+    def _lock_all(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+        """Lock the persons not locked yet, read them afresh; every one that exists, locked."""
+        wanted = sorted(set(mpi_ids) - self._locked)
+        if wanted:
+            found = self.uow.lock_persons(wanted)
+            self._persons.update(found)
+            self._locked.update(found)
+        return {mpi_id: self._persons[mpi_id] for mpi_id in mpi_ids if mpi_id in self._locked}
+
     def lock_active(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
         """Lock persons, each of which must exist and be active."""
         for mpi_id in mpi_ids:
-            self.person(mpi_id)
-        locked = self.uow.lock_persons(mpi_ids)
-        self._persons.update(locked)
+            _check_mpi_id(mpi_id)
+        locked = self._lock_all(mpi_ids)
         for mpi_id in mpi_ids:
-            if not locked[mpi_id].is_active:
-                raise Conflict(f"person {mpi_id} is retired (merged into {locked[mpi_id].replaced_by})")
+            person = locked.get(mpi_id)
+            if person is None:
+                raise NotFound(f"no person with MPI id {mpi_id!r}")
+            if not person.is_active:
+                raise Conflict(f"person {mpi_id} is retired (merged into {person.replaced_by})")
         return locked
 
     def lock(self, mpi_id: str) -> Person | None:
         """Lock one person against concurrent change; ``None`` if it does not exist."""
-        person = self.uow.lock_persons([mpi_id]).get(mpi_id)
-        if person is not None:
-            self._persons[mpi_id] = person
-        return person
+        return self._lock_all([mpi_id]).get(mpi_id)
+
+    def lock_active_successor(self, mpi_id: str) -> Person | None:
+        """Lock the person, or the active person a merge committed meanwhile made its survivor."""
+        current: str | None = mpi_id
+        seen: set[str] = set()
+        while current is not None and current not in seen:
+            seen.add(current)
+            person = self.lock(current)
+            if person is None:
+                return None
+            if person.is_active:
+                return person
+            current = person.replaced_by
+        return None
 
     def link_of(self, record_id: int) -> Link:
         return self.uow.get_links([record_id])[record_id]
+
+    def lock_link(self, record_id: int, also: Sequence[str] = ()) -> Link:
+        """The record's link, read once its person (and the persons ``also``) are locked.
+
+        Moving a link away from a person takes that person's lock, so a link read while its
+        person is locked stays as read until the transaction ends; one read before may not.
+        """
+        link = self.link_of(record_id)
+        while link.mpi_id not in self._locked or not self._locked.issuperset(also):
+            self._lock_all([link.mpi_id, *also])
+            link = self.link_of(record_id)
+        return link
 
     def members(self, mpi_id: str) -> list[SourceRecord]:
         return self.uow.records_of_person(mpi_id)
@@ -182,6 +224,7 @@ class Operation:
         )
         self.uow.add_person(person)
         self._persons[person.mpi_id] = person
+        self._locked.add(person.mpi_id)  # no other transaction sees it before this one ends
         self._changes.append(PersonChanged(person.mpi_id, None, person))
         self._touched[person.mpi_id] = None
         return person
@@ -244,7 +287,14 @@ class Operation:
         match_weight: float,
         comparisons: Sequence[ComparisonOutcome],
     ) -> ReviewTask | None:
-        """Open a task unless the pair was ruled out by a human or already waits for one."""
+        """Open a task unless the pair was ruled out by a human or already waits for one.
+
+        The candidate person is locked first: merged meanwhile, its survivor is the candidate."""
+        if kind is not ReviewKind.RECORD_MISMATCH:
+            candidate = self.lock_active_successor(candidate_mpi_id)
+            if candidate is None:
+                return None
+            candidate_mpi_id = candidate.mpi_id
         if kind is not ReviewKind.RECORD_MISMATCH and (
             candidate_mpi_id == mpi_id or candidate_mpi_id in self.uow.not_duplicate_partners(mpi_id)
         ):
@@ -321,7 +371,7 @@ class Operation:
 
     # -- completion -----------------------------------------------------------------
     def _refresh(self, mpi_id: str) -> None:
-        person = self._persons.get(mpi_id) or self.uow.get_person(mpi_id)
+        person = self.lock(mpi_id)
         if person is None or not person.is_active:
             return  # a retired person keeps the golden record it had when it was merged
         flags = person.flags

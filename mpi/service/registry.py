@@ -220,7 +220,8 @@ class Registry:
         targets = [e for e in evidence if e.decision == "link"]
         record = op.add_record(command.key, command.demographics, probe.matricule_flag)
         uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
-        target = _active_target(op, targets[0]) if targets else None
+        # Locked, following a merge that committed meanwhile to its survivor.
+        target = op.lock_active_successor(targets[0].mpi_id) if targets else None
         if target is not None:
             mpi_id, best = target.mpi_id, targets[0]
             link = op.link(
@@ -252,7 +253,7 @@ class Registry:
     def _update(
         self, op: Operation, matcher: Matcher, probe: Probe, current: SourceRecord, demographics: Demographics
     ) -> RegistrationResult:
-        link = op.link_of(current.record_id)
+        link = op.lock_link(current.record_id)
         if demographics == current.demographics:
             return RegistrationResult(
                 current.record_id,
@@ -298,21 +299,6 @@ class Registry:
             tasks,
             event.seq,
         )
-
-
-def _active_target(op: Operation, best: PersonEvidence) -> Person | None:
-    """Lock the chosen person; a merge that committed meanwhile is followed to its survivor."""
-    mpi_id: str | None = best.mpi_id
-    seen: set[str] = set()
-    while mpi_id is not None and mpi_id not in seen:
-        seen.add(mpi_id)
-        person = op.lock(mpi_id)
-        if person is None:
-            return None
-        if person.is_active:
-            return person
-        mpi_id = person.replaced_by
-    return None
 
 
 def _raise_reviews(

@@ -1,0 +1,97 @@
+"""Stewards (or feeds) changing the same person's links at the same moment, from several connections.
+
+Each change must see the links as the other left them: two unlinks of a person's
+two records may not both succeed (the person would be left active with no
+record), and a record moved by hand must leave its old person retired only if
+that person really has no record left.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from mpi.domain.commands import LinkRecord, RegisterRecord, UnlinkRecord
+from mpi.domain.records import Demographics, RecordKey
+from mpi.errors import Conflict
+from mpi.service.audit import verify
+from mpi.service.bootstrap import Services, bootstrap
+from mpi.service.fakes import FakeMatcher
+from mpi.service.settings import Settings
+
+PERSONS = 12
+
+
+def connect(url: str, migrate: bool) -> Services:
+    settings = Settings(database_url=url, auto_migrate=migrate, _env_file=None)  # type: ignore[call-arg]
+    return bootstrap(settings, FakeMatcher())
+
+
+def identity(n: int) -> Demographics:
+    return Demographics(family_name=f"Weber{n:02d}", given_names="Anne", birth_date="1970-03-04", sex="F")
+
+
+def race(first: Callable[[], object], second: Callable[[], object]) -> list[str]:
+    """Run both at once; what each did: "ok" or "conflict"."""
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def run(change: Callable[[], object]) -> None:
+        try:
+            start.wait()
+            change()
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(change,)) for change in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    return sorted(outcomes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_simultaneous_link_changes_see_each_other(backend: str, request: pytest.FixtureRequest) -> None:
+    url: str = request.getfixturevalue(f"{backend}_url")
+    one, other = connect(url, migrate=True), connect(url, migrate=False)
+    try:
+        persons = []
+        for n in range(PERSONS):
+            for source in ("HOSP", "LAB"):
+                result = one.registry.register(RegisterRecord(RecordKey(source, f"p{n}"), identity(n)))
+            persons.append(result.mpi_id)
+        assert len(set(persons)) == PERSONS  # each person has its two records
+
+        for n in range(PERSONS):
+            # The person's two records unlinked at once: one goes through, the other finds the
+            # person with a single record left, which there is nothing to unlink from.
+            assert race(
+                lambda n=n: one.lifecycle.unlink(UnlinkRecord(RecordKey("HOSP", f"p{n}"), "steward-1")),
+                lambda n=n: other.lifecycle.unlink(UnlinkRecord(RecordKey("LAB", f"p{n}"), "steward-2")),
+            ) == ["conflict", "ok"]
+        checked = verify(one.store)
+        assert checked.violations == () and checked.replay_matches
+
+        for n in range(PERSONS):
+            # Each of the two records of person n moved by hand onto the other's person at once.
+            hosp = one.registry.register(RegisterRecord(RecordKey("HOSP", f"p{n}"), identity(n))).mpi_id
+            lab = one.registry.register(RegisterRecord(RecordKey("LAB", f"p{n}"), identity(n))).mpi_id
+            hosp_key, lab_key = RecordKey("HOSP", f"p{n}"), RecordKey("LAB", f"p{n}")
+            race(
+                lambda key=hosp_key, to=lab: one.lifecycle.link(LinkRecord(key, to, "steward-1")),
+                lambda key=lab_key, to=hosp: other.lifecycle.link(LinkRecord(key, to, "steward-2")),
+            )
+        checked = verify(one.store)
+        assert checked.violations == () and checked.replay_matches
+    finally:
+        one.close()
+        other.close()
