@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
-from mpi.domain.commands import LinkRecord, RegisterRecord, UnlinkRecord
+from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, UnlinkRecord
+from mpi.domain.persons import PersonStatus
 from mpi.domain.records import Demographics, RecordKey
 from mpi.errors import Conflict
 from mpi.service.audit import verify
@@ -92,6 +94,42 @@ def test_simultaneous_link_changes_see_each_other(backend: str, request: pytest.
             )
         checked = verify(one.store)
         assert checked.violations == () and checked.replay_matches
+    finally:
+        one.close()
+        other.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_review_raised_during_a_merge_follows_the_merge(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A registration in the review band of a person that a steward merges at that moment.
+
+    Writing back the person as it read it before the merge committed would make the retired
+    person active again, without records; its task must end up on the survivor."""
+    url: str = request.getfixturevalue(f"{backend}_url")
+    one, other = connect(url, migrate=True), connect(url, migrate=False)
+    try:
+        for n in range(PERSONS):
+            candidate = one.registry.register(RegisterRecord(RecordKey("HOSP", f"q{n}"), identity(n))).mpi_id
+            stranger = replace(identity(n), family_name=f"Schmit{n:02d}", birth_date="1981-01-01")
+            survivor = one.registry.register(RegisterRecord(RecordKey("LAB", f"r{n}"), stranger)).mpi_id
+            # Same family name and birth date, another given name: the review band, not a link.
+            probe = replace(identity(n), given_names="Zoe")
+            race(
+                lambda n=n, probe=probe: one.registry.register(
+                    RegisterRecord(RecordKey("GP", f"g{n}"), probe)
+                ),
+                lambda s=survivor, c=candidate: other.lifecycle.merge(MergePersons(s, c, "steward")),
+            )
+        checked = verify(one.store)
+        assert checked.violations == () and checked.replay_matches
+        state = one.store.run(lambda uow: uow.snapshot(), write=False)
+        retired = {p.mpi_id for p in state.persons.values() if p.status is PersonStatus.RETIRED}
+        assert len(retired) == PERSONS
+        pending = [t for t in state.reviews.values() if t.is_pending]
+        assert pending and not [t for t in pending if {t.mpi_id, t.candidate_mpi_id} & retired]
     finally:
         one.close()
         other.close()
