@@ -100,7 +100,7 @@ class Operation:
             raise Conflict(f"person {mpi_id} is retired (merged into {person.replaced_by})")
         return person
 
-    def _lock_all(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
+    def lock_all(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
         """Lock the persons not locked yet, read them afresh; every one that exists, locked."""
         wanted = sorted(set(mpi_ids) - self._locked)
         if wanted:
@@ -113,7 +113,7 @@ class Operation:
         """Lock persons, each of which must exist and be active."""
         for mpi_id in mpi_ids:
             _check_mpi_id(mpi_id)
-        locked = self._lock_all(mpi_ids)
+        locked = self.lock_all(mpi_ids)
         for mpi_id in mpi_ids:
             person = locked.get(mpi_id)
             if person is None:
@@ -124,7 +124,7 @@ class Operation:
 
     def lock(self, mpi_id: str) -> Person | None:
         """Lock one person against concurrent change; ``None`` if it does not exist."""
-        return self._lock_all([mpi_id]).get(mpi_id)
+        return self.lock_all([mpi_id]).get(mpi_id)
 
     def lock_active_successor(self, mpi_id: str) -> Person | None:
         """Lock the person, or the active person a merge committed meanwhile made its survivor."""
@@ -151,7 +151,7 @@ class Operation:
         """
         link = self.link_of(record_id)
         while link.mpi_id not in self._locked or not self._locked.issuperset(also):
-            self._lock_all([link.mpi_id, *also])
+            self.lock_all([link.mpi_id, *also])
             link = self.link_of(record_id)
         return link
 

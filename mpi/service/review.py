@@ -47,6 +47,10 @@ class Reviews:
             task = uow.get_review(command.task_id)
             if task is None:
                 raise NotFound(f"no review task {command.task_id}")
+            # Whatever changes a task locks one of its persons at least: read under their locks,
+            # a resolution (or a merge moving the task) committed meanwhile is seen here.
+            op.lock_all(sorted({task.mpi_id, task.candidate_mpi_id}))
+            task = uow.get_review(command.task_id) or task
             if task.status is ReviewStatus.RESOLVED:
                 raise Conflict(
                     f"review task {task.task_id} was already resolved ({task.resolution}) by "

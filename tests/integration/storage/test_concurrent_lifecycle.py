@@ -1,9 +1,10 @@
 """Stewards (or feeds) changing the same person's links at the same moment, from several connections.
 
-Each change must see the links as the other left them: two unlinks of a person's
-two records may not both succeed (the person would be left active with no
-record), and a record moved by hand must leave its old person retired only if
-that person really has no record left.
+Each change must see the state the other left: two unlinks of a person's two
+records may not both succeed (the person would be left active with no record); a
+record moved by hand leaves its old person retired only if that person really has
+no record left; a review raised on a person being merged ends up on the survivor;
+a task answered twice at once is answered once, and the second steward is told.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import replace
 
 import pytest
 
-from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, UnlinkRecord
+from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, ResolveReview, UnlinkRecord
+from mpi.domain.events import EventKind
 from mpi.domain.persons import PersonStatus
 from mpi.domain.records import Demographics, RecordKey
+from mpi.domain.reviews import ReviewAction
 from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, bootstrap
@@ -32,7 +35,7 @@ def connect(url: str, migrate: bool) -> Services:
 
 
 def identity(n: int) -> Demographics:
-    return Demographics(family_name=f"Weber{n:02d}", given_names="Anne", birth_date="1970-03-04", sex="F")
+    return Demographics(family_name=f"Weber{n:02d}", given_names="Anne", birth_date=f"19{50 + n}-03-04", sex="F")
 
 
 def race(first: Callable[[], object], second: Callable[[], object]) -> list[str]:
@@ -130,6 +133,35 @@ def test_a_review_raised_during_a_merge_follows_the_merge(
         assert len(retired) == PERSONS
         pending = [t for t in state.reviews.values() if t.is_pending]
         assert pending and not [t for t in pending if {t.mpi_id, t.candidate_mpi_id} & retired]
+    finally:
+        one.close()
+        other.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_stewards_answering_one_task_at_once(backend: str, request: pytest.FixtureRequest) -> None:
+    """The second answer finds the task answered: a clear conflict, and nothing changed twice."""
+    url: str = request.getfixturevalue(f"{backend}_url")
+    one, other = connect(url, migrate=True), connect(url, migrate=False)
+    try:
+        for n in range(PERSONS):
+            one.registry.register(RegisterRecord(RecordKey("HOSP", f"q{n}"), identity(n)))
+            probe = replace(identity(n), given_names="Zoe")  # the review band
+            (task_id,) = one.registry.register(
+                RegisterRecord(RecordKey("GP", f"g{n}"), probe)
+            ).review_task_ids
+            answers = [
+                lambda services=services, steward=steward, task_id=task_id: services.reviews.resolve(
+                    ResolveReview(task_id, ReviewAction.NOT_A_DUPLICATE, steward)
+                )
+                for services, steward in ((one, "steward-1"), (other, "steward-2"))
+            ]
+            assert race(*answers) == ["conflict", "ok"]
+        events = one.store.run(lambda uow: uow.events(), write=False)
+        assert sum(e.kind is EventKind.REVIEW_RESOLVED for e in events) == PERSONS
+        checked = verify(one.store)
+        assert checked.violations == () and checked.replay_matches
     finally:
         one.close()
         other.close()
