@@ -160,7 +160,10 @@ class FeedTransaction:
         return record
 
     def _mpi_id(self, record: SourceRecord) -> str:
-        return self.uow.get_links([record.record_id])[record.record_id].mpi_id
+        """The record's person, locked: the link stays as read until the transaction ends, so
+        a merge or link acts on the persons the records have, not on those they had."""
+        op = Operation(self.uow, self._survivorship, self._clock(), self.actor)
+        return op.lock_link(record.record_id).mpi_id
 
     def _refuse_superseded(self, record: SourceRecord) -> None:
         if replaced := self.uow.superseded_records([record.record_id]):

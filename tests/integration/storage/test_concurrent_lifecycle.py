@@ -35,7 +35,8 @@ def connect(url: str, migrate: bool) -> Services:
 
 
 def identity(n: int) -> Demographics:
-    return Demographics(family_name=f"Weber{n:02d}", given_names="Anne", birth_date=f"19{50 + n}-03-04", sex="F")
+    birth_date = f"19{50 + n}-03-04"
+    return Demographics(family_name=f"Weber{n:02d}", given_names="Anne", birth_date=birth_date, sex="F")
 
 
 def race(first: Callable[[], object], second: Callable[[], object]) -> list[str]:
