@@ -110,7 +110,11 @@ class Engine:
             )
         return train_unsupervised(comparators, records, self.rules, link_only=link_only, progress=progress)
 
-    def scorer(self, records: EncodedRecords, params: TrainedParameters) -> Scorer:
+    def scorer(
+        self, records: EncodedRecords, params: TrainedParameters, *, term_frequencies: bool = True
+    ) -> Scorer:
+        """A scorer of ``records``; ``term_frequencies=False`` when they are not a population
+        (a probe and its candidates), whose value frequencies would mean nothing."""
         comparators, _ = self.usable_comparators(records)
         comparators = [c for c in comparators if c.name in params.comparisons]
         caps = [(ref.comparison, ref.level) for ref in self.rules.thresholds.never_link]
@@ -121,7 +125,9 @@ class Engine:
                 self._compiled.clear()
             compiled = [CompiledComparison.build(c, params.comparisons[c.name]) for c in comparators]
             cached = self._compiled[key] = (params, compiled)
-        return Scorer(comparators, params, records, caps, precompiled=cached[1])
+        return Scorer(
+            comparators, params, records, caps, precompiled=cached[1], term_frequencies=term_frequencies
+        )
 
     def prepare_blocking(self, records: EncodedRecords) -> list[PreparedRule]:
         rules, _ = self.usable_blocking_rules(records)

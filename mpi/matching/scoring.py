@@ -74,6 +74,8 @@ class Scorer:
         records: EncodedRecords,
         never_link: Sequence[tuple[str, str]] = (),
         precompiled: Sequence[CompiledComparison] | None = None,
+        *,
+        term_frequencies: bool = True,
     ) -> None:
         self.records = records
         positions = {c.name: k for k, c in enumerate(comparators)}
@@ -90,15 +92,11 @@ class Scorer:
         )
         self.prior_weight = np.float32(probability_to_weight(params.prior))
         self._log2_tf: dict[str, Floats] = {}
-        for compiled in self.compiled:
+        for compiled in self.compiled if term_frequencies else ():
             column = compiled.comparator.exact_column
             if compiled.tf_log2_u_exact is not None and column is not None and column in records.strings:
                 freq = records.strings[column].frequencies()
                 self._log2_tf[compiled.comparator.name] = np.log2(np.maximum(freq, 1e-12)).astype(np.float32)
-
-    def disable_term_frequencies(self) -> None:
-        """Score without term-frequency adjustments (when the records are not a population)."""
-        self._log2_tf.clear()
 
     def levels(self, left: Indices, right: Indices) -> npt.NDArray[np.int8]:
         out = np.empty((left.shape[0], len(self.compiled)), dtype=np.int8)

@@ -203,8 +203,7 @@ class EngineMatcher:
             return []
         n = len(candidates) + 1
         records = encode(self._columns(probe, candidates), n)
-        scorer = self.engine.scorer(records, self.params)
-        scorer.disable_term_frequencies()
+        scorer = self.engine.scorer(records, self.params, term_frequencies=False)
         right = np.arange(1, n, dtype=np.int64)
         scored = scorer.score(np.zeros_like(right), right)
 

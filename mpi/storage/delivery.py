@@ -59,7 +59,7 @@ class DeliveryRows:
         found: dict[int, int] = {}
         for start in range(0, len(wanted), _SELECT_CHUNK):
             chunk = wanted[start : start + _SELECT_CHUNK]
-            rows = self._c.execute(q.SUPERSEDED_RECORDS, {"ids": chunk}).mappings()
+            rows = self._c.execute(q.SUPERSEDED_RECORDS, {"ids": chunk}).mappings().all()
             found.update((row["record_id"], row["replaced_by"]) for row in rows)
         return found
 
@@ -69,7 +69,7 @@ class DeliveryRows:
         owner = self._c.execute(_OWNER_OF_RECORD, params).mappings().first()
         if owner is None:
             return None
-        rows = self._c.execute(_RECORDS_IN_USE_OF_PERSON, {"mpi_id": owner["mpi_id"]}).mappings()
+        rows = self._c.execute(_RECORDS_IN_USE_OF_PERSON, {"mpi_id": owner["mpi_id"]}).mappings().all()
         return t.person_of(owner), [t.source_record_of(row) for row in rows]
 
     # -- receipts and outbox ----------------------------------------------------------

@@ -110,7 +110,8 @@ class SqlUnitOfWork(DeliveryRows):
 
     def _rows(self, statement: Any, name: str, values: Sequence[Any], **other: Any) -> Iterator[RowMapping]:
         for chunk in _chunks(list(values)):
-            yield from self._c.execute(statement, {name: list(chunk), **other}).mappings()
+            # all(): one fetch of every row, rather than one driver call per row.
+            yield from self._c.execute(statement, {name: list(chunk), **other}).mappings().all()
 
     # -- source records ---------------------------------------------------------------
     def find_record(self, key: RecordKey) -> SourceRecord | None:
@@ -183,7 +184,7 @@ class SqlUnitOfWork(DeliveryRows):
     def active_identifiers(self, record_id: int) -> list[RecordIdentifier]:
         if record_id in self._without_identifiers:
             return []
-        rows = self._c.execute(q.ACTIVE_IDENTIFIERS, {"record_id": record_id}).mappings()
+        rows = self._c.execute(q.ACTIVE_IDENTIFIERS, {"record_id": record_id}).mappings().all()
         return [t.identifier_of(row) for row in rows]
 
     def add_identifier(
@@ -238,7 +239,7 @@ class SqlUnitOfWork(DeliveryRows):
             ]
         elif identifier is None:
             by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
-            rows = [(r[0], r[1], r[2]) for r in self._c.execute(by_key, {"keys": distinct})]
+            rows = [(r[0], r[1], r[2]) for r in self._c.execute(by_key, {"keys": distinct}).all()]
         else:
             params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
             by_either = (
@@ -247,7 +248,7 @@ class SqlUnitOfWork(DeliveryRows):
                 else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
             )
             rows = []
-            for record_id, mpi_id, form, has_identifier in self._c.execute(by_either, params):
+            for record_id, mpi_id, form, has_identifier in self._c.execute(by_either, params).all():
                 rows.append((record_id, mpi_id, form))
                 if has_identifier:
                     holders.add(record_id)
@@ -289,10 +290,11 @@ class SqlUnitOfWork(DeliveryRows):
         return {row["record_id"]: t.link_of(row) for row in self._rows(q.LINKS_BY_RECORD, "ids", record_ids)}
 
     def links_of_person(self, mpi_id: str) -> list[Link]:
-        return [t.link_of(row) for row in self._c.execute(q.LINKS_OF_PERSON, {"mpi_id": mpi_id}).mappings()]
+        rows = self._c.execute(q.LINKS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
+        return [t.link_of(row) for row in rows]
 
     def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
-        rows = self._c.execute(q.RECORDS_OF_PERSON, {"mpi_id": mpi_id}).mappings()
+        rows = self._c.execute(q.RECORDS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
         return [t.source_record_of(row) for row in rows]
 
     def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
@@ -330,7 +332,7 @@ class SqlUnitOfWork(DeliveryRows):
             params = {"ids": list(chunk), "cids": list(chunk)}
             found.update(
                 (row["task_id"], t.review_of(row))
-                for row in self._c.execute(q.PENDING_REVIEWS, params).mappings()
+                for row in self._c.execute(q.PENDING_REVIEWS, params).mappings().all()
             )
         return [found[task_id] for task_id in sorted(found)]
 

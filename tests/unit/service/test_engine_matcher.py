@@ -46,8 +46,7 @@ def batch_scores(
     records = [probe, *candidates]
     frame = pd.DataFrame({f: [getattr(r, f) for r in records] for f in DEMOGRAPHIC_FIELDS}, dtype=object)
     encoded = Engine.encode(standardise(frame.astype(pd.StringDtype())).frame)
-    scorer = matcher.engine.scorer(encoded, matcher.params)
-    scorer.disable_term_frequencies()
+    scorer = matcher.engine.scorer(encoded, matcher.params, term_frequencies=False)
     right = np.arange(1, len(records), dtype=np.int64)
     scored = scorer.score(np.zeros_like(right), right)
     labels = [(*c.comparator.labels, "missing") for c in scorer.compiled]
