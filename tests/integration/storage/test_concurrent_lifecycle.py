@@ -10,7 +10,7 @@ a task answered twice at once is answered once, and the second steward is told.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -32,6 +32,18 @@ PERSONS = 12
 def connect(url: str, migrate: bool) -> Services:
     settings = Settings(database_url=url, auto_migrate=migrate, _env_file=None)  # type: ignore[call-arg]
     return bootstrap(settings, FakeMatcher())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two(request: pytest.FixtureRequest) -> Iterator[tuple[Services, Services]]:
+    """Two connections (two servers, or two stewards' sessions) to one fresh registry."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    one, other = connect(url, migrate=True), connect(url, migrate=False)
+    try:
+        yield one, other
+    finally:
+        one.close()
+        other.close()
 
 
 def identity(n: int) -> Demographics:
@@ -65,104 +77,80 @@ def race(first: Callable[[], object], second: Callable[[], object]) -> list[str]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_simultaneous_link_changes_see_each_other(backend: str, request: pytest.FixtureRequest) -> None:
-    url: str = request.getfixturevalue(f"{backend}_url")
-    one, other = connect(url, migrate=True), connect(url, migrate=False)
-    try:
-        persons = []
-        for n in range(PERSONS):
-            for source in ("HOSP", "LAB"):
-                result = one.registry.register(RegisterRecord(RecordKey(source, f"p{n}"), identity(n)))
-            persons.append(result.mpi_id)
-        assert len(set(persons)) == PERSONS  # each person has its two records
+def test_simultaneous_link_changes_see_each_other(two: tuple[Services, Services]) -> None:
+    one, other = two
+    persons = []
+    for n in range(PERSONS):
+        for source in ("HOSP", "LAB"):
+            result = one.registry.register(RegisterRecord(RecordKey(source, f"p{n}"), identity(n)))
+        persons.append(result.mpi_id)
+    assert len(set(persons)) == PERSONS  # each person has its two records
 
-        for n in range(PERSONS):
-            # The person's two records unlinked at once: one goes through, the other finds the
-            # person with a single record left, which there is nothing to unlink from.
-            assert race(
-                lambda n=n: one.lifecycle.unlink(UnlinkRecord(RecordKey("HOSP", f"p{n}"), "steward-1")),
-                lambda n=n: other.lifecycle.unlink(UnlinkRecord(RecordKey("LAB", f"p{n}"), "steward-2")),
-            ) == ["conflict", "ok"]
-        checked = verify(one.store)
-        assert checked.violations == () and checked.replay_matches
+    for n in range(PERSONS):
+        # The person's two records unlinked at once: one goes through, the other finds the
+        # person with a single record left, which there is nothing to unlink from.
+        assert race(
+            lambda n=n: one.lifecycle.unlink(UnlinkRecord(RecordKey("HOSP", f"p{n}"), "steward-1")),
+            lambda n=n: other.lifecycle.unlink(UnlinkRecord(RecordKey("LAB", f"p{n}"), "steward-2")),
+        ) == ["conflict", "ok"]
+    checked = verify(one.store)
+    assert checked.violations == () and checked.replay_matches
 
-        for n in range(PERSONS):
-            # Each of the two records of person n moved by hand onto the other's person at once.
-            hosp = one.registry.register(RegisterRecord(RecordKey("HOSP", f"p{n}"), identity(n))).mpi_id
-            lab = one.registry.register(RegisterRecord(RecordKey("LAB", f"p{n}"), identity(n))).mpi_id
-            hosp_key, lab_key = RecordKey("HOSP", f"p{n}"), RecordKey("LAB", f"p{n}")
-            race(
-                lambda key=hosp_key, to=lab: one.lifecycle.link(LinkRecord(key, to, "steward-1")),
-                lambda key=lab_key, to=hosp: other.lifecycle.link(LinkRecord(key, to, "steward-2")),
-            )
-        checked = verify(one.store)
-        assert checked.violations == () and checked.replay_matches
-    finally:
-        one.close()
-        other.close()
+    for n in range(PERSONS):
+        # Each of the two records of person n moved by hand onto the other's person at once.
+        hosp = one.registry.register(RegisterRecord(RecordKey("HOSP", f"p{n}"), identity(n))).mpi_id
+        lab = one.registry.register(RegisterRecord(RecordKey("LAB", f"p{n}"), identity(n))).mpi_id
+        hosp_key, lab_key = RecordKey("HOSP", f"p{n}"), RecordKey("LAB", f"p{n}")
+        race(
+            lambda key=hosp_key, to=lab: one.lifecycle.link(LinkRecord(key, to, "steward-1")),
+            lambda key=lab_key, to=hosp: other.lifecycle.link(LinkRecord(key, to, "steward-2")),
+        )
+    checked = verify(one.store)
+    assert checked.violations == () and checked.replay_matches
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_a_review_raised_during_a_merge_follows_the_merge(
-    backend: str, request: pytest.FixtureRequest
-) -> None:
+def test_a_review_raised_during_a_merge_follows_the_merge(two: tuple[Services, Services]) -> None:
     """A registration in the review band of a person that a steward merges at that moment.
 
     Writing back the person as it read it before the merge committed would make the retired
     person active again, without records; its task must end up on the survivor."""
-    url: str = request.getfixturevalue(f"{backend}_url")
-    one, other = connect(url, migrate=True), connect(url, migrate=False)
-    try:
-        for n in range(PERSONS):
-            candidate = one.registry.register(RegisterRecord(RecordKey("HOSP", f"q{n}"), identity(n))).mpi_id
-            stranger = replace(identity(n), family_name=f"Schmit{n:02d}", birth_date="1981-01-01")
-            survivor = one.registry.register(RegisterRecord(RecordKey("LAB", f"r{n}"), stranger)).mpi_id
-            # Same family name and birth date, another given name: the review band, not a link.
-            probe = replace(identity(n), given_names="Zoe")
-            race(
-                lambda n=n, probe=probe: one.registry.register(
-                    RegisterRecord(RecordKey("GP", f"g{n}"), probe)
-                ),
-                lambda s=survivor, c=candidate: other.lifecycle.merge(MergePersons(s, c, "steward")),
-            )
-        checked = verify(one.store)
-        assert checked.violations == () and checked.replay_matches
-        state = one.store.run(lambda uow: uow.snapshot(), write=False)
-        retired = {p.mpi_id for p in state.persons.values() if p.status is PersonStatus.RETIRED}
-        assert len(retired) == PERSONS
-        pending = [t for t in state.reviews.values() if t.is_pending]
-        assert pending and not [t for t in pending if {t.mpi_id, t.candidate_mpi_id} & retired]
-    finally:
-        one.close()
-        other.close()
+    one, other = two
+    for n in range(PERSONS):
+        candidate = one.registry.register(RegisterRecord(RecordKey("HOSP", f"q{n}"), identity(n))).mpi_id
+        stranger = replace(identity(n), family_name=f"Schmit{n:02d}", birth_date="1981-01-01")
+        survivor = one.registry.register(RegisterRecord(RecordKey("LAB", f"r{n}"), stranger)).mpi_id
+        # Same family name and birth date, another given name: the review band, not a link.
+        probe = replace(identity(n), given_names="Zoe")
+        race(
+            lambda n=n, probe=probe: one.registry.register(RegisterRecord(RecordKey("GP", f"g{n}"), probe)),
+            lambda s=survivor, c=candidate: other.lifecycle.merge(MergePersons(s, c, "steward")),
+        )
+    checked = verify(one.store)
+    assert checked.violations == () and checked.replay_matches
+    state = one.store.run(lambda uow: uow.snapshot(), write=False)
+    retired = {p.mpi_id for p in state.persons.values() if p.status is PersonStatus.RETIRED}
+    assert len(retired) == PERSONS
+    pending = [t for t in state.reviews.values() if t.is_pending]
+    assert pending and not [t for t in pending if {t.mpi_id, t.candidate_mpi_id} & retired]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_two_stewards_answering_one_task_at_once(backend: str, request: pytest.FixtureRequest) -> None:
+def test_two_stewards_answering_one_task_at_once(two: tuple[Services, Services]) -> None:
     """The second answer finds the task answered: a clear conflict, and nothing changed twice."""
-    url: str = request.getfixturevalue(f"{backend}_url")
-    one, other = connect(url, migrate=True), connect(url, migrate=False)
-    try:
-        for n in range(PERSONS):
-            one.registry.register(RegisterRecord(RecordKey("HOSP", f"q{n}"), identity(n)))
-            probe = replace(identity(n), given_names="Zoe")  # the review band
-            (task_id,) = one.registry.register(
-                RegisterRecord(RecordKey("GP", f"g{n}"), probe)
-            ).review_task_ids
-            answers = [
-                lambda services=services, steward=steward, task_id=task_id: services.reviews.resolve(
-                    ResolveReview(task_id, ReviewAction.NOT_A_DUPLICATE, steward)
-                )
-                for services, steward in ((one, "steward-1"), (other, "steward-2"))
-            ]
-            assert race(*answers) == ["conflict", "ok"]
-        events = one.store.run(lambda uow: uow.events(), write=False)
-        assert sum(e.kind is EventKind.REVIEW_RESOLVED for e in events) == PERSONS
-        checked = verify(one.store)
-        assert checked.violations == () and checked.replay_matches
-    finally:
-        one.close()
-        other.close()
+    one, other = two
+    for n in range(PERSONS):
+        one.registry.register(RegisterRecord(RecordKey("HOSP", f"q{n}"), identity(n)))
+        probe = replace(identity(n), given_names="Zoe")  # the review band
+        (task_id,) = one.registry.register(RegisterRecord(RecordKey("GP", f"g{n}"), probe)).review_task_ids
+        answers = [
+            lambda services=services, steward=steward, task_id=task_id: services.reviews.resolve(
+                ResolveReview(task_id, ReviewAction.NOT_A_DUPLICATE, steward)
+            )
+            for services, steward in ((one, "steward-1"), (other, "steward-2"))
+        ]
+        assert race(*answers) == ["conflict", "ok"]
+    events = one.store.run(lambda uow: uow.events(), write=False)
+    assert sum(e.kind is EventKind.REVIEW_RESOLVED for e in events) == PERSONS
+    checked = verify(one.store)
+    assert checked.violations == () and checked.replay_matches
