@@ -218,6 +218,10 @@ class Registry:
 
         evidence = gather(uow, matcher, probe)
         targets = [e for e in evidence if e.decision == "link"]
+        # Every person this registration may write (the one it links to, those it raises tasks
+        # on) locked at once, in one order: a merge of two of them, which locks them in the same
+        # order, waits for it or it for the merge, and the two never deadlock.
+        op.lock_all(sorted({e.mpi_id for e in evidence if e.decision != "none"}))
         record = op.add_record(command.key, command.demographics, probe.matricule_flag)
         uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
         # Locked, following a merge that committed meanwhile to its survivor.
@@ -271,6 +275,7 @@ class Registry:
         tasks: tuple[int, ...] = ()
         if link.provenance is LinkProvenance.AUTO:
             evidence = gather(op.uow, matcher, probe, exclude=record.record_id)
+            op.lock_all(sorted({e.mpi_id for e in evidence if e.decision != "none"}))  # one statement
             own = next((e for e in evidence if e.mpi_id == link.mpi_id), None)
             others = [e for e in evidence if e.mpi_id != link.mpi_id]
             tasks = _raise_reviews(op, record.record_id, link.mpi_id, others)
