@@ -257,8 +257,8 @@ class Registry:
     def _update(
         self, op: Operation, matcher: Matcher, probe: Probe, current: SourceRecord, demographics: Demographics
     ) -> RegistrationResult:
-        link = op.lock_link(current.record_id)
-        if demographics == current.demographics:
+        if demographics == current.demographics:  # nothing to write, so nothing to lock
+            link = op.link_of(current.record_id)
             return RegistrationResult(
                 current.record_id,
                 current.version,
@@ -269,6 +269,7 @@ class Registry:
                 (),
                 None,
             )
+        link = op.lock_link(current.record_id)
         record = op.add_version(current, demographics, probe.matricule_flag)
         op.uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
         op.touch(link.mpi_id)
