@@ -150,9 +150,13 @@ class Operation:
         person is locked stays as read until the transaction ends; one read before may not.
         """
         link = self.link_of(record_id)
-        while link.mpi_id not in self._locked or not self._locked.issuperset(also):
-            self.lock_all([link.mpi_id, *also])
-            link = self.link_of(record_id)
+        pending = {link.mpi_id, *also} - self._locked
+        while pending:
+            self.lock_all(sorted(pending))
+            tried, link = link.mpi_id, self.link_of(record_id)  # read again: it may have moved
+            if link.mpi_id == tried and tried not in self._locked:
+                raise NotFound(f"record {record_id} is linked to an unknown person {tried!r}")
+            pending = {link.mpi_id} - self._locked
         return link
 
     def members(self, mpi_id: str) -> list[SourceRecord]:
