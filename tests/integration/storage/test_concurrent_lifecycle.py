@@ -4,7 +4,8 @@ Each change must see the state the other left: two unlinks of a person's two
 records may not both succeed (the person would be left active with no record); a
 record moved by hand leaves its old person retired only if that person really has
 no record left; a review raised on a person being merged ends up on the survivor;
-a task answered twice at once is answered once, and the second steward is told.
+a task answered twice at once is answered once, and the second steward is told; so is a
+merge undone twice at once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from dataclasses import replace
 
 import pytest
 
-from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, ResolveReview, UnlinkRecord
+from mpi.domain.commands import (
+    LinkRecord,
+    MergePersons,
+    RegisterRecord,
+    ResolveReview,
+    UnlinkRecord,
+    UnmergePerson,
+)
 from mpi.domain.events import EventKind
 from mpi.domain.persons import PersonStatus
 from mpi.domain.records import Demographics, RecordKey
@@ -152,5 +160,24 @@ def test_two_stewards_answering_one_task_at_once(two: tuple[Services, Services])
         assert race(*answers) == ["conflict", "ok"]
     events = one.store.run(lambda uow: uow.events(), write=False)
     assert sum(e.kind is EventKind.REVIEW_RESOLVED for e in events) == PERSONS
+    checked = verify(one.store)
+    assert checked.violations == () and checked.replay_matches
+
+
+@pytest.mark.slow
+def test_one_merge_undone_twice_at_once(two: tuple[Services, Services]) -> None:
+    """The second unmerge finds the person active again: a clear conflict, and one event."""
+    one, other = two
+    for n in range(PERSONS):
+        first = one.registry.register(RegisterRecord(RecordKey("HOSP", f"p{n}"), identity(n))).mpi_id
+        stranger = replace(identity(n), family_name=f"Schmit{n:02d}", birth_date="1981-01-01")
+        second = one.registry.register(RegisterRecord(RecordKey("LAB", f"r{n}"), stranger)).mpi_id
+        one.lifecycle.merge(MergePersons(first, second, "steward"))
+        assert race(
+            lambda mpi_id=second: one.lifecycle.unmerge(UnmergePerson(mpi_id, "steward-1")),
+            lambda mpi_id=second: other.lifecycle.unmerge(UnmergePerson(mpi_id, "steward-2")),
+        ) == ["conflict", "ok"]
+    events = one.store.run(lambda uow: uow.events(), write=False)
+    assert sum(e.kind is EventKind.PERSONS_UNMERGED for e in events) == PERSONS
     checked = verify(one.store)
     assert checked.violations == () and checked.replay_matches
