@@ -5,7 +5,7 @@ records may not both succeed (the person would be left active with no record); a
 record moved by hand leaves its old person retired only if that person really has
 no record left; a review raised on a person being merged ends up on the survivor;
 a task answered twice at once is answered once, and the second steward is told; so is a
-merge undone twice at once.
+merge undone twice at once; two updates of one person's records both reach its golden record.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mpi.domain.commands import (
     ResolveReview,
     UnlinkRecord,
     UnmergePerson,
+    UpdateRecord,
 )
 from mpi.domain.events import EventKind
 from mpi.domain.persons import PersonStatus
@@ -32,6 +33,7 @@ from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, bootstrap
 from mpi.service.fakes import FakeMatcher
+from mpi.service.golden import SurvivorshipRules, compute_golden
 from mpi.service.settings import Settings
 
 PERSONS = 12
@@ -181,3 +183,33 @@ def test_one_merge_undone_twice_at_once(two: tuple[Services, Services]) -> None:
     assert sum(e.kind is EventKind.PERSONS_UNMERGED for e in events) == PERSONS
     checked = verify(one.store)
     assert checked.violations == () and checked.replay_matches
+
+
+@pytest.mark.slow
+def test_simultaneous_updates_of_two_records_of_one_person_both_reach_its_golden_record(
+    two: tuple[Services, Services],
+) -> None:
+    """Each update recomputes the person's golden record from its records as the other left them.
+
+    The two records share no blocking key (a steward linked them), so nothing but the person's
+    lock orders the two updates."""
+    one, other = two
+    for n in range(PERSONS):
+        hosp, lab = RecordKey("HOSP", f"p{n}"), RecordKey("LAB", f"p{n}")
+        alias = Demographics(family_name=f"Alias{n:02d}", given_names="Bea", birth_date="1930-12-12", sex="F")
+        person = one.registry.register(RegisterRecord(hosp, identity(n))).mpi_id
+        one.registry.register(RegisterRecord(lab, alias))
+        one.lifecycle.link(LinkRecord(lab, person, "steward"))
+        race(
+            lambda key=hosp, n=n: one.registry.update(
+                UpdateRecord(key, replace(identity(n), street="Rue A"))
+            ),
+            lambda key=lab, was=alias: other.registry.update(UpdateRecord(key, replace(was, phone="+352 1"))),
+        )
+    state = one.store.run(lambda uow: uow.snapshot(), write=False)
+    rules = SurvivorshipRules()
+    for person in state.persons.values():
+        if person.status is PersonStatus.ACTIVE:
+            linked = [state.records[k.record_id] for k in state.links.values() if k.mpi_id == person.mpi_id]
+            assert len(linked) == 2
+            assert person.golden == compute_golden(linked, rules)
