@@ -53,7 +53,7 @@ MappingFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--mapping",
-        help="A mapping file: SRC=DST lines, or a TOML table [columns] of SRC = \"DST\".",
+        help='A mapping file: SRC=DST lines, or a TOML table [columns] of SRC = "DST".',
         show_default=False,
     ),
 ]
@@ -108,9 +108,10 @@ def _print_dedup_summary(summary: dict[str, Any], out: Path) -> None:
         lines.append(f"  comparisons dropped: {escape(names)}")
     invalid = summary["invalid_values"]
     if invalid:
-        lines.append("  [yellow]unusable values treated as missing:[/] " + ", ".join(
-            f"{escape(column)}: {count}" for column, count in invalid.items()
-        ))
+        lines.append(
+            "  [yellow]unusable values treated as missing:[/] "
+            + ", ".join(f"{escape(column)}: {count}" for column, count in invalid.items())
+        )
     for warning in summary["model"]["warnings"]:
         lines.append(f"  [yellow]warning:[/] {escape(warning)}")
     for rule in summary["blocking"]["rules"]:

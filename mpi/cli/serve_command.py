@@ -63,12 +63,15 @@ def serve(
     try:
         coverage = services.registry.form_coverage()
         if coverage.needs_reindex:
+            missing = (
+                f"{coverage.records - coverage.with_form} of {coverage.records} records have no stored form"
+                if coverage.current
+                else "stored forms were written by another version of the standardiser"
+            )
             logging.getLogger("mpi.serve").warning(
-                "%d of %d records have no stored form of this mpi's standardiser%s: they are "
-                "standardised again at every match, which is correct but slower; run `mpi db reindex`",
-                coverage.records - coverage.with_form if coverage.current else coverage.records,
-                coverage.records,
-                "" if coverage.current else " (the forms stored were written by another version)",
+                "%s: those records are standardised again at every match, which is correct but "
+                "slower; run `mpi db reindex`",
+                missing,
             )
         runtime = build_runtime(hl7_config, settings, services.store, services.registry, matcher, utc_now)
 

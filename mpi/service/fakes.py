@@ -384,9 +384,9 @@ class _FakeUnitOfWork:
     def count_records(self) -> int:
         return len(self.s.records)
 
-    def form_coverage(self) -> tuple[int, str | None]:
+    def form_coverage(self) -> tuple[int, tuple[str, ...]]:
         forms = self.t.forms
-        return len(forms), forms[max(forms)] if forms else None
+        return len(forms), (forms[min(forms)], forms[max(forms)]) if forms else ()
 
     def snapshot(self) -> RegistryState:
         return copy.deepcopy(self.s)

@@ -265,8 +265,9 @@ class UnitOfWork(Protocol):
 
     def count_records(self) -> int: ...
 
-    def form_coverage(self) -> tuple[int, str | None]:
-        """How many records have a stored form, and the form of the newest one that has one."""
+    def form_coverage(self) -> tuple[int, tuple[str, ...]]:
+        """How many records have a stored form, and the forms of the oldest and the newest record
+        that have one (none if no record has)."""
         ...
 
     def snapshot(self) -> RegistryState:

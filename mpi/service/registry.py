@@ -57,7 +57,7 @@ class FormCoverage:
 
     records: int
     with_form: int  # records with a stored form (whatever standardiser wrote it)
-    current: bool  # the newest form was written by this standardiser (a new one reads none of them)
+    current: bool  # the oldest and newest forms were written by this standardiser (it reads no other)
 
     @property
     def needs_reindex(self) -> bool:
@@ -198,8 +198,10 @@ class Registry:
 
     def form_coverage(self) -> FormCoverage:
         def read(uow: UnitOfWork) -> FormCoverage:
-            with_form, newest = uow.form_coverage()
-            current = newest is None or self._matcher().form_is_current(newest)
+            # The oldest and newest forms stand for the rest: an upgrade leaves the old records'
+            # forms stale while new ones are current, and a reindex goes from oldest to newest.
+            with_form, samples = uow.form_coverage()
+            current = all(self._matcher().form_is_current(form) for form in samples)
             return FormCoverage(uow.count_records(), with_form, current)
 
         return self._store.run(read, write=False)

@@ -477,10 +477,14 @@ class SqlUnitOfWork(DeliveryRows):
     def count_records(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(t.source_record)).scalar_one())
 
-    def form_coverage(self) -> tuple[int, str | None]:
+    def form_coverage(self) -> tuple[int, tuple[str, ...]]:
         forms = int(self._c.execute(select(func.count()).select_from(t.record_form)).scalar_one())
-        newest = select(t.record_form.c.form).order_by(t.record_form.c.record_id.desc()).limit(1)
-        return forms, self._c.execute(newest).scalar()
+        samples = []
+        for order in (t.record_form.c.record_id.asc(), t.record_form.c.record_id.desc()):
+            form = self._c.execute(select(t.record_form.c.form).order_by(order).limit(1)).scalar()
+            if form is not None:
+                samples.append(form)
+        return forms, tuple(samples)
 
     def snapshot(self) -> RegistryState:
         state = RegistryState()

@@ -48,3 +48,9 @@ def test_serve_advises_a_reindex_when_records_have_no_stored_form(tmp_path: Path
     reindex = [sys.executable, "-m", "mpi.cli.main", "db", "reindex", "--db", f"sqlite:///{database}"]
     subprocess.run(reindex, check=True, capture_output=True)
     assert ADVICE not in served_log(tmp_path, database)
+
+    # As after an upgrade of the standardiser: the records loaded before have forms it never reads.
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE record_form SET form = 'v0' || form WHERE record_id < 150")
+    warning = served_log(tmp_path, database)
+    assert "written by another version of the standardiser" in warning and ADVICE in warning

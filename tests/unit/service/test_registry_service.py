@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -331,11 +331,16 @@ def test_forms_of_another_standardiser_do_not_count_as_current() -> None:
     services = wire(
         Settings(database_url="sqlite:///unused.db", _env_file=None), InMemoryStore(), FakeMatcher()
     )  # type: ignore[call-arg]
-    services.registry.register(RegisterRecord(RecordKey("A", "1"), Demographics(family_name="Weber")))
-    assert services.registry.form_coverage() == FormCoverage(records=1, with_form=1, current=True)
+    for n, name in enumerate(("Weber", "Schmit", "Muller"), start=1):
+        services.registry.register(RegisterRecord(RecordKey("A", str(n)), Demographics(family_name=name)))
+    assert services.registry.form_coverage() == FormCoverage(records=3, with_form=3, current=True)
 
-    def restamp(uow: UnitOfWork) -> None:
-        uow.index_record(1, 1, ["k"], "written by another version")
+    def restamp(record_id: int) -> Callable[[UnitOfWork], None]:
+        return lambda uow: uow.index_record(record_id, 1, ["k"], "written by another version")
 
-    services.store.run(restamp)
-    assert services.registry.form_coverage() == FormCoverage(records=1, with_form=1, current=False)
+    # After an upgrade, records registered since have current forms; the older ones do not.
+    services.store.run(restamp(1))
+    assert services.registry.form_coverage() == FormCoverage(records=3, with_form=3, current=False)
+    services.registry.reindex()
+    services.store.run(restamp(3))  # a reindex that stopped before the newest records
+    assert services.registry.form_coverage() == FormCoverage(records=3, with_form=3, current=False)
