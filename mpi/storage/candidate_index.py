@@ -42,6 +42,11 @@ _UPDATE_FORM = (
     .values(version=bindparam("version"), form=bindparam("form"))
 )
 _DELETE_FORM = delete(record_form).where(record_form.c.record_id == bindparam("record_id"))
+_RESTAMP_FORM = (
+    update(record_form)
+    .where(record_form.c.record_id == bindparam("b_record_id"))
+    .values(version=bindparam("version"))
+)
 # PostgreSQL: a new record's keys and form in one statement (one round trip instead of two).
 _INDEX_NEW = text(
     "WITH new_form AS (INSERT INTO record_form (record_id, version, form) "
@@ -100,7 +105,7 @@ class CandidateIndex:
         always of the record's current version."""
         if form is None:
             if not is_new:
-                self._connection.execute(_DELETE_FORM, {"record_id": record_id})
+                self.drop_form(record_id)
             return
         values = {"version": version, "form": form}
         if (
@@ -108,6 +113,14 @@ class CandidateIndex:
             or self._connection.execute(_UPDATE_FORM, {"b_record_id": record_id, **values}).rowcount == 0
         ):
             self._connection.execute(_INSERT_FORM, {"record_id": record_id, **values})
+
+    def drop_form(self, record_id: int) -> None:
+        """The record's form no longer describes it (a new version with other demographics)."""
+        self._connection.execute(_DELETE_FORM, {"record_id": record_id})
+
+    def restamp_form(self, record_id: int, version: int) -> None:
+        """The record's form describes its new ``version`` too (only its key changed)."""
+        self._connection.execute(_RESTAMP_FORM, {"b_record_id": record_id, "version": version})
 
     def records_with_keys(self, keys: Sequence[str]) -> list[int]:
         distinct = sorted(set(keys))

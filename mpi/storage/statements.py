@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, String, any_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, String, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
@@ -122,12 +122,6 @@ PG_CANDIDATES_BY_KEY, PG_CANDIDATES_BY_KEY_OR_IDENTIFIER = _candidates(
     )
 )
 CANDIDATES_BY_ID = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(bindparam("ids", expanding=True)))
-DELETE_FORM = delete(t.record_form).where(t.record_form.c.record_id == bindparam("record_id"))
-RESTAMP_FORM = (
-    update(t.record_form)
-    .where(t.record_form.c.record_id == bindparam("b_record_id"))
-    .values(version=bindparam("version"))
-)
 LINKED_RECORDS = (
     select(_record, t.link.c.mpi_id.label("linked_mpi_id"))
     .join(t.link, t.link.c.record_id == _record.c.record_id)

@@ -155,9 +155,9 @@ class SqlUnitOfWork(DeliveryRows):
         self, record: SourceRecord, actor: str, *, same_demographics: bool = False
     ) -> None:
         if same_demographics:
-            self._c.execute(q.RESTAMP_FORM, {"b_record_id": record.record_id, "version": record.version})
+            self._index.restamp_form(record.record_id, record.version)
         else:
-            self._c.execute(q.DELETE_FORM, {"record_id": record.record_id})
+            self._index.drop_form(record.record_id)
             self._without_form.add(record.record_id)
         self._c.execute(q.ARCHIVE_CURRENT_VERSION, {"record_id": record.record_id})
         self._c.execute(

@@ -43,14 +43,10 @@ def upsert(feed: Feed, control_id: str, changes: DemographicChanges) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_simultaneous_updates_of_one_patient_keep_both_changes(
-    backend: str, request: pytest.FixtureRequest
-) -> None:
-    url: str = request.getfixturevalue(f"{backend}_url")
+def test_simultaneous_updates_of_one_patient_keep_both_changes(database_url: str) -> None:
     servers = []
     for migrate in (True, False):
-        settings = Settings(database_url=url, auto_migrate=migrate, _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(database_url=database_url, auto_migrate=migrate, _env_file=None)  # type: ignore[call-arg]
         services = bootstrap(settings, SlowMatcher())
         servers.append((services, Feed(settings, services.store, SlowMatcher())))
     try:

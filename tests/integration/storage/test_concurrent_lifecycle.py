@@ -44,11 +44,10 @@ def connect(url: str, migrate: bool) -> Services:
     return bootstrap(settings, FakeMatcher())
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def two(request: pytest.FixtureRequest) -> Iterator[tuple[Services, Services]]:
+@pytest.fixture
+def two(database_url: str) -> Iterator[tuple[Services, Services]]:
     """Two connections (two servers, or two stewards' sessions) to one fresh registry."""
-    url: str = request.getfixturevalue(f"{request.param}_url")
-    one, other = connect(url, migrate=True), connect(url, migrate=False)
+    one, other = connect(database_url, migrate=True), connect(database_url, migrate=False)
     try:
         yield one, other
     finally:
