@@ -239,10 +239,11 @@ class PersonDirectory:
             events = uow.events(after=self._cursor, limit=_EVENT_BATCH)
             if not events:
                 return
-            touched: set[int] = set()
+            # Every record of a person an event names: an event may change what a record means
+            # without a change to the record itself (a local id superseded by its source's merge).
+            subjects = {mpi_id for event in events for mpi_id in event.subjects}
+            touched: set[int] = set(uow.records_of_persons(sorted(subjects))) if subjects else set()
             for event in events:
-                for mpi_id in event.subjects:
-                    touched.update(link.record_id for link in uow.links_of_person(mpi_id))
                 for change in event.changes:
                     match change:
                         case RecordChanged(record=record):

@@ -124,11 +124,15 @@ def _birth_dates_disagree(first: str | None, second: str | None) -> bool:
     return any(x != y and int(x) != 0 and int(y) != 0 for x, y in zip(a, b, strict=True))
 
 
-def strict_relation(probe: Demographics, candidate: Demographics) -> MatriculeRelation:
-    """How two records sharing a valid matricule compare on sex and birth date."""
-    sex_a, sex_b = _sex(probe.sex), _sex(candidate.sex)
+def strict_relation(
+    probe: Demographics, candidate_traits: tuple[str | None, str | None]
+) -> MatriculeRelation:
+    """How two records sharing a valid matricule compare on sex and birth date (the candidate's
+    as stored, in that order)."""
+    candidate_sex, candidate_birth_date = candidate_traits
+    sex_a, sex_b = _sex(probe.sex), _sex(candidate_sex)
     sex_differs = sex_a is not None and sex_b is not None and sex_a != sex_b
-    date_differs = _birth_dates_disagree(probe.birth_date, candidate.birth_date)
+    date_differs = _birth_dates_disagree(probe.birth_date, candidate_birth_date)
     if sex_differs and date_differs:
         return MatriculeRelation.CONFLICTING
     if sex_differs or date_differs:
@@ -164,15 +168,10 @@ def gather(
     found = [c for c in uow.candidate_records(probe.blocking_keys, identifier) if c.record_id != exclude]
     if not found:
         return []
-    # Most candidates are scored from their stored forms. The records themselves are read for
-    # those without a current form, and for those sharing the probe's matricule, whose strict
-    # traits decide whether the number links them or marks a collision.
+    # Most candidates are scored from their stored forms; the records themselves are read only
+    # for those without a current form.
     usable = [c.form is not None and matcher.form_is_current(c.form) for c in found]
-    wanted = [
-        c.record_id
-        for c, ok in zip(found, usable, strict=True)
-        if c.record is None and (not ok or c.has_identifier)
-    ]
+    wanted = [c.record_id for c, ok in zip(found, usable, strict=True) if c.record is None and not ok]
     read = uow.get_records(wanted) if wanted else {}
     records = {c.record_id: c.record or read[c.record_id] for c in found if c.record or c.record_id in read}
     views = dict(zip(records, matchable_records(list(records.values()))[0], strict=True))
@@ -188,9 +187,9 @@ def gather(
     relations: dict[str, list[MatriculeRelation]] = {}
     for candidate, score in zip(found, scores, strict=True):
         mpi_id = candidate.mpi_id
-        if candidate.has_identifier and probe.matricule is not None:
+        if candidate.holder_traits is not None and probe.matricule is not None:
             relations.setdefault(mpi_id, []).append(
-                strict_relation(probe.demographics, views[candidate.record_id])
+                strict_relation(probe.demographics, candidate.holder_traits)
             )
         current = best.get(mpi_id)
         if current is None or (score.match_probability, score.match_weight) > (

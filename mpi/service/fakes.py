@@ -239,7 +239,13 @@ class _FakeUnitOfWork:
             found.update(self.records_with_identifier(*identifier))
         holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
         return [
-            Candidate(r.record_id, m, form, None if form is not None else r, r.record_id in holders)
+            Candidate(
+                r.record_id,
+                m,
+                form,
+                None if form is not None else r,
+                (r.demographics.sex, r.demographics.birth_date) if r.record_id in holders else None,
+            )
             for r, m in self.linked_records(sorted(found))
             for form in [self.t.forms.get(r.record_id)]
         ]
@@ -268,6 +274,10 @@ class _FakeUnitOfWork:
         return sorted(
             (link for link in self.s.links.values() if link.mpi_id == mpi_id), key=lambda k: k.record_id
         )
+
+    def records_of_persons(self, mpi_ids: Sequence[str]) -> list[int]:
+        wanted = set(mpi_ids)
+        return sorted(link.record_id for link in self.s.links.values() if link.mpi_id in wanted)
 
     def save_link(self, link: Link) -> None:
         self.s.links[link.record_id] = link

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from mpi.domain.commands import LinkRecord, MergePersons, RegisterRecord, UnlinkRecord
+from mpi.domain.commands import LinkRecord, MergePersons, UnlinkRecord
 from mpi.domain.events import Event, EventKind, RecordChanged
 from mpi.domain.persons import LinkProvenance
 from mpi.domain.records import (
@@ -176,15 +176,16 @@ class FeedTransaction:
     ) -> RegistrationResult:
         """Register the record, or store a new version of it with ``changes`` applied; ``account``
         (unless ``None``: unchanged) sets or removes its patient account number."""
-        # The changes apply to the record as it is once no other transaction can change it:
-        # read before the lock, two messages for one patient on two connections would each
-        # apply theirs to the same old version, and the later would undo the earlier's fields.
-        self.uow.lock_keys([record_lock_key(key)])
-        current = self.uow.find_record(key)
-        if current is not None:
-            self._refuse_superseded(current)
-        demographics = apply_changes(current.demographics if current else None, changes)
-        result = self.services.registry.register(RegisterRecord(key, demographics, self.actor))
+
+        def demographics_of(current: SourceRecord | None) -> Demographics:
+            # Applied to the record as it is once no other transaction can change it (see
+            # Registry.upsert): two messages for one patient on two connections must not both
+            # change the same old version, or the later would undo the earlier's fields.
+            if current is not None:
+                self._refuse_superseded(current)
+            return apply_changes(current.demographics if current else None, changes)
+
+        result = self.services.registry.upsert(key, demographics_of, self.actor)
         if account is not None:
             self._set_account(result.record_id, key.authority, account.value)
         return result

@@ -4,14 +4,19 @@ A feed message's work is small (a registration is a few milliseconds) and each
 transaction has a fixed cost on top: a pooled connection, ``BEGIN IMMEDIATE`` on
 SQLite, and the commit, which on PostgreSQL waits for the write-ahead log to
 reach the disk. :class:`GroupCommit` lets the works that arrive while a
-transaction is running wait for it to end and then run together, each in a
-savepoint of its own, in the next one: a work refused by the service (an
-``MPIError``: an unknown key, a conflict) has only its own changes rolled back,
-and every work of a batch returns (or raises) to its caller only after the
-batch has committed. Anything else that goes wrong fails the batch's
-transaction: the store retries it if it lost to a concurrent one (a deadlock),
-and otherwise each work is replayed alone. Nothing is acknowledged before it is
-durable, and nothing that fails takes the others down with it.
+transaction is running wait for it to end and then run together in the next
+one, and every work of a batch returns (or raises) to its caller only after the
+batch has committed.
+
+A work refused by the service (an ``MPIError``: an unknown key, a conflict) must
+have only its own changes rolled back. Refusals are rare, so a batch first runs
+its works one after the other without savepoints (two statements less per work);
+if one is refused, that transaction is rolled back and the batch runs again with
+each work in a savepoint of its own, where the refused one rolls back alone.
+Anything else that goes wrong fails the batch's transaction: the store retries it
+if it lost to a concurrent one (a deadlock), and otherwise each work is replayed
+alone. Nothing is acknowledged before it is durable, and nothing that fails
+takes the others down with it.
 
 There is no thread of its own: the first caller that finds a writer slot free
 runs the batch of everything queued so far (usually just its own work when the
@@ -22,6 +27,7 @@ until its batch is done.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +38,8 @@ from mpi.errors import MPIError
 from mpi.service.ports import Store, UnitOfWork
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 32
 
@@ -124,16 +132,24 @@ class GroupCommit:
         """Run ``batch`` in one transaction and record each work's outcome; never raises."""
 
         def together(uow: UnitOfWork) -> list[tuple[Any, Exception | None]]:
-            if len(batch) == 1:
-                # Alone in its transaction, a work needs no savepoint: if it raises, rolling
-                # the whole transaction back undoes it and nothing else.
-                return [(batch[0].work(uow), None)]
+            # If one raises, rolling the whole transaction back undoes it and the others.
+            return [(item.work(uow), None) for item in batch]
+
+        def in_savepoints(uow: UnitOfWork) -> list[tuple[Any, Exception | None]]:
             return [_in_savepoint(uow, item.work) for item in batch]
 
         interrupted = RuntimeError("the transaction was interrupted; the message was not applied")
         outcomes: list[tuple[Any, Exception | None]] = [(None, interrupted)] * len(batch)
         try:
-            outcomes = self._store.run(together)
+            try:
+                outcomes = self._store.run(together)
+            except MPIError:
+                if len(batch) == 1:
+                    raise  # alone in its transaction, the refused work rolled back alone
+                log.debug(
+                    "a work of a batch of %d was refused: the batch runs again in savepoints", len(batch)
+                )
+                outcomes = self._store.run(in_savepoints)
         except Exception as failure:
             # Something other than a refusal went wrong (or the commit failed): nothing of
             # the batch was committed. Alone, each work fails or succeeds on its own.

@@ -74,7 +74,13 @@ class Candidate:
     mpi_id: str  # the person it is linked to
     form: str | None  # the stored form of its current version, if it has one
     record: SourceRecord | None  # the record itself, read only when it has no form
-    has_identifier: bool  # it carries the identifier the probe was searched with
+    # (sex, birth date) as stored, of a record carrying the identifier the probe was searched
+    # with (``None`` for the others): they decide whether a shared matricule links or collides.
+    holder_traits: tuple[str | None, str | None] | None = None
+
+    @property
+    def has_identifier(self) -> bool:
+        return self.holder_traits is not None
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,10 @@ class UnitOfWork(Protocol):
     def get_links(self, record_ids: Sequence[int]) -> dict[int, Link]: ...
 
     def links_of_person(self, mpi_id: str) -> list[Link]: ...
+
+    def records_of_persons(self, mpi_ids: Sequence[str]) -> list[int]:
+        """The ids of the records linked to any of ``mpi_ids``, sorted."""
+        ...
 
     def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
         """The current versions of the records linked to ``mpi_id``, by record id."""

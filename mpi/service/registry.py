@@ -101,6 +101,31 @@ class Registry:
         probe = make_probe(matcher, command.demographics)
         return self._store.run(lambda uow: self._register(uow, matcher, probe, command))
 
+    def upsert(
+        self, key: RecordKey, demographics_of: Callable[[SourceRecord | None], Demographics], actor: str
+    ) -> RegistrationResult:
+        """Register the record of ``key``, or store a new version of it, with the demographics
+        ``demographics_of`` gives from its current version (``None``: no such record yet).
+
+        The current version is read under the record's lock, so changes applied to it by two
+        callers at once are applied one after the other, never both to the same old version.
+        ``demographics_of`` may raise to refuse the change; it may run more than once.
+        """
+        matcher = self._matcher()
+
+        def work(uow: UnitOfWork) -> RegistrationResult:
+            uow.lock_keys([record_lock_key(key)])
+            current = uow.find_record(key)
+            demographics = demographics_of(current)
+            probe = make_probe(matcher, demographics)
+            if current is None or demographics != current.demographics:
+                uow.lock_keys(probe.lock_keys)  # as register does: see _register
+            return self._register_found(
+                uow, matcher, probe, RegisterRecord(key, demographics, actor), current
+            )
+
+        return self._store.run(work)
+
     def register_many(
         self,
         commands: Sequence[RegisterRecord],
@@ -210,11 +235,21 @@ class Registry:
     def _register(
         self, uow: UnitOfWork, matcher: Matcher, probe: Probe, command: RegisterRecord
     ) -> RegistrationResult:
-        op = Operation(uow, self._rules, self._clock(), command.actor)
         # Racing registrations of one person wait here for each other, so the later
         # one finds the earlier one among its candidates (see UnitOfWork.lock_keys).
         uow.lock_keys([record_lock_key(command.key), *probe.lock_keys])
-        existing = uow.find_record(command.key)
+        return self._register_found(uow, matcher, probe, command, uow.find_record(command.key))
+
+    def _register_found(
+        self,
+        uow: UnitOfWork,
+        matcher: Matcher,
+        probe: Probe,
+        command: RegisterRecord,
+        existing: SourceRecord | None,
+    ) -> RegistrationResult:
+        """Register, with the record's key and the probe's keys locked and the record read."""
+        op = Operation(uow, self._rules, self._clock(), command.actor)
         if existing is not None:
             return self._update(op, matcher, probe, existing, command.demographics)
 

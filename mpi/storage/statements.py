@@ -83,6 +83,7 @@ UPDATE_PERSON = update(t.person).where(t.person.c.mpi_id == bindparam("b_mpi_id"
 LINKS_BY_RECORD = select(t.link).where(t.link.c.record_id.in_(bindparam("ids", expanding=True)))
 LINKS_OF_PERSON = select(t.link).where(t.link.c.mpi_id == bindparam("mpi_id")).order_by(t.link.c.record_id)
 INSERT_LINK = insert(t.link)
+LINKED_TO_PERSONS = select(t.link.c.record_id).where(t.link.c.mpi_id.in_(bindparam("ids", expanding=True)))
 RECORDS_OF_PERSON = (
     select(_record)
     .join(t.link, t.link.c.record_id == _record.c.record_id)
@@ -104,12 +105,40 @@ _CANDIDATE_FORMS = select(t.link.c.record_id, t.link.c.mpi_id, t.record_form.c.f
 )
 
 
+# The holders of an identifier with the traits that judge a shared matricule: a few rows, read
+# with the candidates rather than in a statement of their own.
+_holder = (
+    select(_identifier.c.record_id, _record.c.sex, _record.c.birth_date)
+    .join(_record, _record.c.record_id == _identifier.c.record_id)
+    .where(
+        _identifier.c.system == bindparam("system"),
+        _identifier.c.value == bindparam("value"),
+        _identifier.c.active.is_(True),
+    )
+    .distinct()
+    .subquery("holder")
+)
+
+
 def _candidates(with_key: Select[tuple[int]]) -> tuple[Select[Any], Select[Any]]:
-    """The candidates of some keys, and of some keys or an identifier (with who holds it)."""
+    """The candidates of some keys, and of some keys or an identifier (with its holders' traits)."""
     by_key = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(with_key))
-    by_key_or_identifier = _CANDIDATE_FORMS.add_columns(
-        t.link.c.record_id.in_(_WITH_IDENTIFIER).label("has_identifier")
-    ).where(t.link.c.record_id.in_(with_key.union(_WITH_IDENTIFIER)))
+    by_key_or_identifier = (
+        select(
+            t.link.c.record_id,
+            t.link.c.mpi_id,
+            t.record_form.c.form,
+            _holder.c.record_id.is_not(None).label("has_identifier"),
+            _holder.c.sex,
+            _holder.c.birth_date,
+        )
+        .select_from(
+            t.link.outerjoin(t.record_form, t.record_form.c.record_id == t.link.c.record_id).outerjoin(
+                _holder, _holder.c.record_id == t.link.c.record_id
+            )
+        )
+        .where(t.link.c.record_id.in_(with_key.union(_WITH_IDENTIFIER)))
+    )
     return by_key, by_key_or_identifier
 
 

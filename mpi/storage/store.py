@@ -226,17 +226,17 @@ class SqlUnitOfWork(DeliveryRows):
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
     ) -> list[Candidate]:
         distinct = sorted(set(keys))
-        holders: set[int] = set()
+        traits: dict[int, tuple[str | None, str | None]] = {}  # of the identifier's holders
         rows: list[tuple[int, str, str | None]]
         if len(distinct) > _SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
             found = set(self.records_with_keys(distinct))
-            if identifier is not None:
-                holders = set(self.records_with_identifier(*identifier))
-                found |= holders
+            holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
             rows = [
                 (r["record_id"], r["mpi_id"], r["form"])
-                for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found))
+                for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found | holders))
             ]
+            for record_id, record in self.get_records(sorted(holders)).items():
+                traits[record_id] = (record.demographics.sex, record.demographics.birth_date)
         elif identifier is None:
             by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
             rows = [(r[0], r[1], r[2]) for r in self._c.execute(by_key, {"keys": distinct}).all()]
@@ -248,14 +248,14 @@ class SqlUnitOfWork(DeliveryRows):
                 else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
             )
             rows = []
-            for record_id, mpi_id, form, has_identifier in self._c.execute(by_either, params).all():
+            for record_id, mpi_id, form, holds, sex, birth_date in self._c.execute(by_either, params).all():
                 rows.append((record_id, mpi_id, form))
-                if has_identifier:
-                    holders.add(record_id)
+                if holds:
+                    traits[record_id] = (sex, birth_date)
         without_form = [record_id for record_id, _, form in rows if form is None]
         records = self.get_records(without_form) if without_form else {}
         candidates = [
-            Candidate(record_id, mpi_id, form, records.get(record_id), record_id in holders)
+            Candidate(record_id, mpi_id, form, records.get(record_id), traits.get(record_id))
             for record_id, mpi_id, form in rows
         ]
         return sorted(candidates, key=lambda candidate: candidate.record_id)
@@ -292,6 +292,10 @@ class SqlUnitOfWork(DeliveryRows):
     def links_of_person(self, mpi_id: str) -> list[Link]:
         rows = self._c.execute(q.LINKS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
         return [t.link_of(row) for row in rows]
+
+    def records_of_persons(self, mpi_ids: Sequence[str]) -> list[int]:
+        found = (row["record_id"] for row in self._rows(q.LINKED_TO_PERSONS, "ids", sorted(set(mpi_ids))))
+        return sorted(found)
 
     def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
         rows = self._c.execute(q.RECORDS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()

@@ -1,8 +1,9 @@
 """Savepoints and group commit, on the in-memory fake, SQLite and PostgreSQL alike.
 
-Several works share one transaction; each runs in a savepoint of its own, so one
-that raises leaves no trace while the others commit; a transaction that fails
-as a whole is replayed one work at a time.
+Several works share one transaction. When one of them is refused, the batch runs
+again with each work in a savepoint of its own, so the refused one leaves no trace
+while the others commit; a transaction that fails as a whole is replayed one work
+at a time.
 """
 
 from __future__ import annotations
@@ -60,11 +61,13 @@ def stored(store: Store, *local_ids: str) -> dict[str, bool]:
 
 
 class CountingStore:
-    """The store, counting its transactions; ``fail_next`` makes the next one fail as a whole."""
+    """The store, counting its transactions and savepoints; ``fail_next`` makes the next
+    transaction fail as a whole."""
 
     def __init__(self, store: Store) -> None:
         self.inner = store
         self.transactions = 0
+        self.savepoints = 0
         self.fail_next = False
 
     def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
@@ -72,7 +75,7 @@ class CountingStore:
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("the database went away")
-        return self.inner.run(work, write=write)
+        return self.inner.run(lambda uow: work(_CountingSavepoints(uow, self)), write=write)
 
     def close(self) -> None:
         self.inner.close()
@@ -122,6 +125,21 @@ def test_a_savepoint_recovers_from_a_failed_statement(any_services: Services) ->
     assert receipt is not None and receipt.response == b"first"
 
 
+class _CountingSavepoints:
+    """A unit of work whose savepoints are counted by ``counter``."""
+
+    def __init__(self, inner: UnitOfWork, counter: CountingStore) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    def savepoint(self, work: Callable[[], T]) -> T:
+        self._counter.savepoints += 1
+        return self._inner.savepoint(work)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
 def _run_in_threads(group: GroupCommit, works: dict[str, Callable[[UnitOfWork], int]]) -> dict[str, object]:
     """Submit ``works`` while a first work holds the writer slot, so that they queue up together."""
     outcomes: dict[str, object] = {}
@@ -159,10 +177,24 @@ def test_works_arriving_together_share_one_commit_and_fail_alone(any_services: S
     group = GroupCommit(store)
     outcomes = _run_in_threads(group, {"A": add("A"), "B": add_then_refuse("B"), "C": add("C")})
 
-    assert store.transactions == 2  # the first work alone, then the three that waited for it
+    # The first work alone; the three that waited for it, rolled back when B was refused; the
+    # three again, each in a savepoint.
+    assert (store.transactions, store.savepoints) == (3, 3)
     assert isinstance(outcomes["B"], Refused)
     assert all(isinstance(outcomes[name], int) for name in ("FIRST", "A", "C"))
     assert stored(store, "FIRST", "A", "B", "C") == {"FIRST": True, "A": True, "B": False, "C": True}
+
+
+def test_works_none_of_which_is_refused_share_one_commit_without_savepoints(
+    any_services: Services,
+) -> None:
+    store = CountingStore(any_services.store)
+    group = GroupCommit(store)
+    outcomes = _run_in_threads(group, {"A": add("A"), "B": add("B"), "C": add("C")})
+
+    assert (store.transactions, store.savepoints) == (2, 0)
+    assert all(isinstance(outcome, int) for outcome in outcomes.values()) and len(outcomes) == 4
+    assert stored(store, "FIRST", "A", "B", "C") == dict.fromkeys(("FIRST", "A", "B", "C"), True)
 
 
 def test_a_batch_whose_transaction_fails_is_replayed_one_work_at_a_time(any_services: Services) -> None:

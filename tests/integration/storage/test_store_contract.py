@@ -347,7 +347,9 @@ def test_a_candidate_comes_with_the_form_stored_for_its_current_version(any_serv
     assert read(["k-a"]) == [("form of v5", None)]
 
 
-def test_candidates_say_which_carry_the_identifier_asked_for(any_services: Services) -> None:
+def test_candidates_say_which_carry_the_identifier_asked_for_with_their_sex_and_birth_date(
+    any_services: Services,
+) -> None:
     owner = person()
 
     def write(uow: UnitOfWork) -> list[int]:
@@ -365,15 +367,18 @@ def test_candidates_say_which_carry_the_identifier_asked_for(any_services: Servi
 
     ids = any_services.store.run(write)
 
-    def read(keys: list[str]) -> list[tuple[int, bool]]:
+    def read(keys: list[str]) -> list[tuple[int, bool, tuple[str | None, str | None] | None]]:
         return any_services.store.run(
             lambda uow: [
-                (c.record_id, c.has_identifier) for c in uow.candidate_records(keys, ("nid", "1893120105732"))
+                (c.record_id, c.has_identifier, c.holder_traits)
+                for c in uow.candidate_records(keys, ("nid", "1893120105732"))
             ],
             write=False,
         )
 
-    expected = [(ids[0], False), (ids[1], True), (ids[2], True)]
+    traits = (JOAO.sex, JOAO.birth_date)
+    assert JOAO.sex and JOAO.birth_date
+    expected = [(ids[0], False, None), (ids[1], True, traits), (ids[2], True, traits)]
     assert read(["k-a"]) == expected
     assert read(["k-a", *(f"k-{n}" for n in range(1000))]) == expected
 
