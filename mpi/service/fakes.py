@@ -322,7 +322,9 @@ class _FakeUnitOfWork:
     def not_duplicate_partners(self, mpi_id: str) -> set[str]:
         return {b if a == mpi_id else a for a, b in self.s.not_duplicates if mpi_id in (a, b)}
 
-    def append_event(self, event: Event) -> int:
+    def append_event(self, event: Event, persons: Sequence[Person] = ()) -> int:
+        for person in persons:
+            self.save_person(person)
         seq = len(self.t.events) + 1
         self.t.events.append(replace(event, seq=seq))
         return seq

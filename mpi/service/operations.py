@@ -374,24 +374,26 @@ class Operation:
         self._changes.append(NotDuplicateAdded(decision))
 
     # -- completion -----------------------------------------------------------------
-    def _refresh(self, mpi_id: str) -> None:
+    def _refresh(self, mpi_id: str) -> Person | None:
+        """The person with its golden record and flags recomputed, if they changed (unsaved)."""
         person = self.lock(mpi_id)
         if person is None or not person.is_active:
-            return  # a retired person keeps the golden record it had when it was merged
+            return None  # a retired person keeps the golden record it had when it was merged
         flags = person.flags
         if mpi_id in self._reviews_changed:  # flags follow the pending tasks, which only change here
             pending = self.uow.pending_reviews_of_persons([mpi_id])
             flags = frozenset(FLAG_OF_KIND[task.kind] for task in pending)
         after = replace(refreshed(person, self.members(mpi_id), self.rules), flags=flags)
-        if after != person:
-            self.uow.save_person(after)
-            self._persons[mpi_id] = after
-            self._changes.append(PersonChanged(mpi_id, person, after))
+        if after == person:
+            return None
+        self._persons[mpi_id] = after
+        self._changes.append(PersonChanged(mpi_id, person, after))
+        return after
 
     def finish(self, kind: EventKind, reason: str | None = None) -> Event:
         """Recompute what the changes invalidated and append the one event of this operation."""
-        for mpi_id in sorted(self._touched):
-            self._refresh(mpi_id)
+        # Saved with the event (one statement where the store can): nothing reads them before.
+        refreshed_persons = [p for p in (self._refresh(m) for m in sorted(self._touched)) if p is not None]
         subjects: dict[str, None] = {}
         for change in self._changes:
             match change:
@@ -416,4 +418,4 @@ class Operation:
             reason=reason,
             subjects=tuple(subjects),
         )
-        return replace(event, seq=self.uow.append_event(event))
+        return replace(event, seq=self.uow.append_event(event, refreshed_persons))

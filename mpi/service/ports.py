@@ -221,8 +221,9 @@ class UnitOfWork(Protocol):
     def not_duplicate_partners(self, mpi_id: str) -> set[str]: ...
 
     # -- event log ------------------------------------------------------------------
-    def append_event(self, event: Event) -> int:
-        """Append ``event`` and return its sequence number."""
+    def append_event(self, event: Event, persons: Sequence[Person] = ()) -> int:
+        """Save ``persons`` (already stored, changed by the operation), append ``event`` and
+        return its sequence number."""
         ...
 
     def events(self, after: int = 0, limit: int | None = None) -> list[Event]: ...

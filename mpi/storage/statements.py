@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, String, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Boolean, Select, String, any_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
@@ -198,6 +198,28 @@ _new_subjects = (
     .cte("new_subjects")
 )
 INSERT_EVENT_WITH_SUBJECTS = select(_new_event.c.seq).add_cte(_new_subjects)
+# PostgreSQL: the persons an operation changed last (their golden records and flags) saved with
+# its event, in the same round trip. A person's key and creation time never change.
+_PERSON_ARRAYS = ("mpi_ids", "statuses", "trusts", "checked", "replaced", "flag_sets", "goldens")
+INSERT_EVENT_SAVING_PERSONS = text(
+    "WITH saved AS (UPDATE person AS p SET status = u.status, trust = u.trust, "
+    "document_checked = u.document_checked, replaced_by = u.replaced_by, flags = u.flags, "
+    "golden = u.golden "
+    f"FROM unnest({', '.join(':' + name for name in _PERSON_ARRAYS)}) "
+    "AS u(mpi_id, status, trust, document_checked, replaced_by, flags, golden) "
+    "WHERE p.mpi_id = u.mpi_id), "
+    "new_event AS (INSERT INTO event (kind, occurred_at, actor, reason, subjects, changes) "
+    "VALUES (:kind, :occurred_at, :actor, :reason, :subjects, :changes) RETURNING seq), "
+    "new_subjects AS (INSERT INTO event_subject (mpi_id, seq) "
+    "SELECT unnest(:subject_ids), seq FROM new_event) "
+    "SELECT seq FROM new_event"
+).bindparams(
+    *(
+        bindparam(name, type_=ARRAY(Boolean) if name == "checked" else ARRAY(String))
+        for name in (*_PERSON_ARRAYS, "subject_ids")
+    ),
+    bindparam("occurred_at", type_=t.UTCDateTime()),
+)
 
 # -- HL7 delivery ---------------------------------------------------------------------
 _receipt = t.message_receipt

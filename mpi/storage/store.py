@@ -368,7 +368,11 @@ class SqlUnitOfWork(DeliveryRows):
         return {b if a == mpi_id else a for a, b in rows}
 
     # -- event log --------------------------------------------------------------------
-    def append_event(self, event: Event) -> int:
+    def append_event(self, event: Event, persons: Sequence[Person] = ()) -> int:
+        if persons and self._is_postgres:
+            return self._append_event_saving(event, persons)
+        for person in persons:
+            self.save_person(person)
         values = {
             "kind": event.kind.value,
             "occurred_at": event.occurred_at,
@@ -386,6 +390,28 @@ class SqlUnitOfWork(DeliveryRows):
         if event.subjects:
             self._c.execute(q.INSERT_EVENT_SUBJECT, [{"mpi_id": s, "seq": seq} for s in event.subjects])
         return seq
+
+    def _append_event_saving(self, event: Event, persons: Sequence[Person]) -> int:
+        rows = [t.person_values(person) for person in persons]
+        arrays = {
+            "mpi_ids": [row["mpi_id"] for row in rows],
+            "statuses": [row["status"] for row in rows],
+            "trusts": [row["trust"] for row in rows],
+            "checked": [row["document_checked"] for row in rows],
+            "replaced": [row["replaced_by"] for row in rows],
+            "flag_sets": [row["flags"] for row in rows],
+            "goldens": [row["golden"] for row in rows],
+        }
+        values = {
+            "kind": event.kind.value,
+            "occurred_at": event.occurred_at,
+            "actor": event.actor,
+            "reason": event.reason,
+            "subjects": ",".join(event.subjects),
+            "changes": encode_changes(event.changes),
+            "subject_ids": list(event.subjects),
+        }
+        return int(self._c.execute(q.INSERT_EVENT_SAVING_PERSONS, {**values, **arrays}).scalar_one())
 
     # -- bulk writes ------------------------------------------------------------------
     # Through the driver's own bulk paths (mpi.storage.bulk_writes): a load's millions of rows.
