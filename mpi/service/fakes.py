@@ -34,7 +34,7 @@ from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
-from mpi.service.ports import Candidate, LinkRow, UnitOfWork
+from mpi.service.ports import Candidate, LinkRow, NewIdentifier, RecordIndex, UnitOfWork
 
 T = TypeVar("T")
 
@@ -162,6 +162,25 @@ class _FakeUnitOfWork:
             RecordVersion(record.record_id, 1, demographics, matricule, at, actor)
         ]
         return record
+
+    def add_indexed_record(
+        self,
+        key: RecordKey,
+        demographics: Demographics,
+        matricule: MatriculeFlag,
+        at: datetime,
+        actor: str,
+        identifier: NewIdentifier | None,
+        index: RecordIndex,
+    ) -> tuple[SourceRecord, RecordIdentifier | None]:
+        record = self.add_record(key, demographics, matricule, at, actor)
+        added = None
+        if identifier is not None:
+            added = self.add_identifier(
+                record.record_id, identifier.system, identifier.value, identifier.raw, identifier.status, at
+            )
+        self.index_record(record.record_id, 1, index.blocking_keys, index.form)
+        return record, added
 
     def add_record_version(
         self, record: SourceRecord, actor: str, *, same_demographics: bool = False

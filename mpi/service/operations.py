@@ -32,7 +32,7 @@ from mpi.domain.reviews import NotDuplicate, ReviewAction, ReviewKind, ReviewSta
 from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict, NotFound
 from mpi.service.golden import SurvivorshipRules, refreshed
-from mpi.service.ports import UnitOfWork
+from mpi.service.ports import NewIdentifier, RecordIndex, UnitOfWork
 
 MATRICULE_SYSTEM = "urn:oid:1.3.182.4.4"
 
@@ -59,6 +59,16 @@ def judge_matricule(raw: str | None) -> tuple[str | None, MatriculeFlag]:
     """The normalised 13-digit matricule (``None`` unless valid) and how it was judged."""
     normalised, status = check_matricule(raw)
     return normalised, _MATRICULE_FLAG[int(status)]
+
+
+def _matricule_identifier(raw: str | None, matricule: MatriculeFlag) -> NewIdentifier | None:
+    """The matricule identifier a record with national id ``raw`` carries, if any: the number
+    normalised when valid, as sent (trimmed) otherwise, so a typing error stays findable."""
+    normalised, _ = judge_matricule(raw)
+    value = normalised or (raw.strip() if raw else None)
+    if value is None or raw is None:
+        return None
+    return NewIdentifier(MATRICULE_SYSTEM, value, raw, matricule)
 
 
 class Operation:
@@ -164,11 +174,16 @@ class Operation:
 
     # -- records and identifiers ----------------------------------------------------
     def add_record(
-        self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag
+        self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, index: RecordIndex
     ) -> SourceRecord:
-        record = self.uow.add_record(key, demographics, matricule, self.now, self.actor)
+        """A new record, with its matricule identifier and its entry in the blocking-key index."""
+        identifier = _matricule_identifier(demographics.national_id, matricule)
+        record, added = self.uow.add_indexed_record(
+            key, demographics, matricule, self.now, self.actor, identifier, index
+        )
         self._changes.append(RecordChanged(record))
-        self._sync_identifier(record.record_id, demographics.national_id, matricule)
+        if added is not None:
+            self._changes.append(IdentifierChanged(added.identifier_id, None, added))
         return record
 
     def add_version(
@@ -188,12 +203,11 @@ class Operation:
 
     def _sync_identifier(self, record_id: int, raw: str | None, matricule: MatriculeFlag) -> None:
         """Keep the record's matricule identifier current; a replaced one names its successor."""
-        normalised, _ = judge_matricule(raw)
-        value = normalised or (raw.strip() if raw else None)
+        wanted = _matricule_identifier(raw, matricule)
         current = [i for i in self.uow.active_identifiers(record_id) if i.system == MATRICULE_SYSTEM]
-        if value is not None and any(i.value == value for i in current):
+        if wanted is not None and any(i.value == wanted.value for i in current):
             return
-        new = (value, raw, matricule) if value is not None and raw is not None else None
+        new = (wanted.value, wanted.raw, wanted.status) if wanted is not None else None
         self.replace_identifiers(record_id, MATRICULE_SYSTEM, current, new)
 
     def replace_identifiers(

@@ -84,6 +84,24 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class NewIdentifier:
+    """An identifier to store with a new record (see ``UnitOfWork.add_indexed_record``)."""
+
+    system: str
+    value: str
+    raw: str
+    status: MatriculeFlag
+
+
+@dataclass(frozen=True)
+class RecordIndex:
+    """What the blocking-key index holds of a record: its keys and its stored form, if any."""
+
+    blocking_keys: Sequence[str]
+    form: str | None
+
+
+@dataclass(frozen=True)
 class LinkRow:
     """One line of an export: a source record and the person it is linked to."""
 
@@ -111,6 +129,20 @@ class UnitOfWork(Protocol):
         self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
     ) -> SourceRecord:
         """Store version 1 of a new record and return it with its assigned id."""
+        ...
+
+    def add_indexed_record(
+        self,
+        key: RecordKey,
+        demographics: Demographics,
+        matricule: MatriculeFlag,
+        at: datetime,
+        actor: str,
+        identifier: NewIdentifier | None,
+        index: RecordIndex,
+    ) -> tuple[SourceRecord, RecordIdentifier | None]:
+        """Store version 1 of a new record with its first identifier (if any), its blocking keys
+        and its stored form; return the record and the identifier with their assigned ids."""
         ...
 
     def add_record_version(

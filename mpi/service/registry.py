@@ -24,7 +24,7 @@ from mpi.domain.scores import ComparisonOutcome, Decision
 from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.operations import Operation
-from mpi.service.ports import LinkRow, Matcher, Store, UnitOfWork
+from mpi.service.ports import LinkRow, Matcher, RecordIndex, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
 Outcome = Literal["created", "linked", "updated", "unchanged"]
@@ -259,8 +259,8 @@ class Registry:
         # on) locked at once, in one order: a merge of two of them, which locks them in the same
         # order, waits for it or it for the merge, and the two never deadlock.
         op.lock_all(sorted({e.mpi_id for e in evidence if e.decision != "none"}))
-        record = op.add_record(command.key, command.demographics, probe.matricule_flag)
-        uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
+        index = RecordIndex(probe.blocking_keys, probe.form)
+        record = op.add_record(command.key, command.demographics, probe.matricule_flag, index)
         # Locked, following a merge that committed meanwhile to its survivor.
         target = op.lock_active_successor(targets[0].mpi_id) if targets else None
         if target is not None:

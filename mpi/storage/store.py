@@ -37,7 +37,7 @@ from mpi.domain.records import (
 )
 from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
-from mpi.service.ports import Candidate, LinkRow
+from mpi.service.ports import Candidate, LinkRow, NewIdentifier, RecordIndex
 from mpi.storage import statements as q
 from mpi.storage import tables as t
 from mpi.storage.bulk_writes import BulkWriter
@@ -150,6 +150,54 @@ class SqlUnitOfWork(DeliveryRows):
         self._without_keys.add(record_id)
         self._without_link.add(record_id)
         return SourceRecord(record_id, key, 1, demographics, matricule, at)
+
+    def add_indexed_record(
+        self,
+        key: RecordKey,
+        demographics: Demographics,
+        matricule: MatriculeFlag,
+        at: datetime,
+        actor: str,
+        identifier: NewIdentifier | None,
+        index: RecordIndex,
+    ) -> tuple[SourceRecord, RecordIdentifier | None]:
+        if not self._is_postgres:
+            record = self.add_record(key, demographics, matricule, at, actor)
+            added = None
+            if identifier is not None:
+                added = self.add_identifier(
+                    record.record_id,
+                    identifier.system,
+                    identifier.value,
+                    identifier.raw,
+                    identifier.status,
+                    at,
+                )
+            self.index_record(record.record_id, 1, index.blocking_keys, index.form)
+            return record, added
+        params = {
+            "authority": key.authority,
+            "local_id": key.local_id,
+            "version": 1,
+            **demographics.as_dict(),
+            "matricule": matricule.value,
+            "updated_at": at,
+            "actor": actor,
+            "i_system": identifier.system if identifier else None,
+            "i_value": identifier.value if identifier else None,
+            "i_raw": identifier.raw if identifier else None,
+            "i_status": identifier.status.value if identifier else None,
+            "form": index.form,
+            "keys": list(index.blocking_keys),
+        }
+        record_id, identifier_id = self._c.execute(q.PG_INSERT_INDEXED_RECORD, params).one()
+        record = SourceRecord(record_id, key, 1, demographics, matricule, at)
+        self._without_link.add(record_id)  # it has its identifiers, keys and form already
+        if identifier is None:
+            self._without_identifiers.add(record_id)
+            return record, None
+        system, value, raw, status = identifier.system, identifier.value, identifier.raw, identifier.status
+        return record, RecordIdentifier(identifier_id, record_id, system, value, raw, status, True, at)
 
     def add_record_version(
         self, record: SourceRecord, actor: str, *, same_demographics: bool = False

@@ -18,7 +18,7 @@ from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services
 from mpi.service.fakes import FakeMatcher
-from mpi.service.ports import UnitOfWork
+from mpi.service.ports import NewIdentifier, RecordIndex, UnitOfWork
 from mpi.service.registry import FormCoverage
 
 AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -381,6 +381,50 @@ def test_candidates_say_which_carry_the_identifier_asked_for_with_their_sex_and_
     expected = [(ids[0], False, None), (ids[1], True, traits), (ids[2], True, traits)]
     assert read(["k-a"]) == expected
     assert read(["k-a", *(f"k-{n}" for n in range(1000))]) == expected
+
+
+def test_a_new_record_is_stored_with_its_identifier_keys_and_form_in_one_call(any_services: Services) -> None:
+    owner = person()
+    nid = NewIdentifier("nid", "1893120105732", " 1893 1201 05732", MatriculeFlag.VALID)
+
+    def write(uow: UnitOfWork) -> tuple[int, int, int | None]:
+        uow.add_person(owner)
+        first, added = uow.add_indexed_record(
+            RecordKey("A", "1"), JOAO, MatriculeFlag.VALID, AT, "feed", nid, RecordIndex(["k-a", "k-b"], "f1")
+        )
+        second, none = uow.add_indexed_record(
+            RecordKey("A", "2"), JOAO, MatriculeFlag.MISSING, AT, "feed", None, RecordIndex(["k-b"], None)
+        )
+        assert none is None and added is not None
+        assert (added.record_id, added.system, added.value, added.raw, added.active) == (
+            first.record_id,
+            "nid",
+            "1893120105732",
+            " 1893 1201 05732",
+            True,
+        )
+        for record in (first, second):
+            uow.save_link(Link(record.record_id, owner.mpi_id, LinkProvenance.AUTO, AT, "feed"))
+        # Later writes of the same transaction see what the one call stored.
+        assert uow.active_identifiers(first.record_id) == [added]
+        assert uow.active_identifiers(second.record_id) == []
+        return first.record_id, second.record_id, added.identifier_id
+
+    first, second, identifier_id = any_services.store.run(write)
+
+    def read(uow: UnitOfWork) -> object:
+        found = uow.candidate_records(["k-b"], ("nid", "1893120105732"))
+        return (
+            [(c.record_id, c.mpi_id, c.form, c.record is None, c.has_identifier) for c in found],
+            uow.records_with_keys(["k-a"]),
+            [i.identifier_id for i in uow.active_identifiers(first)],
+            uow.find_record(RecordKey("A", "2")),
+        )
+
+    candidates, with_a, identifiers, stored = any_services.store.run(read, write=False)
+    assert candidates == [(first, owner.mpi_id, "f1", True, True), (second, owner.mpi_id, None, False, False)]
+    assert with_a == [first] and identifiers == [identifier_id]
+    assert stored is not None and stored.record_id == second and stored.demographics == JOAO
 
 
 def test_records_are_read_with_their_person(any_services: Services) -> None:
