@@ -79,10 +79,17 @@ class TimedMatcher:
         finally:
             self.seconds += time.perf_counter() - started
 
+    def keys_and_forms(self, records: Sequence[Demographics]) -> tuple[list[list[str]], list[str | None]]:
+        started = time.perf_counter()
+        try:
+            return self.inner.keys_and_forms(records)
+        finally:
+            self.seconds += time.perf_counter() - started
+
     def form_is_current(self, form: str) -> bool:
         return self.inner.form_is_current(form)
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
+    def score(self, probe: Demographics | str, candidates: Sequence[Demographics | str]) -> list[PairScore]:
         started = time.perf_counter()
         try:
             return self.inner.score(probe, candidates)

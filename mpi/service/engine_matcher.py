@@ -161,23 +161,24 @@ class EngineMatcher:
         self._outcome_tables: dict[tuple[str, ...], list[tuple[ComparisonOutcome, ...]]] = {}
         self._stamp = form_stamp()
 
-    def _columns(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> Columns:
-        """The standardised columns of the probe and its candidates: stored forms are decoded,
-        demographics standardised."""
-        stored_at = [k + 1 for k, c in enumerate(candidates) if isinstance(c, str)]  # 0 is the probe
-        stored = from_forms([c for c in candidates if isinstance(c, str)], self._stamp) if stored_at else None
+    def _columns(self, records: Sequence[Demographics | str]) -> Columns:
+        """The standardised columns of ``records``: stored forms are decoded, demographics standardised."""
+        stored_at = [k for k, c in enumerate(records) if isinstance(c, str)]
+        stored = from_forms([c for c in records if isinstance(c, str)], self._stamp) if stored_at else None
         if stored_at and stored is None:
-            raise ValueError("a candidate's stored form is not current; score its demographics instead")
-        raw = [probe, *(c for c in candidates if isinstance(c, Demographics))]
-        fresh = standardised_columns(raw)
+            raise ValueError("a stored form is not current; score the record's demographics instead")
+        raw = [c for c in records if isinstance(c, Demographics)]
         if stored is None:
-            return fresh
-        is_fresh = np.ones(len(candidates) + 1, dtype=bool)
+            return standardised_columns(raw)
+        if not raw:
+            return {name: stored[name] for name in FORM_COLUMNS}
+        fresh = standardised_columns(raw)
+        is_fresh = np.ones(len(records), dtype=bool)
         is_fresh[stored_at] = False
         fresh_at = np.flatnonzero(is_fresh)
         out: Columns = {}
         for name in FORM_COLUMNS:
-            values = np.empty(len(candidates) + 1, dtype=stored[name].dtype)
+            values = np.empty(len(records), dtype=stored[name].dtype)
             values[stored_at] = stored[name]
             values[fresh_at] = fresh[name]
             out[name] = values
@@ -191,18 +192,26 @@ class EngineMatcher:
     def forms(self, records: Sequence[Demographics]) -> list[str | None]:
         if not records:
             return []
-        columns = standardised_columns(records)
+        return self._forms(records, standardised_columns(records))
+
+    def _forms(self, records: Sequence[Demographics], columns: Columns) -> list[str | None]:
         withheld = refused_birth_dates([r.birth_date for r in records], columns["birth_date"])
         return to_forms(columns, len(records), self._stamp, withheld)
+
+    def keys_and_forms(self, records: Sequence[Demographics]) -> tuple[list[list[str]], list[str | None]]:
+        if not records:
+            return [], []
+        columns = standardised_columns(records)
+        return blocking_keys_of(self.rules, columns, len(records)), self._forms(records, columns)
 
     def form_is_current(self, form: str) -> bool:
         return is_current(form, self._stamp)
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
+    def score(self, probe: Demographics | str, candidates: Sequence[Demographics | str]) -> list[PairScore]:
         if not candidates:
             return []
         n = len(candidates) + 1
-        records = encode(self._columns(probe, candidates), n)
+        records = encode(self._columns([probe, *candidates]), n)
         scorer = self.engine.scorer(records, self.params, term_frequencies=False)
         right = np.arange(1, n, dtype=np.int64)
         scored = scorer.score(np.zeros_like(right), right)

@@ -92,8 +92,10 @@ def make_probes(
     ``stored`` says the records will be stored, so they need the form kept beside them."""
     judged = [judge_matricule(d.national_id) for d in demographics]
     matchable = [for_matching(d, matricule) for d, (matricule, _) in zip(demographics, judged, strict=True)]
-    keys = matcher.blocking_keys(matchable) if matchable else []
-    forms = matcher.forms(matchable) if matchable and stored else [None] * len(matchable)
+    if stored:
+        keys, forms = matcher.keys_and_forms(matchable)
+    else:
+        keys, forms = matcher.blocking_keys(matchable), [None] * len(matchable)
     return [
         Probe(view, matricule, flag, tuple(dict.fromkeys(record_keys)), form)
         for view, (matricule, flag), record_keys, form in zip(matchable, judged, keys, forms, strict=True)
@@ -176,7 +178,7 @@ def gather(
     records = {c.record_id: c.record or read[c.record_id] for c in found if c.record or c.record_id in read}
     views = dict(zip(records, matchable_records(list(records.values()))[0], strict=True))
     scores = matcher.score(
-        probe.demographics,
+        probe.form if probe.form is not None else probe.demographics,  # standardised once
         [
             c.form if ok and c.form is not None else views[c.record_id]
             for c, ok in zip(found, usable, strict=True)

@@ -94,10 +94,18 @@ class FakeMatcher:
         """A record's raw fields: the fake compares raw values."""
         return [json.dumps([getattr(record, f) for f in DEMOGRAPHIC_FIELDS]) for record in records]
 
+    def keys_and_forms(self, records: Sequence[Demographics]) -> tuple[list[list[str]], list[str | None]]:
+        return self.blocking_keys(records), self.forms(records)
+
     def form_is_current(self, form: str) -> bool:
         return form.startswith("[")
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
+    def score(
+        self, given_probe: Demographics | str, candidates: Sequence[Demographics | str]
+    ) -> list[PairScore]:
+        probe = (
+            given_probe if isinstance(given_probe, Demographics) else Demographics(*json.loads(given_probe))
+        )
         scores = []
         for given in candidates:
             candidate = given if isinstance(given, Demographics) else Demographics(*json.loads(given))

@@ -56,13 +56,17 @@ class Matcher(Protocol):
         for a record that must be standardised afresh whenever it is scored."""
         ...
 
+    def keys_and_forms(self, records: Sequence[Demographics]) -> tuple[list[list[str]], list[str | None]]:
+        """``blocking_keys`` and ``forms`` of the same records, standardising them once."""
+        ...
+
     def form_is_current(self, form: str) -> bool:
         """Whether ``form`` was written under the matcher's current standardisation."""
         ...
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
-        """One score per candidate, in the candidates' order. A candidate is its (matchable)
-        demographics, or its stored form when that is current: then it is not standardised again."""
+    def score(self, probe: Demographics | str, candidates: Sequence[Demographics | str]) -> list[PairScore]:
+        """One score per candidate, in the candidates' order. The probe and each candidate are
+        their (matchable) demographics, or their current form: then they are not standardised again."""
         ...
 
 

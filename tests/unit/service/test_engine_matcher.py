@@ -119,6 +119,15 @@ def test_scores_from_stored_forms_equal_scores_from_the_records(
         # and scored alongside the others.
         mixed = [c if k % 3 == 0 else f or c for k, (f, c) in enumerate(zip(forms, candidates, strict=True))]
         assert matcher.score(probe, mixed) == fresh
+        # The probe too, by its form (a registration standardises its record once).
+        (probe_form,) = matcher.forms([probe])
+        assert probe_form is not None
+        assert matcher.score(probe_form, mixed) == fresh
+        assert matcher.score(probe_form, candidates) == fresh
+        assert matcher.keys_and_forms([probe, *candidates]) == (
+            matcher.blocking_keys([probe, *candidates]),
+            matcher.forms([probe, *candidates]),
+        )
 
 
 def test_a_form_of_other_rules_is_not_current_and_never_read(matcher: EngineMatcher) -> None:

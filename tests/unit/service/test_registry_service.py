@@ -187,10 +187,13 @@ class AlwaysLink:
     def forms(self, records: Sequence[Demographics]) -> list[str | None]:
         return [None] * len(records)
 
+    def keys_and_forms(self, records: Sequence[Demographics]) -> tuple[list[list[str]], list[str | None]]:
+        return self.blocking_keys(records), self.forms(records)
+
     def form_is_current(self, form: str) -> bool:
         return False
 
-    def score(self, probe: Demographics, candidates: Sequence[Demographics | str]) -> list[PairScore]:
+    def score(self, probe: Demographics | str, candidates: Sequence[Demographics | str]) -> list[PairScore]:
         return [
             PairScore(0.999, 20.0, "link", (ComparisonOutcome("all", "exact", 20.0),)) for _ in candidates
         ]
