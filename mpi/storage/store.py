@@ -19,13 +19,12 @@ from sqlalchemy import (
     Connection,
     Engine,
     event,
-    func,
     select,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError
 
-from mpi.domain.events import Event, EventKind, decode_changes, encode_changes
+from mpi.domain.events import Event, encode_changes
 from mpi.domain.persons import Link, Person
 from mpi.domain.records import (
     Demographics,
@@ -35,15 +34,15 @@ from mpi.domain.records import (
     RecordVersion,
     SourceRecord,
 )
-from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
-from mpi.service.ports import Candidate, LinkRow, NewIdentifier, RecordIndex
+from mpi.service.ports import Candidate, NewIdentifier, RecordIndex
 from mpi.storage import statements as q
 from mpi.storage import tables as t
 from mpi.storage.bulk_writes import BulkWriter
 from mpi.storage.candidate_index import CandidateIndex
 from mpi.storage.delivery import DeliveryRows
 from mpi.storage.engine import WRITE_OPTION, WalCheckpointer, is_sqlite_file
+from mpi.storage.registry_reads import RegistryReads
 
 T = TypeVar("T")
 _SELECT_CHUNK = 900  # below SQLite's bound-parameter limit
@@ -96,7 +95,33 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _SELECT_CHUNK]
 
 
-class SqlUnitOfWork(DeliveryRows):
+def _first_version(
+    key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
+) -> dict[str, Any]:
+    """The ``source_record`` row of a new record's version 1."""
+    return {
+        "authority": key.authority,
+        "local_id": key.local_id,
+        "version": 1,
+        **demographics.as_dict(),
+        "matricule": matricule.value,
+        "updated_at": at,
+        "actor": actor,
+    }
+
+
+def _event_values(event: Event) -> dict[str, Any]:
+    return {
+        "kind": event.kind.value,
+        "occurred_at": event.occurred_at,
+        "actor": event.actor,
+        "reason": event.reason,
+        "subjects": ",".join(event.subjects),
+        "changes": encode_changes(event.changes),
+    }
+
+
+class SqlUnitOfWork(DeliveryRows, RegistryReads):
     def __init__(self, connection: Connection) -> None:
         self._c = connection
         self._index = CandidateIndex(connection)
@@ -134,18 +159,8 @@ class SqlUnitOfWork(DeliveryRows):
     def add_record(
         self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
     ) -> SourceRecord:
-        record_id: int = self._c.execute(
-            q.INSERT_RECORD,
-            {
-                "authority": key.authority,
-                "local_id": key.local_id,
-                "version": 1,
-                **demographics.as_dict(),
-                "matricule": matricule.value,
-                "updated_at": at,
-                "actor": actor,
-            },
-        ).scalar_one()
+        values = _first_version(key, demographics, matricule, at, actor)
+        record_id: int = self._c.execute(q.INSERT_RECORD, values).scalar_one()
         self._without_identifiers.add(record_id)
         self._without_keys.add(record_id)
         self._without_link.add(record_id)
@@ -176,13 +191,7 @@ class SqlUnitOfWork(DeliveryRows):
             self.index_record(record.record_id, 1, index.blocking_keys, index.form)
             return record, added
         params = {
-            "authority": key.authority,
-            "local_id": key.local_id,
-            "version": 1,
-            **demographics.as_dict(),
-            "matricule": matricule.value,
-            "updated_at": at,
-            "actor": actor,
+            **_first_version(key, demographics, matricule, at, actor),
             "i_system": identifier.system if identifier else None,
             "i_value": identifier.value if identifier else None,
             "i_raw": identifier.raw if identifier else None,
@@ -421,14 +430,7 @@ class SqlUnitOfWork(DeliveryRows):
             return self._append_event_saving(event, persons)
         for person in persons:
             self.save_person(person)
-        values = {
-            "kind": event.kind.value,
-            "occurred_at": event.occurred_at,
-            "actor": event.actor,
-            "reason": event.reason,
-            "subjects": ",".join(event.subjects),
-            "changes": encode_changes(event.changes),
-        }
+        values = _event_values(event)
         if self._is_postgres:
             statement = q.INSERT_EVENT_WITH_SUBJECTS
             return int(
@@ -450,16 +452,8 @@ class SqlUnitOfWork(DeliveryRows):
             "flag_sets": [row["flags"] for row in rows],
             "goldens": [row["golden"] for row in rows],
         }
-        values = {
-            "kind": event.kind.value,
-            "occurred_at": event.occurred_at,
-            "actor": event.actor,
-            "reason": event.reason,
-            "subjects": ",".join(event.subjects),
-            "changes": encode_changes(event.changes),
-            "subject_ids": list(event.subjects),
-        }
-        return int(self._c.execute(q.INSERT_EVENT_SAVING_PERSONS, {**values, **arrays}).scalar_one())
+        values = {**_event_values(event), "subject_ids": list(event.subjects), **arrays}
+        return int(self._c.execute(q.INSERT_EVENT_SAVING_PERSONS, values).scalar_one())
 
     # -- bulk writes ------------------------------------------------------------------
     # Through the driver's own bulk paths (mpi.storage.bulk_writes): a load's millions of rows.
@@ -507,88 +501,6 @@ class SqlUnitOfWork(DeliveryRows):
 
     def append_events(self, events: Sequence[Event]) -> list[int]:
         return self._bulk.append_events(events)
-
-    @staticmethod
-    def _events(rows: Sequence[Any]) -> list[Event]:
-        return [
-            Event(
-                kind=EventKind(row["kind"]),
-                occurred_at=row["occurred_at"],
-                actor=row["actor"],
-                changes=decode_changes(row["changes"]),
-                reason=row["reason"],
-                subjects=tuple(s for s in row["subjects"].split(",") if s),
-                seq=row["seq"],
-            )
-            for row in rows
-        ]
-
-    def events(self, after: int = 0, limit: int | None = None) -> list[Event]:
-        query = select(t.event).where(t.event.c.seq > after).order_by(t.event.c.seq)
-        if limit is not None:
-            query = query.limit(limit)
-        return self._events(self._c.execute(query).mappings().all())
-
-    def events_about(self, mpi_id: str) -> list[Event]:
-        seqs = select(t.event_subject.c.seq).where(t.event_subject.c.mpi_id == mpi_id)
-        query = select(t.event).where(t.event.c.seq.in_(seqs)).order_by(t.event.c.seq)
-        return self._events(self._c.execute(query).mappings().all())
-
-    # -- whole-registry reads ---------------------------------------------------------
-    def link_rows(self, batch_size: int) -> Iterator[list[LinkRow]]:
-        query = (
-            select(
-                t.source_record.c.authority,
-                t.source_record.c.local_id,
-                t.source_record.c.record_id,
-                t.link.c.mpi_id,
-                t.link.c.provenance,
-                t.link.c.score,
-            )
-            .join(t.link, t.link.c.record_id == t.source_record.c.record_id)
-            .order_by(t.source_record.c.record_id)
-        )
-        result = self._c.execution_options(yield_per=batch_size).execute(query)
-        for partition in result.partitions(batch_size):
-            yield [LinkRow(*row) for row in partition]
-
-    def count_records(self) -> int:
-        return int(self._c.execute(select(func.count()).select_from(t.source_record)).scalar_one())
-
-    def form_coverage(self) -> tuple[int, tuple[str, ...]]:
-        forms = int(self._c.execute(select(func.count()).select_from(t.record_form)).scalar_one())
-        samples = []
-        for order in (t.record_form.c.record_id.asc(), t.record_form.c.record_id.desc()):
-            form = self._c.execute(select(t.record_form.c.form).order_by(order).limit(1)).scalar()
-            if form is not None:
-                samples.append(form)
-        return forms, tuple(samples)
-
-    def snapshot(self) -> RegistryState:
-        state = RegistryState()
-        c = self._c
-        state.records = {
-            row["record_id"]: t.source_record_of(row)
-            for row in c.execute(select(t.source_record).order_by(t.source_record.c.record_id)).mappings()
-        }
-        versions = select(t.record_version).order_by(t.record_version.c.record_id, t.record_version.c.version)
-        for row in c.execute(versions).mappings():
-            state.versions.setdefault(row["record_id"], []).append(t.record_version_of(row))
-        for row in c.execute(select(t.source_record).order_by(t.source_record.c.record_id)).mappings():
-            state.versions.setdefault(row["record_id"], []).append(t.current_version_of(row))
-        identifiers = select(t.record_identifier).order_by(t.record_identifier.c.identifier_id)
-        state.identifiers = {
-            row["identifier_id"]: t.identifier_of(row) for row in c.execute(identifiers).mappings()
-        }
-        state.persons = {row["mpi_id"]: t.person_of(row) for row in c.execute(select(t.person)).mappings()}
-        state.links = {row["record_id"]: t.link_of(row) for row in c.execute(select(t.link)).mappings()}
-        reviews = select(t.review_task).order_by(t.review_task.c.task_id)
-        state.reviews = {row["task_id"]: t.review_of(row) for row in c.execute(reviews).mappings()}
-        state.not_duplicates = {
-            (row["person_a"], row["person_b"]): t.not_duplicate_of(row)
-            for row in c.execute(select(t.not_duplicate)).mappings()
-        }
-        return state
 
     # -- several commands in one transaction ------------------------------------------
     def savepoint(self, work: Callable[[], T]) -> T:

@@ -1,0 +1,105 @@
+"""Reads of the event log and of the whole registry, for :class:`~mpi.storage.store.SqlUnitOfWork`.
+
+What the history, the audit, the export and the start-up checks read: many rows at
+once, never on the path of a registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from mpi.domain.events import Event, EventKind, decode_changes
+from mpi.domain.registry_state import RegistryState
+from mpi.service.ports import LinkRow
+from mpi.storage import tables as t
+
+
+class RegistryReads:
+    """The whole-registry reads of the unit of work; the class using it provides the connection ``_c``."""
+
+    _c: Connection
+
+    @staticmethod
+    def _events(rows: Sequence[Any]) -> list[Event]:
+        return [
+            Event(
+                kind=EventKind(row["kind"]),
+                occurred_at=row["occurred_at"],
+                actor=row["actor"],
+                changes=decode_changes(row["changes"]),
+                reason=row["reason"],
+                subjects=tuple(s for s in row["subjects"].split(",") if s),
+                seq=row["seq"],
+            )
+            for row in rows
+        ]
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[Event]:
+        query = select(t.event).where(t.event.c.seq > after).order_by(t.event.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._events(self._c.execute(query).mappings().all())
+
+    def events_about(self, mpi_id: str) -> list[Event]:
+        seqs = select(t.event_subject.c.seq).where(t.event_subject.c.mpi_id == mpi_id)
+        query = select(t.event).where(t.event.c.seq.in_(seqs)).order_by(t.event.c.seq)
+        return self._events(self._c.execute(query).mappings().all())
+
+    # -- whole-registry reads ---------------------------------------------------------
+    def link_rows(self, batch_size: int) -> Iterator[list[LinkRow]]:
+        query = (
+            select(
+                t.source_record.c.authority,
+                t.source_record.c.local_id,
+                t.source_record.c.record_id,
+                t.link.c.mpi_id,
+                t.link.c.provenance,
+                t.link.c.score,
+            )
+            .join(t.link, t.link.c.record_id == t.source_record.c.record_id)
+            .order_by(t.source_record.c.record_id)
+        )
+        result = self._c.execution_options(yield_per=batch_size).execute(query)
+        for partition in result.partitions(batch_size):
+            yield [LinkRow(*row) for row in partition]
+
+    def count_records(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(t.source_record)).scalar_one())
+
+    def form_coverage(self) -> tuple[int, tuple[str, ...]]:
+        forms = int(self._c.execute(select(func.count()).select_from(t.record_form)).scalar_one())
+        samples = []
+        for order in (t.record_form.c.record_id.asc(), t.record_form.c.record_id.desc()):
+            form = self._c.execute(select(t.record_form.c.form).order_by(order).limit(1)).scalar()
+            if form is not None:
+                samples.append(form)
+        return forms, tuple(samples)
+
+    def snapshot(self) -> RegistryState:
+        state = RegistryState()
+        c = self._c
+        state.records = {
+            row["record_id"]: t.source_record_of(row)
+            for row in c.execute(select(t.source_record).order_by(t.source_record.c.record_id)).mappings()
+        }
+        versions = select(t.record_version).order_by(t.record_version.c.record_id, t.record_version.c.version)
+        for row in c.execute(versions).mappings():
+            state.versions.setdefault(row["record_id"], []).append(t.record_version_of(row))
+        for row in c.execute(select(t.source_record).order_by(t.source_record.c.record_id)).mappings():
+            state.versions.setdefault(row["record_id"], []).append(t.current_version_of(row))
+        identifiers = select(t.record_identifier).order_by(t.record_identifier.c.identifier_id)
+        state.identifiers = {
+            row["identifier_id"]: t.identifier_of(row) for row in c.execute(identifiers).mappings()
+        }
+        state.persons = {row["mpi_id"]: t.person_of(row) for row in c.execute(select(t.person)).mappings()}
+        state.links = {row["record_id"]: t.link_of(row) for row in c.execute(select(t.link)).mappings()}
+        reviews = select(t.review_task).order_by(t.review_task.c.task_id)
+        state.reviews = {row["task_id"]: t.review_of(row) for row in c.execute(reviews).mappings()}
+        state.not_duplicates = {
+            (row["person_a"], row["person_b"]): t.not_duplicate_of(row)
+            for row in c.execute(select(t.not_duplicate)).mappings()
+        }
+        return state
