@@ -48,7 +48,7 @@ RECORDS_AFTER = (
 RECORDS_AFTER_FOR_UPDATE = RECORDS_AFTER.with_for_update()
 INSERT_RECORD = insert(_record).returning(_record.c.record_id)
 # PostgreSQL: a new record with its first identifier, blocking keys and stored form, in one
-# round trip instead of four (a registration's writes before its link).
+# round trip instead of three (a registration's writes before its link).
 _RECORD_COLUMNS = (
     "authority",
     "local_id",
