@@ -51,7 +51,7 @@ from mpi.service.delivery import MessageKey, Receipt
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.group_commit import GroupCommit
 from mpi.service.operations import Operation
-from mpi.service.ports import Matcher, Store, UnitOfWork
+from mpi.service.ports import Matcher, NewIdentifier, Store, UnitOfWork
 from mpi.service.registry import Clock, RegistrationResult, record_lock_key, utc_now
 from mpi.service.settings import Settings
 
@@ -119,8 +119,8 @@ class _FeedOperation(Operation):
     ) -> None:
         """Make ``value`` the record's one active identifier of ``system`` (none if ``None``)."""
         # Accepted as sent: an account number has no check digits to judge it by.
-        new = (value, value, MatriculeFlag.VALID) if value is not None else None
-        self.replace_identifiers(record_id, system, current, new)
+        new = NewIdentifier(system, value, value, MatriculeFlag.VALID) if value is not None else None
+        self.replace_identifiers(record_id, current, new)
 
 
 def apply_changes(current: Demographics | None, changes: DemographicChanges) -> Demographics:

@@ -207,22 +207,18 @@ class Operation:
         current = [i for i in self.uow.active_identifiers(record_id) if i.system == MATRICULE_SYSTEM]
         if wanted is not None and any(i.value == wanted.value for i in current):
             return
-        new = (wanted.value, wanted.raw, wanted.status) if wanted is not None else None
-        self.replace_identifiers(record_id, MATRICULE_SYSTEM, current, new)
+        self.replace_identifiers(record_id, current, wanted)
 
     def replace_identifiers(
-        self,
-        record_id: int,
-        system: str,
-        current: Sequence[RecordIdentifier],
-        new: tuple[str, str, MatriculeFlag] | None,
+        self, record_id: int, current: Sequence[RecordIdentifier], new: NewIdentifier | None
     ) -> None:
-        """Retire ``current`` in favour of ``new`` (value, raw, status), which names its
-        predecessors' successor; with ``new`` None they are retired without one."""
+        """Retire ``current`` in favour of ``new``, which names its predecessors' successor; with
+        ``new`` None they are retired without one."""
         successor = None
         if new is not None:
-            value, raw, status = new
-            successor = self.uow.add_identifier(record_id, system, value, raw, status, self.now)
+            successor = self.uow.add_identifier(
+                record_id, new.system, new.value, new.raw, new.status, self.now
+            )
             self._changes.append(IdentifierChanged(successor.identifier_id, None, successor))
         for old in current:
             retired = replace(
