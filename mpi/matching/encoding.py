@@ -9,6 +9,7 @@ vocabularies, never per row in Python.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ _MATRIX_LOCK = threading.Lock()
 # Below this many pairs one thread beats starting a pool (~0.35 ms a call, more on a busy machine).
 _THREADED_MIN_PAIRS = 20_000
 _FEW_PAIRS = 4096
+# Up to this many pairs a Python dict finds the distinct ones faster than numpy's sort.
+_TINY_PAIRS = 256
 
 
 def _jaro_winkler(left: list[str], right: list[str]) -> Floats:
@@ -71,6 +74,26 @@ def _word_subset(left: list[str], right: list[str]) -> Floats:
 
 def _words(value: str) -> frozenset[str]:
     return frozenset(value.split())
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _word_signature(value: str) -> int:
+    # The process's string hash: a signature is only compared within this process.
+    # Cached: an online call's few dozen values are mostly the same names again.
+    return sum({1 << (hash(word) & 63) for word in value.split()})
+
+
+def _distinct_pairs(pair_keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """The distinct keys (in any order) and, per key, the position of its value among them."""
+    if pair_keys.size <= _TINY_PAIRS:
+        position: dict[int, int] = {}
+        inverse = [position.setdefault(key, len(position)) for key in pair_keys.tolist()]
+        return np.fromiter(position, dtype=np.int64, count=len(position)), np.array(inverse, dtype=np.intp)
+    if pair_keys.size <= _FEW_PAIRS:  # pandas' hash table costs more than a sort this small
+        distinct, inverse = np.unique(pair_keys, return_inverse=True)
+        return distinct, inverse
+    codes, uniques = pd.factorize(pair_keys, sort=False)
+    return np.asarray(uniques, dtype=np.int64), codes
 
 
 def _jaro_winkler_matrix(vocab: list[str]) -> Floats:
@@ -104,7 +127,9 @@ WORD_SUBSET = Similarity("word_subset", _word_subset, multi_token_only=True, sig
 class StringColumn:
     codes: Codes
     vocab: npt.NDArray[np.object_]
-    counts: npt.NDArray[np.int64]
+    # Occurrences of each vocabulary value; counted on first need when not given (an online
+    # call scores without term frequencies and never needs them).
+    counts: npt.NDArray[np.int64] | None = None
     _dense: dict[str, Floats] = field(default_factory=dict, repr=False)
     # Per-vocabulary arrays derived once and kept (e.g. matricule payload digits).
     derived: dict[str, npt.NDArray[Any]] = field(default_factory=dict, repr=False)
@@ -112,7 +137,7 @@ class StringColumn:
 
     @property
     def non_null(self) -> int:
-        return int(self.counts.sum())
+        return int(self.value_counts().sum())
 
     def multi_token(self) -> npt.NDArray[np.bool_]:
         """Per vocabulary value: does it hold several words."""
@@ -127,11 +152,7 @@ class StringColumn:
         """Per vocabulary value, a 64-bit set of its words' hashes (a superset test never misses)."""
         cached = self._signatures
         if cached is None:
-            bits = [
-                # The process's string hash: a signature is only compared within this process.
-                sum({1 << (hash(word) & 63) for word in value.split()})
-                for value in self.vocab.tolist()
-            ]
+            bits = [_word_signature(value) for value in self.vocab.tolist()]
             cached = np.array(bits, dtype=np.uint64)
             self._signatures = cached
         return cached
@@ -139,7 +160,12 @@ class StringColumn:
     def frequencies(self) -> npt.NDArray[np.float64]:
         """Share of non-missing cells holding each vocabulary value."""
         total = max(self.non_null, 1)
-        return self.counts.astype(np.float64) / total
+        return self.value_counts().astype(np.float64) / total
+
+    def value_counts(self) -> npt.NDArray[np.int64]:
+        if self.counts is None:
+            self.counts = np.bincount(self.codes[self.codes >= 0], minlength=self.vocab.size).astype(np.int64)
+        return self.counts
 
     def _matrix(self, kind: Similarity, n_pairs: int) -> Floats | None:
         """The dense similarity matrix of the most frequent values, built on first need."""
@@ -189,11 +215,7 @@ class StringColumn:
             if differ.size == 0:
                 return out
         pair_keys = (cl.astype(np.int64) << 32) | cr.astype(np.int64)
-        if pair_keys.size <= _FEW_PAIRS:  # pandas' hash table costs more than a sort this small
-            distinct, inverse = np.unique(pair_keys, return_inverse=True)
-        else:
-            inverse, distinct = pd.factorize(pair_keys, sort=False)
-            distinct = np.asarray(distinct, dtype=np.int64)
+        distinct, inverse = _distinct_pairs(pair_keys)
         vocab = self.vocab
         left_values = vocab[(distinct >> 32).astype(np.int64)].tolist()
         right_values = vocab[(distinct & 0xFFFFFFFF).astype(np.int64)].tolist()

@@ -107,18 +107,24 @@ def to_forms(
     return forms
 
 
-def from_forms(forms: Sequence[str], stamp: str | None = None) -> Columns | None:
-    """The standardised columns of ``forms``, in order; ``None`` unless every one is current."""
+def form_fields(forms: Sequence[str], stamp: str | None = None) -> list[tuple[str, ...]] | None:
+    """The raw fields of ``forms``, one tuple per column of :data:`FORM_COLUMNS` (text as stored,
+    ``""`` when missing; integers as decimals); ``None`` unless every form is current."""
     stamp = stamp or form_stamp()
     rows = [form.split(SEPARATOR) for form in forms]
     width = len(FORM_COLUMNS) + 1
     if any(len(row) != width or row[0] != stamp for row in rows):
         return None
+    return list(zip(*rows, strict=True))[1:] if rows else [() for _ in FORM_COLUMNS]
+
+
+def from_forms(forms: Sequence[str], stamp: str | None = None) -> Columns | None:
+    """The standardised columns of ``forms``, in order; ``None`` unless every one is current."""
+    fields = form_fields(forms, stamp)
+    if fields is None:
+        return None
     columns: Columns = {}
-    for position, values in enumerate(zip(*rows, strict=True), start=0):
-        if position == 0:
-            continue
-        name = FORM_COLUMNS[position - 1]
+    for name, values in zip(FORM_COLUMNS, fields, strict=True):
         if name in INTEGER_COLUMNS:
             columns[name] = np.array([int(v) for v in values], dtype=_INTEGER_DTYPES[name])
         else:

@@ -17,10 +17,11 @@ vectorised batch standardiser instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from itertools import chain
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,7 @@ from mpi.matching.scoring import CompiledComparison
 from mpi.matching.standardise import standardise, standardise_few
 from mpi.matching.stored_form import (
     FORM_COLUMNS,
+    form_fields,
     form_stamp,
     from_forms,
     is_current,
@@ -56,6 +58,9 @@ _VOCABULARY_GROUPS: tuple[tuple[str, ...], ...] = (
     *((c,) for c in sorted(STRING_COLUMNS - {c for group in SHARED_VOCABULARIES for c in group})),
 )
 _MISSING_LABEL = "missing"
+# Distinct level combinations kept with their outcomes (each a small tuple); far more than
+# a model's comparisons produce in practice.
+_MAX_LEVEL_COMBINATIONS = 100_000
 
 Columns = dict[str, npt.NDArray[np.generic]]
 
@@ -69,8 +74,9 @@ def standardised_columns(records: Sequence[Demographics]) -> Columns:
     return {name: frame[name].to_numpy() for name in frame.columns}
 
 
-def encode(columns: Columns, n: int) -> EncodedRecords:
-    """The kernel's integer-coded records, straight from standardised columns.
+def encode(columns: Mapping[str, Sequence[Any]], n: int, missing: str | None = None) -> EncodedRecords:
+    """The kernel's integer-coded records, straight from standardised columns (text cells equal
+    to ``missing`` are missing; integer cells are numbers or their decimals).
 
     Codes follow first appearance rather than frequency: frequency order only
     decides which values share a precomputed similarity matrix, which is built
@@ -80,21 +86,24 @@ def encode(columns: Columns, n: int) -> EncodedRecords:
     strings: dict[str, StringColumn] = {}
     for group in _VOCABULARY_GROUPS:
         present = [c for c in group if c in columns]
-        cells = [columns[c].tolist() for c in present]
+        cells = [_cells(columns[c]) for c in present]
         # dict.fromkeys keeps first appearance and runs in C, as does the look-up through map.
         distinct = dict.fromkeys(chain.from_iterable(cells))
-        distinct.pop(None, None)
+        distinct.pop(missing, None)
         values_in_order = list(distinct)
         code_of: dict[str | None, int] = dict(zip(values_in_order, range(len(values_in_order)), strict=True))
-        code_of[None] = -1
+        code_of[missing] = -1
         vocab = np.empty(len(values_in_order), dtype=object)
         vocab[:] = values_in_order
         for column, values in zip(present, cells, strict=True):
             codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int32, count=len(values))
-            counts = np.bincount(codes[codes >= 0], minlength=vocab.size).astype(np.int64)
-            strings[column] = StringColumn(codes=codes, vocab=vocab, counts=counts)
+            strings[column] = StringColumn(codes=codes, vocab=vocab)
     integers = {c: np.asarray(columns[c], dtype=np.int16) for c in INTEGER_COLUMNS if c in columns}
     return EncodedRecords(n=n, strings=strings, integers=integers, file_index=np.zeros(n, dtype=np.int16))
+
+
+def _cells(column: Sequence[Any]) -> Sequence[Any]:
+    return column.tolist() if isinstance(column, np.ndarray) else column
 
 
 def _key_part(columns: Columns, column: str) -> list[str | None] | None:
@@ -159,7 +168,19 @@ class EngineMatcher:
         # Weights are fixed per level once term frequencies are off, so every outcome a
         # comparison can produce is built once, per set of comparisons the data supports.
         self._outcome_tables: dict[tuple[str, ...], list[tuple[ComparisonOutcome, ...]]] = {}
+        self._outcomes_of_levels: dict[
+            tuple[str, ...], dict[tuple[int, ...], tuple[ComparisonOutcome, ...]]
+        ] = {}
         self._stamp = form_stamp()
+
+    def _encoded(self, records: Sequence[Demographics | str]) -> EncodedRecords:
+        """The kernel's records: stored forms are decoded, demographics standardised."""
+        if all(isinstance(record, str) for record in records):  # the usual case: no numpy detour
+            fields = form_fields(cast(Sequence[str], records), self._stamp)
+            if fields is None:
+                raise ValueError("a stored form is not current; score the record's demographics instead")
+            return encode(dict(zip(FORM_COLUMNS, fields, strict=True)), len(records), missing="")
+        return encode(self._columns(records), len(records))
 
     def _columns(self, records: Sequence[Demographics | str]) -> Columns:
         """The standardised columns of ``records``: stored forms are decoded, demographics standardised."""
@@ -211,7 +232,7 @@ class EngineMatcher:
         if not candidates:
             return []
         n = len(candidates) + 1
-        records = encode(self._columns([probe, *candidates]), n)
+        records = self._encoded([probe, *candidates])
         scorer = self.engine.scorer(records, self.params, term_frequencies=False)
         right = np.arange(1, n, dtype=np.int64)
         scored = scorer.score(np.zeros_like(right), right)
@@ -227,17 +248,24 @@ class EngineMatcher:
             "link",
             np.where(probability >= thresholds.review, "review", "none"),
         ).tolist()
+        outcomes_of = self._outcomes_of_levels.setdefault(names, {})
+        if len(outcomes_of) > _MAX_LEVEL_COMBINATIONS:
+            outcomes_of.clear()
         pick = tuple.__getitem__
-        return [
-            PairScore(p, w, decision, tuple(map(pick, table, row)))
-            for p, w, decision, row in zip(
-                probability.astype(np.float64).tolist(),
-                scored.match_weight.astype(np.float64).tolist(),
-                decisions,
-                scored.levels.tolist(),
-                strict=True,
-            )
-        ]
+        scores = []
+        for p, w, decision, row in zip(
+            probability.astype(np.float64).tolist(),
+            scored.match_weight.astype(np.float64).tolist(),
+            decisions,
+            map(tuple, scored.levels.tolist()),
+            strict=True,
+        ):
+            # Candidates of one probe mostly fall into a few combinations of levels.
+            outcomes = outcomes_of.get(row)
+            if outcomes is None:
+                outcomes = outcomes_of[row] = tuple(map(pick, table, row))
+            scores.append(PairScore(p, w, decision, outcomes))
+        return scores
 
 
 def load_matcher(settings: Settings) -> EngineMatcher:

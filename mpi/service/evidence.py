@@ -85,25 +85,20 @@ def for_matching(demographics: Demographics, matricule: str | None) -> Demograph
     return replace(demographics, national_id=matricule)
 
 
-def make_probes(
-    matcher: Matcher, demographics: Sequence[Demographics], *, stored: bool = True
-) -> list[Probe]:
-    """Probes for records about to be registered, with one blocking-key call for all of them;
-    ``stored`` says the records will be stored, so they need the form kept beside them."""
+def make_probes(matcher: Matcher, demographics: Sequence[Demographics]) -> list[Probe]:
+    """Probes for records to register or search for, standardised in one call for all of them:
+    the form is stored beside a registered record, and scores the probe either way."""
     judged = [judge_matricule(d.national_id) for d in demographics]
     matchable = [for_matching(d, matricule) for d, (matricule, _) in zip(demographics, judged, strict=True)]
-    if stored:
-        keys, forms = matcher.keys_and_forms(matchable)
-    else:
-        keys, forms = matcher.blocking_keys(matchable), [None] * len(matchable)
+    keys, forms = matcher.keys_and_forms(matchable)
     return [
         Probe(view, matricule, flag, tuple(dict.fromkeys(record_keys)), form)
         for view, (matricule, flag), record_keys, form in zip(matchable, judged, keys, forms, strict=True)
     ]
 
 
-def make_probe(matcher: Matcher, demographics: Demographics, *, stored: bool = True) -> Probe:
-    return make_probes(matcher, [demographics], stored=stored)[0]
+def make_probe(matcher: Matcher, demographics: Demographics) -> Probe:
+    return make_probes(matcher, [demographics])[0]
 
 
 def _sex(value: str | None) -> str | None:

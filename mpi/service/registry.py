@@ -170,7 +170,7 @@ class Registry:
     def search(self, demographics: Demographics, limit: int = 10) -> list[SearchHit]:
         """Persons ranked by how well they match ``demographics``; nothing is registered."""
         matcher = self._matcher()
-        probe = make_probe(matcher, demographics, stored=False)  # search stores nothing
+        probe = make_probe(matcher, demographics)
 
         def work(uow: UnitOfWork) -> list[SearchHit]:
             evidence = gather(uow, matcher, probe)[:limit]
