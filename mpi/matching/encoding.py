@@ -87,13 +87,13 @@ def _distinct_pairs(pair_keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.in
     """The distinct keys (in any order) and, per key, the position of its value among them."""
     if pair_keys.size <= _TINY_PAIRS:
         position: dict[int, int] = {}
-        inverse = [position.setdefault(key, len(position)) for key in pair_keys.tolist()]
-        return np.fromiter(position, dtype=np.int64, count=len(position)), np.array(inverse, dtype=np.intp)
+        at = [position.setdefault(key, len(position)) for key in pair_keys.tolist()]
+        return np.fromiter(position, dtype=np.int64, count=len(position)), np.array(at, dtype=np.intp)
     if pair_keys.size <= _FEW_PAIRS:  # pandas' hash table costs more than a sort this small
         distinct, inverse = np.unique(pair_keys, return_inverse=True)
-        return distinct, inverse
+        return distinct, np.asarray(inverse, dtype=np.intp)
     codes, uniques = pd.factorize(pair_keys, sort=False)
-    return np.asarray(uniques, dtype=np.int64), codes
+    return np.asarray(uniques, dtype=np.int64), np.asarray(codes, dtype=np.intp)
 
 
 def _jaro_winkler_matrix(vocab: list[str]) -> Floats:

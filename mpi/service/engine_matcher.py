@@ -74,7 +74,9 @@ def standardised_columns(records: Sequence[Demographics]) -> Columns:
     return {name: frame[name].to_numpy() for name in frame.columns}
 
 
-def encode(columns: Mapping[str, Sequence[Any]], n: int, missing: str | None = None) -> EncodedRecords:
+def encode(
+    columns: Mapping[str, Sequence[Any] | npt.NDArray[np.generic]], n: int, missing: str | None = None
+) -> EncodedRecords:
     """The kernel's integer-coded records, straight from standardised columns (text cells equal
     to ``missing`` are missing; integer cells are numbers or their decimals).
 
@@ -102,7 +104,7 @@ def encode(columns: Mapping[str, Sequence[Any]], n: int, missing: str | None = N
     return EncodedRecords(n=n, strings=strings, integers=integers, file_index=np.zeros(n, dtype=np.int16))
 
 
-def _cells(column: Sequence[Any]) -> Sequence[Any]:
+def _cells(column: Sequence[Any] | npt.NDArray[np.generic]) -> Sequence[Any]:
     return column.tolist() if isinstance(column, np.ndarray) else column
 
 

@@ -34,7 +34,7 @@ from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
-from mpi.service.ports import Candidate, LinkRow, NewIdentifier, RecordIndex, UnitOfWork
+from mpi.service.ports import Candidate, LinkRow, NewIdentifier, NewLink, RecordIndex, UnitOfWork
 
 T = TypeVar("T")
 
@@ -180,6 +180,7 @@ class _FakeUnitOfWork:
         actor: str,
         identifier: NewIdentifier | None,
         index: RecordIndex,
+        link: NewLink | None = None,
     ) -> tuple[SourceRecord, RecordIdentifier | None]:
         record = self.add_record(key, demographics, matricule, at, actor)
         added = None
@@ -188,6 +189,8 @@ class _FakeUnitOfWork:
                 record.record_id, identifier.system, identifier.value, identifier.raw, identifier.status, at
             )
         self.index_record(record.record_id, 1, index.blocking_keys, index.form)
+        if link is not None:
+            self.save_link(link.of(record.record_id, at, actor))
         return record, added
 
     def add_record_version(

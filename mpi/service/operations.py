@@ -32,7 +32,7 @@ from mpi.domain.reviews import NotDuplicate, ReviewAction, ReviewKind, ReviewSta
 from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict, NotFound
 from mpi.service.golden import SurvivorshipRules, refreshed
-from mpi.service.ports import NewIdentifier, RecordIndex, UnitOfWork
+from mpi.service.ports import NewIdentifier, NewLink, RecordIndex, UnitOfWork
 
 MATRICULE_SYSTEM = "urn:oid:1.3.182.4.4"
 
@@ -174,16 +174,27 @@ class Operation:
 
     # -- records and identifiers ----------------------------------------------------
     def add_record(
-        self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, index: RecordIndex
+        self,
+        key: RecordKey,
+        demographics: Demographics,
+        matricule: MatriculeFlag,
+        index: RecordIndex,
+        link_to: NewLink | None = None,
     ) -> SourceRecord:
-        """A new record, with its matricule identifier and its entry in the blocking-key index."""
+        """A new record, with its matricule identifier, its entry in the blocking-key index and,
+        with ``link_to``, its link (stored together: one statement where the database allows)."""
         identifier = _matricule_identifier(demographics.national_id, matricule)
         record, added = self.uow.add_indexed_record(
-            key, demographics, matricule, self.now, self.actor, identifier, index
+            key, demographics, matricule, self.now, self.actor, identifier, index, link_to
         )
         self._changes.append(RecordChanged(record))
         if added is not None:
             self._changes.append(IdentifierChanged(added.identifier_id, None, added))
+        if link_to is not None:
+            self._changes.append(
+                LinkChanged(record.record_id, None, link_to.of(record.record_id, self.now, self.actor))
+            )
+            self._touched[link_to.mpi_id] = None
         return record
 
     def add_version(

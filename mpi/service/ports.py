@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from mpi.domain.events import Event
-from mpi.domain.persons import Link, Person
+from mpi.domain.persons import Link, LinkProvenance, Person
 from mpi.domain.records import (
     Demographics,
     MatriculeFlag,
@@ -98,6 +98,23 @@ class NewIdentifier:
 
 
 @dataclass(frozen=True)
+class NewLink:
+    """The link to store with a new record (see ``UnitOfWork.add_indexed_record``)."""
+
+    mpi_id: str
+    provenance: LinkProvenance
+    score: float | None = None
+    model_version: str | None = None
+    reason: str | None = None
+
+    def of(self, record_id: int, at: datetime, actor: str) -> Link:
+        """The link as stored for the record ``record_id``, made at ``at`` by ``actor``."""
+        return Link(
+            record_id, self.mpi_id, self.provenance, at, actor, self.score, self.model_version, self.reason
+        )
+
+
+@dataclass(frozen=True)
 class RecordIndex:
     """What the blocking-key index holds of a record: its keys and its stored form, if any."""
 
@@ -144,9 +161,11 @@ class UnitOfWork(Protocol):
         actor: str,
         identifier: NewIdentifier | None,
         index: RecordIndex,
+        link: NewLink | None = None,
     ) -> tuple[SourceRecord, RecordIdentifier | None]:
-        """Store version 1 of a new record with its first identifier (if any), its blocking keys
-        and its stored form; return the record and the identifier with their assigned ids."""
+        """Store version 1 of a new record with its first identifier (if any), its blocking keys,
+        its stored form and its link (if any: ``link.of(record_id, at, actor)``); return the record
+        and the identifier with their assigned ids."""
         ...
 
     def add_record_version(

@@ -24,7 +24,7 @@ from mpi.domain.scores import ComparisonOutcome, Decision
 from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.operations import Operation
-from mpi.service.ports import LinkRow, Matcher, RecordIndex, Store, UnitOfWork
+from mpi.service.ports import LinkRow, Matcher, NewLink, RecordIndex, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
 Outcome = Literal["created", "linked", "updated", "unchanged"]
@@ -259,14 +259,11 @@ class Registry:
         # on) locked at once, in one order: a merge of two of them, which locks them in the same
         # order, waits for it or it for the merge, and the two never deadlock.
         op.lock_all(sorted({e.mpi_id for e in evidence if e.decision != "none"}))
-        index = RecordIndex(probe.blocking_keys, probe.form)
-        record = op.add_record(command.key, command.demographics, probe.matricule_flag, index)
         # Locked, following a merge that committed meanwhile to its survivor.
         target = op.lock_active_successor(targets[0].mpi_id) if targets else None
         if target is not None:
             mpi_id, best = target.mpi_id, targets[0]
-            link = op.link(
-                record.record_id,
+            link_to = NewLink(
                 mpi_id,
                 LinkProvenance.AUTO,
                 score=best.score.match_probability,
@@ -276,19 +273,27 @@ class Registry:
             outcome: Outcome = "linked"
         else:
             mpi_id = op.new_person().mpi_id
-            link = op.link(
-                record.record_id,
+            link_to = NewLink(
                 mpi_id,
                 LinkProvenance.AUTO,
                 model_version=matcher.model_version,
                 reason="no candidate above the link threshold",
             )
             outcome = "created"
+        index = RecordIndex(probe.blocking_keys, probe.form)
+        record = op.add_record(command.key, command.demographics, probe.matricule_flag, index, link_to)
         others = [e for e in evidence if e.mpi_id != (target.mpi_id if target else None)]
         tasks = _raise_reviews(op, record.record_id, mpi_id, others)
         event = op.finish(EventKind.RECORD_REGISTERED)
         return RegistrationResult(
-            record.record_id, record.version, mpi_id, outcome, link.score, record.matricule, tasks, event.seq
+            record.record_id,
+            record.version,
+            mpi_id,
+            outcome,
+            link_to.score,
+            record.matricule,
+            tasks,
+            event.seq,
         )
 
     def _update(

@@ -99,10 +99,28 @@ _new_keys = (
     )
     .cte("new_keys")
 )
+_new_link = (
+    insert(t.link)
+    .from_select(
+        ["record_id", "mpi_id", "provenance", "score", "model_version", "linked_at", "actor", "reason"],
+        select(
+            _new_record.c.record_id,
+            bindparam("l_mpi_id", type_=String()),
+            bindparam("l_provenance", type_=String()),
+            bindparam("l_score", type_=t.link.c.score.type),
+            bindparam("l_model_version", type_=String()),
+            bindparam("updated_at", type_=_record.c.updated_at.type),
+            bindparam("actor", type_=String()),
+            bindparam("l_reason", type_=String()),
+        ).where(bindparam("l_mpi_id", type_=String()).is_not(None)),
+    )
+    .cte("new_link")
+)
 PG_INSERT_INDEXED_RECORD = (
     select(_new_record.c.record_id, select(_new_identifier.c.identifier_id).scalar_subquery())
     .add_cte(_new_form)
     .add_cte(_new_keys)
+    .add_cte(_new_link)
 )
 ARCHIVE_CURRENT_VERSION = insert(t.record_version).from_select(
     ["record_id", "version", *DEMOGRAPHIC_FIELDS, "matricule", "recorded_at", "actor"],

@@ -35,7 +35,7 @@ from mpi.domain.records import (
     SourceRecord,
 )
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
-from mpi.service.ports import Candidate, NewIdentifier, RecordIndex
+from mpi.service.ports import Candidate, NewIdentifier, NewLink, RecordIndex
 from mpi.storage import statements as q
 from mpi.storage import tables as t
 from mpi.storage.bulk_writes import BulkWriter
@@ -175,6 +175,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads):
         actor: str,
         identifier: NewIdentifier | None,
         index: RecordIndex,
+        link: NewLink | None = None,
     ) -> tuple[SourceRecord, RecordIdentifier | None]:
         if not self._is_postgres:
             record = self.add_record(key, demographics, matricule, at, actor)
@@ -189,6 +190,8 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads):
                     at,
                 )
             self.index_record(record.record_id, 1, index.blocking_keys, index.form)
+            if link is not None:
+                self.save_link(link.of(record.record_id, at, actor))
             return record, added
         params = {
             **_first_version(key, demographics, matricule, at, actor),
@@ -198,10 +201,16 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads):
             "i_status": identifier.status.value if identifier else None,
             "form": index.form,
             "keys": list(index.blocking_keys),
+            "l_mpi_id": link.mpi_id if link else None,
+            "l_provenance": link.provenance.value if link else None,
+            "l_score": link.score if link else None,
+            "l_model_version": link.model_version if link else None,
+            "l_reason": link.reason if link else None,
         }
         record_id, identifier_id = self._c.execute(q.PG_INSERT_INDEXED_RECORD, params).one()
         record = SourceRecord(record_id, key, 1, demographics, matricule, at)
-        self._without_link.add(record_id)  # it has its identifiers, keys and form already
+        if link is None:
+            self._without_link.add(record_id)  # it has its identifiers, keys and form already
         if identifier is None:
             self._without_identifiers.add(record_id)
             return record, None

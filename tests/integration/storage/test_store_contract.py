@@ -18,7 +18,7 @@ from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services
 from mpi.service.fakes import FakeMatcher
-from mpi.service.ports import NewIdentifier, RecordIndex, UnitOfWork
+from mpi.service.ports import NewIdentifier, NewLink, RecordIndex, UnitOfWork
 from mpi.service.registry import FormCoverage
 
 AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -383,14 +383,24 @@ def test_candidates_say_which_carry_the_identifier_asked_for_with_their_sex_and_
     assert read(["k-a", *(f"k-{n}" for n in range(1000))]) == expected
 
 
-def test_a_new_record_is_stored_with_its_identifier_keys_and_form_in_one_call(any_services: Services) -> None:
+def test_a_new_record_is_stored_with_its_identifier_keys_form_and_link_in_one_call(
+    any_services: Services,
+) -> None:
     owner = person()
     nid = NewIdentifier("nid", "1893120105732", " 1893 1201 05732", MatriculeFlag.VALID)
+    auto = NewLink(owner.mpi_id, LinkProvenance.AUTO, 0.97, "m1", "best candidate")
 
     def write(uow: UnitOfWork) -> tuple[int, int, int | None]:
         uow.add_person(owner)
         first, added = uow.add_indexed_record(
-            RecordKey("A", "1"), JOAO, MatriculeFlag.VALID, AT, "feed", nid, RecordIndex(["k-a", "k-b"], "f1")
+            RecordKey("A", "1"),
+            JOAO,
+            MatriculeFlag.VALID,
+            AT,
+            "feed",
+            nid,
+            RecordIndex(["k-a", "k-b"], "f1"),
+            auto,
         )
         second, none = uow.add_indexed_record(
             RecordKey("A", "2"), JOAO, MatriculeFlag.MISSING, AT, "feed", None, RecordIndex(["k-b"], None)
@@ -403,9 +413,13 @@ def test_a_new_record_is_stored_with_its_identifier_keys_and_form_in_one_call(an
             " 1893 1201 05732",
             True,
         )
-        for record in (first, second):
-            uow.save_link(Link(record.record_id, owner.mpi_id, LinkProvenance.AUTO, AT, "feed"))
+        # A record stored without its link is linked afterwards.
+        uow.save_link(Link(second.record_id, owner.mpi_id, LinkProvenance.MANUAL, AT, "feed"))
         # Later writes of the same transaction see what the one call stored.
+        assert uow.links_of_person(owner.mpi_id) == [
+            Link(first.record_id, owner.mpi_id, LinkProvenance.AUTO, AT, "feed", 0.97, "m1", "best candidate"),
+            Link(second.record_id, owner.mpi_id, LinkProvenance.MANUAL, AT, "feed"),
+        ]
         assert uow.active_identifiers(first.record_id) == [added]
         assert uow.active_identifiers(second.record_id) == []
         return first.record_id, second.record_id, added.identifier_id
@@ -419,9 +433,11 @@ def test_a_new_record_is_stored_with_its_identifier_keys_and_form_in_one_call(an
             uow.records_with_keys(["k-a"]),
             [i.identifier_id for i in uow.active_identifiers(first)],
             uow.find_record(RecordKey("A", "2")),
+            uow.get_links([first]),
         )
 
-    candidates, with_a, identifiers, stored = any_services.store.run(read, write=False)
+    candidates, with_a, identifiers, stored, links = any_services.store.run(read, write=False)
+    assert links == {first: auto.of(first, AT, "feed")}
     assert candidates == [(first, owner.mpi_id, "f1", True, True), (second, owner.mpi_id, None, False, False)]
     assert with_a == [first] and identifiers == [identifier_id]
     assert stored is not None and stored.record_id == second and stored.demographics == JOAO
