@@ -417,7 +417,7 @@ def test_a_new_record_is_stored_with_its_identifier_keys_form_and_link_in_one_ca
         uow.save_link(Link(second.record_id, owner.mpi_id, LinkProvenance.MANUAL, AT, "feed"))
         # Later writes of the same transaction see what the one call stored.
         assert uow.links_of_person(owner.mpi_id) == [
-            Link(first.record_id, owner.mpi_id, LinkProvenance.AUTO, AT, "feed", 0.97, "m1", "best candidate"),
+            auto.of(first.record_id, AT, "feed"),
             Link(second.record_id, owner.mpi_id, LinkProvenance.MANUAL, AT, "feed"),
         ]
         assert uow.active_identifiers(first.record_id) == [added]
