@@ -2,13 +2,14 @@
 
     python -m benchmarks.hl7_throughput [--rows 320000] [--seed 11] [--held-out 20000]
         [--feed-seconds 30] [--connections 4] [--pix 500] [--pdq 300]
-        [--backends sqlite,postgres] [--postgres-url URL] [--load-budget 1800]
+        [--backends sqlite,postgres] [--postgres-url URL] [--load-budget 1800] [--processes 1]
 
 The registry: ``mpi synth --n ROWS --seed SEED`` (about one person per three rows), all
 rows but the last ``--held-out`` loaded into a fresh database with ``mpi load --quiet``.
 Then ``mpi serve`` starts as its own process on that database (the example configuration's
 listener settings, one domain and one sender per synthetic source, the matricule domain
-``LUX``), and this process talks plain MLLP to it over loopback (asyncio streams, its own
+``LUX``; ``--processes N``: ``mpi serve --processes N``, N server processes on one
+listener), and this process talks plain MLLP to it over loopback (asyncio streams, its own
 few lines of framing):
 
 * **feed**: ``--connections`` connections at once, each sending ADT^A04 (HL7 2.5, the
@@ -157,7 +158,13 @@ class Server:
     port: int
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.process.pid)
+        """The server's CPU: its process and, with ``--processes``, its worker processes."""
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return process_cpu_seconds(pid) + sum(process_cpu_seconds(int(child)) for child in children)
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -169,8 +176,10 @@ class Server:
             return self.process.wait()
 
 
-def start_server(config: Path, url: str, log: Path) -> Server:
+def start_server(config: Path, url: str, log: Path, processes: int = 1) -> Server:
     command = [str(mpi_executable()), "serve", "--config", str(config), "--db", url, "--port", "0"]
+    if processes > 1:
+        command += ["--processes", str(processes)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as stderr:
         process = subprocess.Popen(
@@ -350,7 +359,7 @@ def run_backend(backend: str, work: Workload, args: argparse.Namespace) -> dict[
         config.write_text(config_text(work.sources), encoding="utf-8")
         print(f"{backend}: loaded in {load.wall_seconds:.0f} s; starting mpi serve ...", file=sys.stderr)
         started = time.perf_counter()
-        server = start_server(config, url, logs / f"hl7_serve_{backend}.log")
+        server = start_server(config, url, logs / f"hl7_serve_{backend}.log", args.processes)
         result["serve_start_seconds"] = round(time.perf_counter() - started, 1)
         try:
             server_cpu, db_cpu = server.cpu_seconds(), postgres_cpu_seconds()
@@ -388,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--load-budget", type=float, default=1800.0, help="seconds for the bulk load")
+    parser.add_argument("--processes", type=int, default=1, help="mpi serve --processes (server processes)")
     args = parser.parse_args(argv)
 
     work = workload(args)
@@ -406,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_info(),
             "versions": package_versions(["mpi", "sqlalchemy", "psycopg", "numpy", "rapidfuzz"]),
             "dataset": {"rows": args.rows, "seed": args.seed, "held_out": args.held_out},
+            "server_processes": args.processes,
             "command": " ".join(["python -m benchmarks.hl7_throughput", *(argv or sys.argv[1:])]),
             "targets": TARGETS,
             "results": results,
@@ -443,7 +454,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         )  # fmt: skip
     lines = [
         f"ADT^A04 over {args.connections} MLLP connections for {args.feed_seconds:.0f} s "
-        "(each: send, wait for the ACK, next)\n",
+        f"(each: send, wait for the ACK, next); {args.processes} server process(es)\n",
         markdown_table(
             [
                 "backend", "persons loaded", "ACKs", "seconds", "A04/s", "slowest second", "ACK p50 ms",

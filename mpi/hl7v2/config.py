@@ -48,6 +48,9 @@ class ListenerConfig(_Strict):
     idle_timeout_seconds: float = Field(300.0, gt=0, description="A silent connection is closed after this.")
     max_connections: int = Field(256, ge=1)
     workers: int = Field(4, ge=1, le=64, description="Threads applying messages to the database.")
+    processes: int = Field(
+        1, ge=1, le=64, description="Server processes sharing the listening socket (see mpi.hl7v2.processes)."
+    )
     shutdown_grace_seconds: float = Field(30.0, gt=0, description="How long in-flight messages may finish.")
     tls: TlsConfig | None = None
 

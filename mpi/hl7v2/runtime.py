@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +47,11 @@ def build_runtime(
     registry: Registry,
     matcher: Matcher,
     clock: Callable[[], datetime],
+    *,
+    sends_notifications: bool = True,
 ) -> Runtime:
+    """The pieces of one server process; ``sends_notifications`` False: this process sends no PIX
+    update notifications (another process of the same server does)."""
     crossrefs = CrossReferences(store)
     directory = PersonDirectory(store, matcher)
     pdq = PdqQuery(config, crossrefs, directory, matcher, clock)
@@ -54,7 +59,7 @@ def build_runtime(
         config, Feed(settings, store, matcher, clock), PixQuery(config, crossrefs, clock), pdq, clock
     )
     outbox = None
-    if config.consumers:
+    if config.consumers and sends_notifications:
         notifications = config.notifications
         outbox = Outbox(
             store,
@@ -69,8 +74,14 @@ def build_runtime(
     return Runtime(config, application, directory, outbox)
 
 
-async def run(runtime: Runtime, stop: asyncio.Event, ready: Callable[[int], None] | None = None) -> None:
-    """Serve until ``stop`` is set, then finish in-flight messages and close."""
+async def run(
+    runtime: Runtime,
+    stop: asyncio.Event,
+    ready: Callable[[int], None] | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until ``stop`` is set, then finish in-flight messages and close; on ``sock`` (a
+    listening socket shared with other processes) rather than the configured address if given."""
     listener = runtime.config.listener
     executor = ThreadPoolExecutor(max_workers=listener.workers, thread_name_prefix="mpi-hl7")
     loop = asyncio.get_running_loop()
@@ -82,7 +93,7 @@ async def run(runtime: Runtime, stop: asyncio.Event, ready: Callable[[int], None
         server = MLLPServer(
             listener, runtime.application.handle, runtime.application.refuse_unparsable, executor
         )
-        await server.start()
+        await server.start(sock)
         background = [asyncio.create_task(runtime_directory_refresher(runtime, executor, stop))]
         if runtime.outbox is not None:
             notifier = Notifier(runtime.config, runtime.outbox, executor)
@@ -114,12 +125,14 @@ async def runtime_directory_refresher(
         with_timeout.cancel()
 
 
-def serve(runtime: Runtime, ready: Callable[[int], None] | None = None) -> None:
+def serve(
+    runtime: Runtime, ready: Callable[[int], None] | None = None, sock: socket.socket | None = None
+) -> None:
     """Run until SIGTERM or SIGINT."""
 
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
-        await run(runtime, stop, ready)
+        await run(runtime, stop, ready, sock)
 
     asyncio.run(main())

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,9 @@ log = logging.getLogger("mpi.hl7v2.server")
 Handler = Callable[[bytes], bytes]
 Refusal = Callable[[bytes, HL7Error], bytes]
 _READ_SIZE = 65536
+# On a socket shared by several processes, how long a process waits per connection it already
+# serves before it takes a new one (an idle process takes it first).
+_YIELD_PER_CONNECTION = 0.002
 
 
 def server_tls_context(tls: TlsConfig) -> ssl.SSLContext:
@@ -78,6 +82,8 @@ class MLLPServer:
         self._refuse = refuse
         self._executor = executor
         self._server: asyncio.Server | None = None
+        self._shared: socket.socket | None = None  # a listening socket other processes accept on too
+        self._accepting: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._connections: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.max_connections)
@@ -85,22 +91,71 @@ class MLLPServer:
     @property
     def port(self) -> int:
         """The port listened on (useful when the configuration asked for port 0)."""
+        if self._shared is not None:
+            return int(self._shared.getsockname()[1])
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the server is not started")
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on the configured address, or accept on ``sock`` (shared by several processes)."""
         tls = server_tls_context(self._config.tls) if self._config.tls is not None else None
+        if sock is not None:
+            sock.setblocking(False)
+            self._shared = sock
+            self._accepting = asyncio.create_task(self._accept_shared(sock, tls))
+            return
         self._server = await asyncio.start_server(
             self._accept, self._config.host, self._config.port, ssl=tls, limit=_READ_SIZE
         )
 
+    async def _accept_shared(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
+        """Accept connections one at a time on a socket other server processes accept on too.
+
+        Every process waiting on the socket wakes for a new connection and one of them gets it.
+        A process already serving connections waits a moment before it tries, so an idle one
+        takes it: connections spread over the processes instead of piling onto the first.
+        (asyncio's own server would accept a whole burst of connections at once.)
+        """
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            if self._connections:
+                await asyncio.sleep(_YIELD_PER_CONNECTION * len(self._connections))
+            try:
+                connection, _ = await loop.sock_accept(sock)
+            except OSError as exc:  # out of file descriptors, say: the next try may succeed
+                log.warning("accepting a connection failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            # Its TLS handshake runs on its own, so a slow client never holds up the others.
+            task = asyncio.create_task(self._open(connection, tls))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _open(self, connection: socket.socket, tls: ssl.SSLContext | None) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READ_SIZE)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, connection, ssl=tls)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            log.info("connection refused during its set-up: %s", exc)
+            connection.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._accept(reader, writer)
+
     async def stop(self) -> None:
         """Stop accepting, let in-flight messages finish, then close every connection."""
-        if self._server is None:
+        if self._server is None and self._accepting is None:
             return
         self._stopping.set()
-        self._server.close()
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+        if self._server is not None:
+            self._server.close()
         pending = set(self._connections)
         if pending:
             _, late = await asyncio.wait(pending, timeout=self._config.shutdown_grace_seconds)
@@ -108,7 +163,8 @@ class MLLPServer:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-        await self._server.wait_closed()
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

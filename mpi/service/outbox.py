@@ -109,6 +109,9 @@ class Outbox:
         return self._store.run(lambda uow: self._collect(uow, limit))
 
     def _collect(self, uow: UnitOfWork, limit: int) -> int:
+        # Two collectors (two servers on one database) take turns: each reads the cursor the
+        # other left, so no event is turned into messages twice.
+        uow.lock_keys([f"outbox:{self._cursor}"])
         cursor = uow.event_cursor(self._cursor)
         if cursor is None:
             # Consumers learn of changes from when notifications are first switched on;

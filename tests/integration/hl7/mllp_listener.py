@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +89,10 @@ def write_config(directory: Path, extra: str = "") -> Path:
     return path
 
 
-def start_listener(config: Path, database_url: str, log: Path | None = None) -> Listener:
-    """A running ``mpi serve``; its warnings go to ``log`` if given."""
+def start_listener(
+    config: Path, database_url: str, log: Path | None = None, extra_args: Sequence[str] = ()
+) -> Listener:
+    """A running ``mpi serve`` (with ``extra_args``); its warnings go to ``log`` if given."""
     command = [
         sys.executable,
         "-c",
@@ -101,6 +103,7 @@ def start_listener(config: Path, database_url: str, log: Path | None = None) -> 
         database_url,
         "--log-level",
         "warning",
+        *extra_args,
     ]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     stderr = log.open("wb") if log is not None else subprocess.DEVNULL

@@ -1,0 +1,176 @@
+"""``mpi serve --processes 2``: two server processes share one listener.
+
+Messages about the same patients arrive on several connections at once, so the two
+processes apply them side by side. Every message must still be applied once (a resend
+answered by the other process gets the stored answer), the hospital's and the lab's
+records of a patient must still meet in one person, every PIX update notification must
+go out once, and a worker that dies is replaced while the listener keeps answering (on
+PostgreSQL, where more processes pay off). A killed parent leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import socketserver
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from mllp_listener import Listener, MLLPConnection, start_listener, write_config
+from test_restart import PATIENTS, feed_messages
+
+from mpi.hl7v2.framing import Frame, MLLPDecoder, frame
+from mpi.hl7v2.parse import parse_message
+from mpi.service.bootstrap import bootstrap
+from mpi.service.fakes import FakeMatcher
+from mpi.service.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+CONNECTIONS = 4
+
+
+class _Consumer(socketserver.BaseRequestHandler):
+    received: ClassVar[list[bytes]] = []
+    lock = threading.Lock()
+
+    def handle(self) -> None:
+        decoder = MLLPDecoder(1_000_000)
+        while data := self.request.recv(65536):
+            for event in decoder.feed(data):
+                if isinstance(event, Frame):
+                    with self.lock:
+                        self.received.append(event.payload)
+                    control = parse_message(event.payload).msh.control_id
+                    ack = f"MSH|^~\\&|XDS|E|MPI|E|20240101||ACK^A31^ACK|A|P|2.5\rMSA|AA|{control}\r"
+                    self.request.sendall(frame(ack.encode()))
+
+
+def workers_of(listener: Listener) -> list[int]:
+    """The pids of the server's worker processes."""
+    pid = listener.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sorted(int(child) for child in children)
+
+
+def identifiers_announced(payload: bytes) -> bytes:
+    """PID-3 of a notification, whole: every identifier it announces for the person."""
+    pid = next(segment for segment in payload.split(b"\r") if segment.startswith(b"PID|"))
+    return pid.split(b"|")[3]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.mark.postgres
+def test_two_processes_apply_every_message_once_and_notify_once(tmp_path: Path, postgres_url: str) -> None:
+    consumer = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Consumer)
+    threading.Thread(target=consumer.serve_forever, daemon=True).start()
+    _Consumer.received.clear()
+    extra = (
+        f'[[consumer]]\nname = "xds"\nhost = "127.0.0.1"\nport = {consumer.server_address[1]}\n'
+        'application = "XDS"\nfacility = "ESANTE"\ndomains = ["CHL", "LABO"]\ntimeout_seconds = 5\n'
+    )
+    config = write_config(tmp_path, extra)
+    messages = feed_messages()
+    listener = start_listener(config, postgres_url, tmp_path / "serve.log", ["--processes", "2"])
+    try:
+        first_workers = workers_of(listener)
+        assert len(first_workers) == 2
+        # Each connection sends every patient's messages in a different order, so the same
+        # patients' hospital and lab records arrive on different connections at once.
+        answers: dict[int, list[bytes]] = {}
+
+        def send(connection_index: int) -> None:
+            connection = MLLPConnection(listener.port)
+            order = list(range(len(messages)))[connection_index::CONNECTIONS]
+            answers[connection_index] = [connection.ask(messages[i]) for i in order]
+            connection.close()
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(CONNECTIONS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert sum(len(a) for a in answers.values()) == len(messages)
+        assert all(b"MSA|AA|" in answer for batch in answers.values() for answer in batch)
+
+        # Resent on new connections (served by either process): the stored answers, byte for byte.
+        first_answer = answers[0][0]
+        resends = [MLLPConnection(listener.port) for _ in range(4)]
+        assert all(connection.ask(messages[0]) == first_answer for connection in resends)
+        for connection in resends:
+            connection.close()
+
+        def everyone_announced() -> bool:
+            with _Consumer.lock:
+                announced = {parse_message(p).segment("PID").get(3, 1, 1) for p in _Consumer.received}
+            return len(announced) >= PATIENTS
+
+        wait_for(everyone_announced)
+        time.sleep(1.0)  # a duplicate would come from a second sender: give it the time to arrive
+
+        # A worker that dies is replaced, and the listener keeps answering meanwhile.
+        victim = first_workers[1]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(workers_of(listener)) == 2 and victim not in workers_of(listener), 60.0)
+        connection = MLLPConnection(listener.port)
+        assert b"MSA|AA|" in connection.ask(messages[1])
+        connection.close()
+    finally:
+        assert listener.stop(signal.SIGTERM) == 0
+        consumer.shutdown()
+        consumer.server_close()
+
+    with _Consumer.lock:
+        received = list(_Consumer.received)
+    announced = Counter(identifiers_announced(p) for p in received)
+    persons = {parse_message(p).segment("PID").get(3, 1, 1) for p in received}
+    assert persons == {f"C{n}" for n in range(PATIENTS)}
+    assert max(announced.values()) == 1, "a person's same identifiers were announced twice"
+
+    settings = Settings(database_url=postgres_url, _env_file=None)  # type: ignore[call-arg]
+    services = bootstrap(settings, FakeMatcher())
+    try:
+        state = services.store.run(lambda uow: uow.snapshot(), write=False)
+    finally:
+        services.close()
+    assert len(state.records) == 2 * PATIENTS
+    assert all(record.version == 1 for record in state.records.values())  # nothing applied twice
+    assert len({link.mpi_id for link in state.links.values()}) == PATIENTS  # no duplicate person
+
+
+def test_killing_the_parent_stops_its_workers_and_frees_the_port(tmp_path: Path) -> None:
+    listener = start_listener(
+        write_config(tmp_path),
+        f"sqlite:///{tmp_path / 'mpi.db'}",
+        tmp_path / "serve.log",
+        ["--processes", "2"],
+    )
+    workers = workers_of(listener)
+    assert len(workers) == 2
+    listener.stop(signal.SIGKILL)
+
+    def gone(pid: int) -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped by init
+
+    wait_for(lambda: all(gone(pid) for pid in workers), 30.0)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", listener.port))  # nobody holds the port any more
