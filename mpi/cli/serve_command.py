@@ -82,6 +82,13 @@ def serve(
         return
     from mpi.hl7v2.processes import Supervisor, listening_socket
 
+    if settings.is_sqlite:
+        logging.getLogger("mpi.serve").warning(
+            "SQLite commits one writer at a time: %d processes answer queries side by side, but "
+            "feeds wait for each other's commits (longer ACK delays); PostgreSQL scales out",
+            listener.processes,
+        )
+
     # The schema is brought up to date, and the forms checked, once, before any worker starts;
     # the parent then holds no connection and no thread when it forks.
     services = bootstrap(settings)
