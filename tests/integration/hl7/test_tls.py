@@ -3,7 +3,8 @@
 With ``client_ca`` set, a client presenting a certificate that CA signed gets its
 ACK; one without a certificate, or with one from another CA, gets no answer and
 no change is made; plain MLLP sent to the TLS port is dropped, and the listener
-keeps serving. Without ``client_ca``, a client needs no certificate.
+keeps serving. Without ``client_ca``, a client needs no certificate. The listener's cases
+run with one server process and with two sharing the socket (``--processes 2``).
 """
 
 from __future__ import annotations
@@ -133,10 +134,13 @@ def tls_config(pki: Pki, *, client_certificates: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def tls_listener(tmp_path: Path, pki: Pki) -> Iterator[Listener]:
+@pytest.fixture(params=[1, 2], ids=["one process", "two processes"])
+def tls_listener(tmp_path: Path, pki: Pki, request: pytest.FixtureRequest) -> Iterator[Listener]:
+    """A listener requiring client certificates; with two processes, its connections are
+    accepted on the socket they share (``mpi serve --processes 2``)."""
     config = write_config(tmp_path, tls_config(pki, client_certificates=True))
-    running = start_listener(config, f"sqlite:///{tmp_path / 'mpi.db'}")
+    processes = ["--processes", str(request.param)]
+    running = start_listener(config, f"sqlite:///{tmp_path / 'mpi.db'}", extra_args=processes)
     try:
         yield running
     finally:
