@@ -2,10 +2,11 @@
 
 Messages about the same patients arrive on several connections at once, so the two
 processes apply them side by side. Every message must still be applied once (a resend
-answered by the other process gets the stored answer), the hospital's and the lab's
-records of a patient must still meet in one person, every PIX update notification must
-go out once, and a worker that dies is replaced while the listener keeps answering (on
-PostgreSQL, where more processes pay off). A killed parent leaves no worker behind.
+answered by the other process gets the stored answer, and so does a message resent because
+the process handling it was killed), the hospital's and the lab's records of a patient must
+still meet in one person, every PIX update notification must go out once, and the killed
+worker is replaced while the listener keeps answering (on PostgreSQL, where more processes
+pay off). A killed parent leaves no worker behind.
 """
 
 from __future__ import annotations
@@ -90,20 +91,39 @@ def test_two_processes_apply_every_message_once_and_notify_once(tmp_path: Path, 
         first_workers = workers_of(listener)
         assert len(first_workers) == 2
         # Each connection sends every patient's messages in a different order, so the same
-        # patients' hospital and lab records arrive on different connections at once.
+        # patients' hospital and lab records arrive on different connections at once. Midway,
+        # the worker that sends no notifications is killed: whoever loses a connection without
+        # an answer connects again and resends, as an MLLP sender does.
         answers: dict[int, list[bytes]] = {}
+        acknowledged = threading.Semaphore(0)
+        resent: list[int] = []
 
         def send(connection_index: int) -> None:
             connection = MLLPConnection(listener.port)
-            order = list(range(len(messages)))[connection_index::CONNECTIONS]
-            answers[connection_index] = [connection.ask(messages[i]) for i in order]
+            answers[connection_index] = []
+            for index in list(range(len(messages)))[connection_index::CONNECTIONS]:
+                while True:
+                    try:
+                        answers[connection_index].append(connection.ask(messages[index]))
+                        break
+                    except OSError:  # ConnectionError included: its process died
+                        connection.close()
+                        connection = MLLPConnection(listener.port)
+                        resent.append(index)
+                acknowledged.release()
+                time.sleep(0.02)  # a sender's pace, so that the kill finds messages in flight
             connection.close()
 
         threads = [threading.Thread(target=send, args=(n,)) for n in range(CONNECTIONS)]
         for thread in threads:
             thread.start()
+        for _ in range(len(messages) // 3):
+            assert acknowledged.acquire(timeout=60)
+        victim = first_workers[1]
+        os.kill(victim, signal.SIGKILL)
         for thread in threads:
             thread.join(timeout=120)
+        assert resent, "the killed worker was serving none of the connections"
         assert sum(len(a) for a in answers.values()) == len(messages)
         assert all(b"MSA|AA|" in answer for batch in answers.values() for answer in batch)
 
@@ -122,9 +142,7 @@ def test_two_processes_apply_every_message_once_and_notify_once(tmp_path: Path, 
         wait_for(everyone_announced)
         time.sleep(1.0)  # a duplicate would come from a second sender: give it the time to arrive
 
-        # A worker that dies is replaced, and the listener keeps answering meanwhile.
-        victim = first_workers[1]
-        os.kill(victim, signal.SIGKILL)
+        # The dead worker was replaced, and the listener kept answering meanwhile.
         wait_for(lambda: len(workers_of(listener)) == 2 and victim not in workers_of(listener), 60.0)
         connection = MLLPConnection(listener.port)
         assert b"MSA|AA|" in connection.ask(messages[1])
