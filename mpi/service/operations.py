@@ -153,13 +153,14 @@ class Operation:
     def link_of(self, record_id: int) -> Link:
         return self.uow.get_links([record_id])[record_id]
 
-    def lock_link(self, record_id: int, also: Sequence[str] = ()) -> Link:
-        """The record's link, read once its person (and the persons ``also``) are locked.
+    def lock_link(self, record_id: int, also: Sequence[str] = (), read: Link | None = None) -> Link:
+        """The record's link, read once its person (and the persons ``also``) are locked; ``read``
+        is the link as the caller read it before (it is read again once locked).
 
         Moving a link away from a person takes that person's lock, so a link read while its
         person is locked stays as read until the transaction ends; one read before may not.
         """
-        link = self.link_of(record_id)
+        link = read if read is not None else self.link_of(record_id)
         pending = {link.mpi_id, *also} - self._locked
         while pending:
             self.lock_all(sorted(pending))

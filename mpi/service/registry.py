@@ -17,7 +17,7 @@ from typing import Literal
 
 from mpi.domain.commands import RegisterRecord, UpdateRecord
 from mpi.domain.events import EventKind
-from mpi.domain.persons import LinkProvenance, Person
+from mpi.domain.persons import Link, LinkProvenance, Person
 from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, Decision
@@ -258,7 +258,7 @@ class Registry:
         # Every person this registration may write (the one it links to, those it raises tasks
         # on) locked at once, in one order: a merge of two of them, which locks them in the same
         # order, waits for it or it for the merge, and the two never deadlock.
-        op.lock_all(sorted({e.mpi_id for e in evidence if e.decision != "none"}))
+        op.lock_all(_involved(evidence))
         # Locked, following a merge that committed meanwhile to its survivor.
         target = op.lock_active_successor(targets[0].mpi_id) if targets else None
         if target is not None:
@@ -311,14 +311,23 @@ class Registry:
                 (),
                 None,
             )
-        link = op.lock_link(current.record_id)
+        # The evidence is gathered before any person is locked, so that the record's person and
+        # every person it may be put before a reviewer with are locked at once, in one order, as
+        # a merge locks its two: locking its own person first and the others later could
+        # deadlock with a merge of two of them.
+        seen = op.link_of(current.record_id)
+        evidence = _evidence_if_auto(op, matcher, probe, seen, current.record_id)
+        involved = _involved(evidence)
+        link = op.lock_link(current.record_id, also=involved, read=seen)
+        if link != seen or not all(op.person(mpi_id).is_active for mpi_id in involved):
+            # A link or merge committed meanwhile: judge again on what the locks now hold still.
+            evidence = _evidence_if_auto(op, matcher, probe, link, current.record_id)
+            op.lock_all(_involved(evidence))
         record = op.add_version(current, demographics, probe.matricule_flag)
         op.uow.index_record(record.record_id, record.version, probe.blocking_keys, probe.form)
         op.touch(link.mpi_id)
         tasks: tuple[int, ...] = ()
         if link.provenance is LinkProvenance.AUTO:
-            evidence = gather(op.uow, matcher, probe, exclude=record.record_id)
-            op.lock_all(sorted({e.mpi_id for e in evidence if e.decision != "none"}))  # one statement
             own = next((e for e in evidence if e.mpi_id == link.mpi_id), None)
             others = [e for e in evidence if e.mpi_id != link.mpi_id]
             tasks = _raise_reviews(op, record.record_id, link.mpi_id, others)
@@ -347,6 +356,21 @@ class Registry:
             tasks,
             event.seq,
         )
+
+
+def _evidence_if_auto(
+    op: Operation, matcher: Matcher, probe: Probe, link: Link, record_id: int
+) -> list[PersonEvidence]:
+    """What the other records say of an automatically linked record (a manual link is kept as
+    a human made it, whatever they say)."""
+    if link.provenance is not LinkProvenance.AUTO:
+        return []
+    return gather(op.uow, matcher, probe, exclude=record_id)
+
+
+def _involved(evidence: Sequence[PersonEvidence]) -> list[str]:
+    """The persons a decision on this evidence may write to (link or review)."""
+    return sorted({e.mpi_id for e in evidence if e.decision != "none"})
 
 
 def _raise_reviews(

@@ -11,10 +11,13 @@ merge undone twice at once; two updates of one person's records both reach its g
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 
 from mpi.domain.commands import (
     LinkRecord,
@@ -29,6 +32,7 @@ from mpi.domain.events import EventKind
 from mpi.domain.persons import PersonStatus
 from mpi.domain.records import Demographics, RecordKey
 from mpi.domain.reviews import ReviewAction
+from mpi.domain.scores import PairScore
 from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, bootstrap
@@ -212,3 +216,65 @@ def test_simultaneous_updates_of_two_records_of_one_person_both_reach_its_golden
             linked = [state.records[k.record_id] for k in state.links.values() if k.mpi_id == person.mpi_id]
             assert len(linked) == 2
             assert person.golden == compute_golden(linked, rules)
+
+
+class _SlowScoring(FakeMatcher):
+    """Says when it starts scoring, then takes its time: an update is caught mid-way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scoring = threading.Event()
+
+    def score(
+        self, given_probe: Demographics | str, candidates: Sequence[Demographics | str]
+    ) -> list[PairScore]:
+        self.scoring.set()
+        time.sleep(0.5)
+        return super().score(given_probe, candidates)
+
+
+@pytest.mark.slow
+def test_an_update_crossing_a_merge_of_its_person_never_deadlocks(database_url: str) -> None:
+    """An update of a record that now resembles another person, while a steward merges the two.
+
+    The update writes to its own person and raises a review on the other; the merge locks both,
+    in order. Had the update locked its own person before the other, the two could each hold
+    the person the other waits for (the database would then abort one and it would start over,
+    a second later); they must simply take turns."""
+    slow = _SlowScoring()
+    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    updater, steward = bootstrap(settings, slow), connect(database_url, migrate=False)
+    deadlocks: list[BaseException] = []
+
+    def record_deadlock(context: ExceptionContext) -> None:
+        if getattr(context.original_exception, "sqlstate", None) == "40P01":  # deadlock_detected
+            deadlocks.append(context.original_exception)
+
+    try:
+        for services in (updater, steward):
+            event.listen(services.store.engine, "handle_error", record_deadlock)  # type: ignore[attr-defined]
+        first = steward.registry.register(RegisterRecord(RecordKey("CHL", "1"), identity(1)))
+        second = steward.registry.register(RegisterRecord(RecordKey("CHL", "2"), identity(2)))
+        # The record updated is the one of the later person in lock order: it holds that person
+        # while it asks for the earlier one, which the merge takes first.
+        _, (key, _) = sorted(
+            [(RecordKey("CHL", "1"), first.mpi_id), (RecordKey("CHL", "2"), second.mpi_id)],
+            key=lambda pair: pair[1],
+        )
+        resembling = identity(1) if key.local_id == "2" else identity(2)
+        slow.scoring.clear()
+
+        def update() -> object:
+            return updater.registry.update(UpdateRecord(key, resembling))
+
+        def merge() -> object:
+            assert slow.scoring.wait(30)
+            return steward.lifecycle.merge(MergePersons(first.mpi_id, second.mpi_id, "steward"))
+
+        assert race(update, merge) == ["ok", "ok"]
+        assert deadlocks == []
+        checked = verify(steward.store)
+        assert checked.violations == () and checked.replay_matches
+    finally:
+        updater.close()
+        steward.close()
