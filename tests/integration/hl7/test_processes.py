@@ -20,13 +20,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from mllp_listener import Listener, MLLPConnection, start_listener, write_config
-from test_restart import PATIENTS, feed_messages
+from test_restart import PATIENTS, Consumer, feed_messages
 
-from mpi.hl7v2.framing import Frame, MLLPDecoder, frame
 from mpi.hl7v2.parse import parse_message
 from mpi.service.bootstrap import bootstrap
 from mpi.service.fakes import FakeMatcher
@@ -35,22 +33,6 @@ from mpi.service.settings import Settings
 pytestmark = pytest.mark.slow
 
 CONNECTIONS = 4
-
-
-class _Consumer(socketserver.BaseRequestHandler):
-    received: ClassVar[list[bytes]] = []
-    lock = threading.Lock()
-
-    def handle(self) -> None:
-        decoder = MLLPDecoder(1_000_000)
-        while data := self.request.recv(65536):
-            for event in decoder.feed(data):
-                if isinstance(event, Frame):
-                    with self.lock:
-                        self.received.append(event.payload)
-                    control = parse_message(event.payload).msh.control_id
-                    ack = f"MSH|^~\\&|XDS|E|MPI|E|20240101||ACK^A31^ACK|A|P|2.5\rMSA|AA|{control}\r"
-                    self.request.sendall(frame(ack.encode()))
 
 
 def workers_of(listener: Listener) -> list[int]:
@@ -77,9 +59,9 @@ def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
 
 @pytest.mark.postgres
 def test_two_processes_apply_every_message_once_and_notify_once(tmp_path: Path, postgres_url: str) -> None:
-    consumer = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Consumer)
+    consumer = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Consumer)
     threading.Thread(target=consumer.serve_forever, daemon=True).start()
-    _Consumer.received.clear()
+    Consumer.received.clear()
     extra = (
         f'[[consumer]]\nname = "xds"\nhost = "127.0.0.1"\nport = {consumer.server_address[1]}\n'
         'application = "XDS"\nfacility = "ESANTE"\ndomains = ["CHL", "LABO"]\ntimeout_seconds = 5\n'
@@ -135,8 +117,8 @@ def test_two_processes_apply_every_message_once_and_notify_once(tmp_path: Path, 
             connection.close()
 
         def everyone_announced() -> bool:
-            with _Consumer.lock:
-                announced = {parse_message(p).segment("PID").get(3, 1, 1) for p in _Consumer.received}
+            with Consumer.lock:
+                announced = {parse_message(p).segment("PID").get(3, 1, 1) for p in Consumer.received}
             return len(announced) >= PATIENTS
 
         wait_for(everyone_announced)
@@ -152,8 +134,8 @@ def test_two_processes_apply_every_message_once_and_notify_once(tmp_path: Path, 
         consumer.shutdown()
         consumer.server_close()
 
-    with _Consumer.lock:
-        received = list(_Consumer.received)
+    with Consumer.lock:
+        received = list(Consumer.received)
     announced = Counter(identifiers_announced(p) for p in received)
     persons = {parse_message(p).segment("PID").get(3, 1, 1) for p in received}
     assert persons == {f"C{n}" for n in range(PATIENTS)}

@@ -54,7 +54,9 @@ def feed_messages() -> list[bytes]:
     return messages
 
 
-class _Consumer(socketserver.BaseRequestHandler):
+class Consumer(socketserver.BaseRequestHandler):
+    """A PIX consumer that keeps every notification it receives and acknowledges it AA."""
+
     received: ClassVar[list[bytes]] = []
     lock = threading.Lock()
 
@@ -74,7 +76,8 @@ class _Consumer(socketserver.BaseRequestHandler):
 
 
 def test_kill_restart_and_resend_applies_each_message_once(tmp_path: Path) -> None:
-    consumer = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Consumer)
+    consumer = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Consumer)
+    Consumer.received.clear()
     threading.Thread(target=consumer.serve_forever, daemon=True).start()
     extra = (
         f'[[consumer]]\nname = "xds"\nhost = "127.0.0.1"\nport = {consumer.server_address[1]}\n'
@@ -106,8 +109,8 @@ def test_kill_restart_and_resend_applies_each_message_once(tmp_path: Path) -> No
         assert all(b"MSA|AA|" in answer for answer in answers.values())
         deadline_rounds = 0
         while deadline_rounds < 200:
-            with _Consumer.lock:
-                announced = {parse_message(p).segment("PID").get(3, 1, 1) for p in _Consumer.received}
+            with Consumer.lock:
+                announced = {parse_message(p).segment("PID").get(3, 1, 1) for p in Consumer.received}
             if len(announced) >= PATIENTS:
                 break
             threading.Event().wait(0.1)
