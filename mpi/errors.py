@@ -61,6 +61,13 @@ class Conflict(MPIError):
     """The request contradicts the current state; nothing was changed."""
 
 
+class ListenError(MPIError):
+    """A server cannot listen on its configured address (in use, not this machine's, ...)."""
+
+    def __init__(self, host: str, port: int, reason: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {reason.strerror or reason}")
+
+
 class HL7Error(MPIError):
     """An HL7 message that must be answered with AE or AR."""
 

@@ -36,6 +36,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import ForkProcess
 from types import FrameType
 
+from mpi.errors import ListenError
+
 log = logging.getLogger("mpi.hl7v2")
 
 # A worker that dies younger than this is replaced after a delay that doubles each time.
@@ -51,8 +53,13 @@ WorkerMain = Callable[[int, socket.socket, Callable[[], None]], None]
 
 
 def listening_socket(host: str, port: int, backlog: int = 512) -> socket.socket:
-    """The socket every worker accepts on (``port`` 0: any free port)."""
-    return socket.create_server((host, port), backlog=backlog, reuse_port=False)
+    """The socket every worker accepts on (``port`` 0: any free port); ``host`` an IPv4 or IPv6
+    address or a name, as for one process."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family, backlog=backlog, reuse_port=False)
+    except OSError as exc:
+        raise ListenError(host, port, exc) from exc
 
 
 def _stop_with_parent(parent: int) -> None:

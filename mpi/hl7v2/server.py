@@ -26,7 +26,7 @@ import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from mpi.errors import HL7Error
+from mpi.errors import HL7Error, ListenError
 from mpi.hl7v2.codes import ErrorCode
 from mpi.hl7v2.config import ListenerConfig, TlsConfig
 from mpi.hl7v2.framing import (
@@ -105,9 +105,12 @@ class MLLPServer:
             self._shared = sock
             self._accepting = asyncio.create_task(self._accept_shared(sock, tls))
             return
-        self._server = await asyncio.start_server(
-            self._accept, self._config.host, self._config.port, ssl=tls, limit=_READ_SIZE
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self._config.host, self._config.port, ssl=tls, limit=_READ_SIZE
+            )
+        except OSError as exc:
+            raise ListenError(self._config.host, self._config.port, exc) from exc
 
     async def _accept_shared(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
         """Accept connections one at a time on a socket other server processes accept on too.
