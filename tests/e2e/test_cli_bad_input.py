@@ -278,3 +278,27 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
     assert len(errors) == 1
     assert str(path) in errors[0]
     assert "record_id" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "why"),
+    [
+        (
+            "postgresql+psycopg://mpi:secret@127.0.0.1:1/registry",
+            "postgresql+psycopg://mpi:***@127.0.0.1:1/registry",
+            "refused",
+        ),
+        ("sqlite:///{tmp}/no/such/folder/mpi.db", "sqlite:///{tmp}/no/such/folder/mpi.db", "unable to open"),
+    ],
+    ids=["server not listening", "no such folder"],
+)
+def test_a_database_that_cannot_be_used_is_one_message_without_the_password(
+    tmp_path: Path, url: str, shown: str, why: str
+) -> None:
+    url, shown = url.format(tmp=tmp_path), shown.format(tmp=tmp_path)
+    commands = (["export", "--db", url, "--out", str(tmp_path / "x.csv")], ["review", "list", "--db", url])
+    for command in commands:
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert f"error: cannot use the database {shown}: " in result.output and why in result.output
+        assert "secret" not in result.output and "Traceback" not in result.output
