@@ -49,6 +49,7 @@ _READ_SIZE = 65536
 # On a socket shared by several processes, how long a process waits per connection it already
 # serves before it takes a new one (an idle process takes it first).
 _YIELD_PER_CONNECTION = 0.002
+_MAX_YIELD = 0.1  # a busy process still accepts within a tenth of a second
 
 
 def server_tls_context(tls: TlsConfig) -> ssl.SSLContext:
@@ -123,7 +124,7 @@ class MLLPServer:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             if self._connections:
-                await asyncio.sleep(_YIELD_PER_CONNECTION * len(self._connections))
+                await asyncio.sleep(min(_YIELD_PER_CONNECTION * len(self._connections), _MAX_YIELD))
             try:
                 connection, _ = await loop.sock_accept(sock)
             except OSError as exc:  # out of file descriptors, say: the next try may succeed
