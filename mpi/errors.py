@@ -61,6 +61,10 @@ class Conflict(MPIError):
     """The request contradicts the current state; nothing was changed."""
 
 
+class DatabaseUnavailable(MPIError):
+    """The database cannot be reached or refuses the connection."""
+
+
 class ListenError(MPIError):
     """A server cannot listen on its configured address (in use, not this machine's, ...)."""
 

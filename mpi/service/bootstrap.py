@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
-from sqlalchemy.exc import OperationalError
-
 from mpi.domain.records import Demographics
 from mpi.domain.scores import PairScore
 from mpi.errors import MPIError
@@ -32,10 +30,6 @@ ENGINE_MATCHER_MODULE = "mpi.service.engine_matcher"
 
 class SchemaOutdated(MPIError):
     """The database schema is older than this version of mpi and may not be migrated automatically."""
-
-
-class DatabaseUnavailable(MPIError):
-    """The database cannot be reached or refuses the connection."""
 
 
 @dataclass(frozen=True)
@@ -116,12 +110,6 @@ def bootstrap(
                 f"the database schema is at revision {current}, this mpi needs "
                 f"{migrations.head_revision()}: run `mpi db upgrade`"
             )
-    except OperationalError as exc:
-        store.close()
-        # The first line of the driver's message says why (refused, unknown host, bad password).
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        where = store.engine.url.render_as_string(hide_password=True)
-        raise DatabaseUnavailable(f"cannot use the database {where}: {reason}") from exc
     except BaseException:
         store.close()
         raise
