@@ -42,6 +42,26 @@ def workers_of(listener: Listener) -> list[int]:
     return sorted(int(child) for child in children)
 
 
+def served_by(pid: int, port: int) -> int:
+    """How many established connections to ``port`` the process ``pid`` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:  # 01: established
+                count += 1
+    return count
+
+
 def identifiers_announced(payload: bytes) -> bytes:
     """PID-3 of a notification, whole: every identifier it announces for the person."""
     pid = next(segment for segment in payload.split(b"\r") if segment.startswith(b"PID|"))
@@ -80,8 +100,19 @@ def test_two_processes_apply_every_message_once_and_notify_once(tmp_path: Path, 
         acknowledged = threading.Semaphore(0)
         resent: list[int] = []
 
+        # The worker to be killed must be serving some of the connections (the kernel and the
+        # workers decide which takes each): reconnect until it is.
+        connections = [MLLPConnection(listener.port) for _ in range(CONNECTIONS)]
+        for _ in range(20):
+            wait_for(lambda: sum(served_by(pid, listener.port) for pid in first_workers) == CONNECTIONS)
+            if served_by(first_workers[1], listener.port):
+                break
+            connections[0].close()
+            connections[0] = MLLPConnection(listener.port)
+        assert served_by(first_workers[1], listener.port) > 0
+
         def send(connection_index: int) -> None:
-            connection = MLLPConnection(listener.port)
+            connection = connections[connection_index]
             answers[connection_index] = []
             for index in list(range(len(messages)))[connection_index::CONNECTIONS]:
                 while True:
