@@ -2,7 +2,7 @@
 
 The service only ever talks to these Protocols. ``mpi.service.bootstrap`` wires
 the real classes (the SQL store of ``mpi.storage``, the engine matcher); tests
-wire the in-memory fakes of ``mpi.service.fakes``.
+wire the stand-ins of ``mpi.service.fakes`` (store) and ``mpi.service.fake_matcher``.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, INTEGER, TEXT, VARCHAR
 
+from mpi.storage.statements import chunks
 from mpi.storage.tables import blocking_key, record_form
 
 _LOCK_MANY = text(
     "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(:keys) AS k ORDER BY 1) AS ordered"
 ).bindparams(bindparam("keys", type_=ARRAY(BIGINT)))
-_SELECT_CHUNK = 900  # stays below SQLite's bound-parameter limit
 # Built once: building a statement costs more than running it on an indexed table.
 _KEYS_OF_RECORD = select(blocking_key.c.key).where(blocking_key.c.record_id == bindparam("record_id"))
 _RECORDS_WITH_KEYS = (
@@ -125,10 +125,6 @@ class CandidateIndex:
     def records_with_keys(self, keys: Sequence[str]) -> list[int]:
         distinct = sorted(set(keys))
         found: set[int] = set()
-        for start in range(0, len(distinct), _SELECT_CHUNK):
-            found.update(
-                self._connection.scalars(
-                    _RECORDS_WITH_KEYS, {"keys": distinct[start : start + _SELECT_CHUNK]}
-                )
-            )
+        for chunk in chunks(distinct):
+            found.update(self._connection.scalars(_RECORDS_WITH_KEYS, {"keys": chunk}))
         return sorted(found)

@@ -20,9 +20,6 @@ from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Re
 from mpi.storage import statements as q
 from mpi.storage import tables as t
 
-_SELECT_CHUNK = 900  # below SQLite's bound-parameter limit
-
-
 _IN_USE = ~exists().where(t.superseded_record.c.record_id == t.source_record.c.record_id)
 _OWNER_OF_RECORD = (
     select(t.person)
@@ -57,8 +54,7 @@ class DeliveryRows:
     def superseded_records(self, record_ids: Sequence[int]) -> dict[int, int]:
         wanted = sorted(set(record_ids))
         found: dict[int, int] = {}
-        for start in range(0, len(wanted), _SELECT_CHUNK):
-            chunk = wanted[start : start + _SELECT_CHUNK]
+        for chunk in q.chunks(wanted):
             rows = self._c.execute(q.SUPERSEDED_RECORDS, {"ids": chunk}).mappings().all()
             found.update((row["record_id"], row["replaced_by"]) for row in rows)
         return found
@@ -105,8 +101,8 @@ class DeliveryRows:
     def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:
         wanted = sorted(set(mpi_ids))
         found: dict[str, str] = {}
-        for start in range(0, len(wanted), _SELECT_CHUNK):
-            params = {"consumer": consumer, "ids": wanted[start : start + _SELECT_CHUNK]}
+        for chunk in q.chunks(wanted):
+            params = {"consumer": consumer, "ids": chunk}
             rows = self._c.execute(q.LAST_ANNOUNCED, params).mappings()
             found.update((row["mpi_id"], row["identifiers"]) for row in rows)
         return found

@@ -8,7 +8,8 @@ executed per call.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -30,6 +31,16 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
 from mpi.domain.reviews import ReviewStatus
 from mpi.storage import tables as t
+
+V = TypeVar("V")
+SELECT_CHUNK = 900  # values bound in one statement: below SQLite's bound-parameter limit
+
+
+def chunks(values: Sequence[V]) -> Iterator[Sequence[V]]:
+    """``values`` in slices of at most :data:`SELECT_CHUNK`, for one statement each."""
+    for start in range(0, len(values), SELECT_CHUNK):
+        yield values[start : start + SELECT_CHUNK]
+
 
 _record = t.source_record
 _identifier = t.record_identifier

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     event,
-    select,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError
@@ -34,7 +33,7 @@ from mpi.domain.records import (
     RecordVersion,
     SourceRecord,
 )
-from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
+from mpi.domain.reviews import ReviewTask
 from mpi.service.ports import Candidate, NewIdentifier, NewLink, RecordIndex
 from mpi.storage import statements as q
 from mpi.storage import tables as t
@@ -43,9 +42,9 @@ from mpi.storage.candidate_index import CandidateIndex
 from mpi.storage.delivery import DeliveryRows
 from mpi.storage.engine import WRITE_OPTION, WalCheckpointer, is_sqlite_file
 from mpi.storage.registry_reads import RegistryReads
+from mpi.storage.review_rows import ReviewRows
 
 T = TypeVar("T")
-_SELECT_CHUNK = 900  # below SQLite's bound-parameter limit
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -90,11 +89,6 @@ class SqlStore:
         self.engine.dispose()
 
 
-def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), _SELECT_CHUNK):
-        yield values[start : start + _SELECT_CHUNK]
-
-
 def _first_version(
     key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
 ) -> dict[str, Any]:
@@ -121,7 +115,7 @@ def _event_values(event: Event) -> dict[str, Any]:
     }
 
 
-class SqlUnitOfWork(DeliveryRows, RegistryReads):
+class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
     def __init__(self, connection: Connection) -> None:
         self._c = connection
         self._index = CandidateIndex(connection)
@@ -134,7 +128,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads):
         self._without_form: set[int] = set()  # their form was dropped here with their last version
 
     def _rows(self, statement: Any, name: str, values: Sequence[Any], **other: Any) -> Iterator[RowMapping]:
-        for chunk in _chunks(list(values)):
+        for chunk in q.chunks(list(values)):
             # all(): one fetch of every row, rather than one driver call per row.
             yield from self._c.execute(statement, {name: list(chunk), **other}).mappings().all()
 
@@ -294,7 +288,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads):
         distinct = sorted(set(keys))
         traits: dict[int, tuple[str | None, str | None]] = {}  # of the identifier's holders
         rows: list[tuple[int, str, str | None]]
-        if len(distinct) > _SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
+        if len(distinct) > q.SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
             found = set(self.records_with_keys(distinct))
             holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
             rows = [
@@ -382,56 +376,6 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads):
             return
         if self._c.execute(q.UPDATE_LINK, {"b_record_id": link.record_id, **values}).rowcount == 0:
             self._c.execute(q.INSERT_LINK, values)
-
-    # -- review tasks -----------------------------------------------------------------
-    def add_review(self, task: ReviewTask) -> ReviewTask:
-        task_id = self._c.execute(q.INSERT_REVIEW, t.review_values(task)).scalar_one()
-        return replace(task, task_id=task_id)
-
-    def get_review(self, task_id: int) -> ReviewTask | None:
-        row = self._c.execute(q.REVIEW, {"task_id": task_id}).mappings().first()
-        return None if row is None else t.review_of(row)
-
-    def save_review(self, task: ReviewTask) -> None:
-        self._c.execute(q.UPDATE_REVIEW, {"b_task_id": task.task_id, **t.review_values(task)})
-
-    def pending_reviews_of_persons(self, mpi_ids: Sequence[str]) -> list[ReviewTask]:
-        wanted = sorted(set(mpi_ids))
-        found: dict[int, ReviewTask] = {}
-        for chunk in _chunks(wanted):
-            params = {"ids": list(chunk), "cids": list(chunk)}
-            found.update(
-                (row["task_id"], t.review_of(row))
-                for row in self._c.execute(q.PENDING_REVIEWS, params).mappings().all()
-            )
-        return [found[task_id] for task_id in sorted(found)]
-
-    def list_reviews(self, statuses: Sequence[ReviewStatus], limit: int, offset: int = 0) -> list[ReviewTask]:
-        table = t.review_task
-        query = (
-            select(table)
-            .where(table.c.status.in_([s.value for s in statuses]))
-            .order_by(table.c.task_id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return [t.review_of(row) for row in self._c.execute(query).mappings()]
-
-    def add_not_duplicate(self, decision: NotDuplicate) -> None:
-        self._c.execute(
-            q.INSERT_NOT_DUPLICATE,
-            {
-                "person_a": decision.pair[0],
-                "person_b": decision.pair[1],
-                "decided_at": decision.decided_at,
-                "actor": decision.actor,
-                "reason": decision.reason,
-            },
-        )
-
-    def not_duplicate_partners(self, mpi_id: str) -> set[str]:
-        rows = self._c.execute(q.NOT_DUPLICATE_PAIRS, {"mpi_id": mpi_id})
-        return {b if a == mpi_id else a for a, b in rows}
 
     # -- event log --------------------------------------------------------------------
     def append_event(self, event: Event, persons: Sequence[Person] = ()) -> int:

@@ -27,7 +27,7 @@ from test_restart import PATIENTS, Consumer, feed_messages
 
 from mpi.hl7v2.parse import parse_message
 from mpi.service.bootstrap import bootstrap
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from mpi.hl7v2.framing import Frame, MLLPDecoder, frame
 from mpi.hl7v2.parse import parse_message
 from mpi.service.bootstrap import bootstrap
 from mpi.service.delivery import MessageKey
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.settings import Settings
 
 pytestmark = pytest.mark.slow

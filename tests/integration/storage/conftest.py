@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from mpi.service.bootstrap import Services, bootstrap, wire
-from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import InMemoryStore, TickingClock
 from mpi.service.settings import Settings
 
 

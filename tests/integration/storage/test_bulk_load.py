@@ -17,7 +17,8 @@ from mpi.errors import Conflict, InputError
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, wire
 from mpi.service.bulk import BulkRecord, BulkReview
-from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import InMemoryStore, TickingClock
 from mpi.service.settings import Settings
 
 JEAN = Demographics(

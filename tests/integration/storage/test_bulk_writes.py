@@ -14,7 +14,8 @@ from mpi.domain.persons import Link, LinkProvenance
 from mpi.domain.records import Demographics, MatriculeFlag, RecordKey
 from mpi.service.bootstrap import Services, bootstrap
 from mpi.service.bulk import BulkRecord
-from mpi.service.fakes import FakeMatcher, TickingClock
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import TickingClock
 from mpi.service.ports import UnitOfWork
 from mpi.service.settings import Settings
 from mpi.storage.bulk_indexes import LOADED_TABLES

@@ -23,7 +23,7 @@ from mpi.errors import MPIError
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, bootstrap
 from mpi.service.delivery import MessageKey
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.feed import DemographicChanges, Feed, FeedResult, FeedTransaction
 from mpi.service.ports import Store, UnitOfWork
 from mpi.service.settings import Settings

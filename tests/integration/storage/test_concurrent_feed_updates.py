@@ -17,7 +17,7 @@ import pytest
 from mpi.domain.records import Demographics, RecordKey
 from mpi.service.bootstrap import bootstrap
 from mpi.service.delivery import MessageKey
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.feed import DemographicChanges, Feed, FeedTransaction
 from mpi.service.registry import RegistrationResult
 from mpi.service.settings import Settings

@@ -36,7 +36,7 @@ from mpi.domain.scores import PairScore
 from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, bootstrap
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.golden import SurvivorshipRules, compute_golden
 from mpi.service.settings import Settings
 

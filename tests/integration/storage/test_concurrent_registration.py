@@ -13,7 +13,7 @@ from mpi.domain.persons import PersonStatus
 from mpi.domain.records import Demographics, RecordKey
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, bootstrap
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.settings import Settings
 
 WORKERS = 6

@@ -14,7 +14,7 @@ from mpi.cli.registry_commands import registry_app
 from mpi.domain.commands import RegisterRecord
 from mpi.domain.records import Demographics, RecordKey
 from mpi.service.bootstrap import bootstrap
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.settings import Settings
 
 JEAN = Demographics(family_name="Weber", given_names="Jean", birth_date="1980-01-02", sex="M")

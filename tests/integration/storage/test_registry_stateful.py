@@ -39,7 +39,8 @@ from mpi.domain.reviews import allowed_actions
 from mpi.errors import Conflict
 from mpi.service.audit import invariant_violations, replay
 from mpi.service.bootstrap import Services, bootstrap
-from mpi.service.fakes import FakeMatcher, TickingClock
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import TickingClock
 from mpi.service.golden import compute_golden
 from mpi.service.settings import Settings
 

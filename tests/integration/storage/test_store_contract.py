@@ -17,7 +17,7 @@ from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.ports import NewIdentifier, NewLink, RecordIndex, UnitOfWork
 from mpi.service.registry import FormCoverage
 

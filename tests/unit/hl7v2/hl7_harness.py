@@ -15,7 +15,8 @@ from mpi.hl7v2.pix import PixQuery
 from mpi.service.bootstrap import Services, wire
 from mpi.service.crossrefs import CrossReferences
 from mpi.service.directory import PersonDirectory
-from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import InMemoryStore, TickingClock
 from mpi.service.feed import Feed
 from mpi.service.outbox import Outbox
 from mpi.service.settings import Settings

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mpi.service.bootstrap import Services, wire
-from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import InMemoryStore, TickingClock
 from mpi.service.settings import Settings
 
 

@@ -6,7 +6,7 @@ from mpi.domain.commands import RegisterRecord
 from mpi.domain.records import Demographics, RecordKey
 from mpi.service.bootstrap import Services
 from mpi.service.directory import Criteria, PersonDirectory
-from mpi.service.fakes import FakeMatcher
+from mpi.service.fake_matcher import FakeMatcher
 
 
 def anna(family_name: str, postcode: str) -> Demographics:

@@ -20,7 +20,8 @@ from mpi.errors import NotFound
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services, wire
 from mpi.service.evidence import matchable_records
-from mpi.service.fakes import FakeMatcher, InMemoryStore, TickingClock
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import InMemoryStore, TickingClock
 from mpi.service.operations import MATRICULE_SYSTEM
 from mpi.service.ports import UnitOfWork
 from mpi.service.registry import FormCoverage, RegistrationResult
