@@ -89,19 +89,16 @@ def serve(
             listener.processes,
         )
 
-    # The schema is brought up to date, and the forms checked, once, before any worker starts;
-    # the parent then holds no connection and no thread when it forks.
-    services = bootstrap(settings)
-    try:
-        _warn_if_forms_need_reindex(services)
-    finally:
-        services.close()
+    # The schema is brought up to date once, before any worker starts; the parent then holds no
+    # connection, thread or model when it forks (the first worker checks the stored forms).
+    bootstrap(settings).close()
     sock = listening_socket(listener.host, listener.port)
     workers = settings.model_copy(update={"auto_migrate": False})
 
     def worker(index: int, shared: socket.socket, listening: Callable[[], None]) -> None:
         # Only worker 0 sends PIX update notifications: each goes out once, in order.
-        _serve_one(hl7_config, workers, shared, sends_notifications=index == 0, listening=listening)
+        first = index == 0
+        _serve_one(hl7_config, workers, shared, sends_notifications=first, warns=first, listening=listening)
 
     def ready() -> None:
         print(f"mpi serve: listening on {listener.host}:{sock.getsockname()[1]}", flush=True)
@@ -135,6 +132,7 @@ def _serve_one(
     sock: socket.socket | None = None,
     *,
     sends_notifications: bool = True,
+    warns: bool = True,
     listening: Callable[[], None] | None = None,
 ) -> None:
     """One server process: on the configured address, or on ``sock`` as one of several workers
@@ -147,7 +145,7 @@ def _serve_one(
     matcher = load_matcher(settings)
     services = bootstrap(settings, matcher)
     try:
-        if sock is None:
+        if warns:
             _warn_if_forms_need_reindex(services)
         runtime = build_runtime(
             hl7_config,

@@ -137,6 +137,8 @@ class Supervisor:
         process = self._context.Process(target=main, name=f"mpi-serve-{index}", daemon=False)
         process.start()
         send.close()
+        if (replaced := self._workers.get(index)) is not None:
+            replaced.ready.close()
         self._workers[index] = _Worker(index, process, receive)
 
     def _await_ready(self) -> bool:

@@ -185,7 +185,8 @@ class EngineMatcher:
         return encode(self._columns(records), len(records))
 
     def _columns(self, records: Sequence[Demographics | str]) -> Columns:
-        """The standardised columns of ``records``: stored forms are decoded, demographics standardised."""
+        """The standardised columns of ``records``, some of them demographics (standardised
+        here) and the others stored forms (decoded)."""
         stored_at = [k for k, c in enumerate(records) if isinstance(c, str)]
         stored = from_forms([c for c in records if isinstance(c, str)], self._stamp) if stored_at else None
         if stored_at and stored is None:
@@ -193,8 +194,6 @@ class EngineMatcher:
         raw = [c for c in records if isinstance(c, Demographics)]
         if stored is None:
             return standardised_columns(raw)
-        if not raw:
-            return {name: stored[name] for name in FORM_COLUMNS}
         fresh = standardised_columns(raw)
         is_fresh = np.ones(len(records), dtype=bool)
         is_fresh[stored_at] = False
