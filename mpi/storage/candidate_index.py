@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, INTEGER, TEXT, VARCHAR
 
+from mpi.storage.direct import DirectStatements
 from mpi.storage.statements import chunks
 from mpi.storage.tables import blocking_key, record_form
 
@@ -66,19 +67,20 @@ def lock_id(key: str) -> int:
 
 
 class CandidateIndex:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, direct: DirectStatements) -> None:
         self._connection = connection
+        self._direct = direct
         self._is_postgres = connection.dialect.name == "postgresql"
 
     def lock_keys(self, keys: Sequence[str]) -> None:
         if self._is_postgres and keys:
-            self._connection.execute(_LOCK_MANY, {"keys": sorted({lock_id(k) for k in keys})})
+            self._direct.execute(_LOCK_MANY, {"keys": sorted({lock_id(k) for k in keys})})
 
     def index_new(self, record_id: int, version: int, keys: Sequence[str], form: str | None) -> None:
         """The keys and form of a record that has neither yet."""
         if self._is_postgres:
             params = {"record_id": record_id, "version": version, "form": form, "keys": list(keys)}
-            self._connection.execute(_INDEX_NEW, params)
+            self._direct.execute(_INDEX_NEW, params)
             return
         self.set_blocking_keys(record_id, keys, is_new=True)
         self.set_form(record_id, version, form, is_new=True)

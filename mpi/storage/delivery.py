@@ -19,6 +19,7 @@ from mpi.domain.records import RecordKey, SourceRecord
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
 from mpi.storage import statements as q
 from mpi.storage import tables as t
+from mpi.storage.direct import DirectStatements
 
 _IN_USE = ~exists().where(t.superseded_record.c.record_id == t.source_record.c.record_id)
 _OWNER_OF_RECORD = (
@@ -43,6 +44,7 @@ class DeliveryRows:
     """The delivery part of the unit of work; the class using it provides the connection ``_c``."""
 
     _c: Connection
+    _direct: DirectStatements
 
     # -- superseded records -------------------------------------------------------------
     def supersede_record(self, record_id: int, replaced_by: int, at: datetime, actor: str) -> None:
@@ -62,19 +64,19 @@ class DeliveryRows:
     def person_by_record(self, key: RecordKey) -> tuple[Person, list[SourceRecord]] | None:
         # Two statements where the generic reads take six: a PIX query is little else.
         params = {"authority": key.authority, "local_id": key.local_id}
-        owner = self._c.execute(_OWNER_OF_RECORD, params).mappings().first()
+        owner = self._direct.execute(_OWNER_OF_RECORD, params).mappings().first()
         if owner is None:
             return None
-        rows = self._c.execute(_RECORDS_IN_USE_OF_PERSON, {"mpi_id": owner["mpi_id"]}).mappings().all()
+        rows = self._direct.execute(_RECORDS_IN_USE_OF_PERSON, {"mpi_id": owner["mpi_id"]}).mappings().all()
         return t.person_of(owner), [t.source_record_of(row) for row in rows]
 
     # -- receipts and outbox ----------------------------------------------------------
     def find_receipt(self, key: MessageKey) -> Receipt | None:
-        row = self._c.execute(q.RECEIPT, _receipt_key(key)).mappings().first()
+        row = self._direct.execute(q.RECEIPT, _receipt_key(key)).mappings().first()
         return None if row is None else Receipt(key, bytes(row["response"]), row["received_at"])
 
     def add_receipt(self, receipt: Receipt) -> None:
-        self._c.execute(
+        self._direct.execute(
             q.INSERT_RECEIPT,
             {**_receipt_key(receipt.key), "response": receipt.response, "received_at": receipt.received_at},
         )

@@ -10,15 +10,17 @@ from sqlalchemy import Connection, select
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.storage import statements as q
 from mpi.storage import tables as t
+from mpi.storage.direct import DirectStatements
 
 
 class ReviewRows:
     """The review rows of the unit of work; the class using it provides the connection ``_c``."""
 
     _c: Connection
+    _direct: DirectStatements
 
     def add_review(self, task: ReviewTask) -> ReviewTask:
-        task_id = self._c.execute(q.INSERT_REVIEW, t.review_values(task)).scalar_one()
+        task_id = self._direct.execute(q.INSERT_REVIEW, t.review_values(task)).scalar_one()
         return replace(task, task_id=task_id)
 
     def get_review(self, task_id: int) -> ReviewTask | None:
@@ -35,7 +37,7 @@ class ReviewRows:
             params = {"ids": list(chunk), "cids": list(chunk)}
             found.update(
                 (row["task_id"], t.review_of(row))
-                for row in self._c.execute(q.PENDING_REVIEWS, params).mappings().all()
+                for row in self._direct.execute(q.PENDING_REVIEWS, params).mappings().all()
             )
         return [found[task_id] for task_id in sorted(found)]
 
@@ -63,5 +65,5 @@ class ReviewRows:
         )
 
     def not_duplicate_partners(self, mpi_id: str) -> set[str]:
-        rows = self._c.execute(q.NOT_DUPLICATE_PAIRS, {"mpi_id": mpi_id})
+        rows = self._direct.execute(q.NOT_DUPLICATE_PAIRS, {"mpi_id": mpi_id})
         return {b if a == mpi_id else a for a, b in rows}

@@ -40,6 +40,7 @@ from mpi.storage import tables as t
 from mpi.storage.bulk_writes import BulkWriter
 from mpi.storage.candidate_index import CandidateIndex
 from mpi.storage.delivery import DeliveryRows
+from mpi.storage.direct import DirectStatements
 from mpi.storage.engine import WRITE_OPTION, WalCheckpointer, is_sqlite_file
 from mpi.storage.registry_reads import RegistryReads
 from mpi.storage.review_rows import ReviewRows
@@ -118,7 +119,8 @@ def _event_values(event: Event) -> dict[str, Any]:
 class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
     def __init__(self, connection: Connection) -> None:
         self._c = connection
-        self._index = CandidateIndex(connection)
+        self._direct = DirectStatements(connection)
+        self._index = CandidateIndex(connection, self._direct)
         self._is_postgres = connection.dialect.name == "postgresql"
         # Records created in this transaction have no identifiers, keys or link until
         # they are written here: knowing it saves a lookup for each.
@@ -135,7 +137,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
     # -- source records ---------------------------------------------------------------
     def find_record(self, key: RecordKey) -> SourceRecord | None:
         params = {"authority": key.authority, "local_id": key.local_id}
-        row = self._c.execute(q.FIND_RECORD, params).mappings().first()
+        row = self._direct.execute(q.FIND_RECORD, params).mappings().first()
         return None if row is None else t.source_record_of(row)
 
     def get_records(self, record_ids: Sequence[int]) -> dict[int, SourceRecord]:
@@ -154,7 +156,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
         self, key: RecordKey, demographics: Demographics, matricule: MatriculeFlag, at: datetime, actor: str
     ) -> SourceRecord:
         values = _first_version(key, demographics, matricule, at, actor)
-        record_id: int = self._c.execute(q.INSERT_RECORD, values).scalar_one()
+        record_id: int = self._direct.execute(q.INSERT_RECORD, values).scalar_one()
         self._without_identifiers.add(record_id)
         self._without_keys.add(record_id)
         self._without_link.add(record_id)
@@ -201,7 +203,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
             "l_model_version": link.model_version if link else None,
             "l_reason": link.reason if link else None,
         }
-        record_id, identifier_id = self._c.execute(q.PG_INSERT_INDEXED_RECORD, params).one()
+        record_id, identifier_id = self._direct.execute(q.PG_INSERT_INDEXED_RECORD, params).one()
         record = SourceRecord(record_id, key, 1, demographics, matricule, at)
         if link is None:
             self._without_link.add(record_id)  # it has its identifiers, keys and form already
@@ -244,14 +246,15 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
     def active_identifiers(self, record_id: int) -> list[RecordIdentifier]:
         if record_id in self._without_identifiers:
             return []
-        rows = self._c.execute(q.ACTIVE_IDENTIFIERS, {"record_id": record_id}).mappings().all()
+        rows = self._direct.execute(q.ACTIVE_IDENTIFIERS, {"record_id": record_id}).mappings().all()
         return [t.identifier_of(row) for row in rows]
 
     def add_identifier(
         self, record_id: int, system: str, value: str, raw: str, status: MatriculeFlag, at: datetime
     ) -> RecordIdentifier:
         identifier = RecordIdentifier(0, record_id, system, value, raw, status, True, at)
-        identifier_id = self._c.execute(q.INSERT_IDENTIFIER, t.identifier_values(identifier)).scalar_one()
+        values = t.identifier_values(identifier)
+        identifier_id = self._direct.execute(q.INSERT_IDENTIFIER, values).scalar_one()
         self._without_identifiers.discard(record_id)
         return RecordIdentifier(identifier_id, record_id, system, value, raw, status, True, at)
 
@@ -299,7 +302,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
                 traits[record_id] = (record.demographics.sex, record.demographics.birth_date)
         elif identifier is None:
             by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
-            rows = [(r[0], r[1], r[2]) for r in self._c.execute(by_key, {"keys": distinct}).all()]
+            rows = [(r[0], r[1], r[2]) for r in self._direct.execute(by_key, {"keys": distinct}).all()]
         else:
             params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
             by_either = (
@@ -308,7 +311,8 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
                 else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
             )
             rows = []
-            for record_id, mpi_id, form, holds, sex, birth_date in self._c.execute(by_either, params).all():
+            matched = self._direct.execute(by_either, params).all()
+            for record_id, mpi_id, form, holds, sex, birth_date in matched:
                 rows.append((record_id, mpi_id, form))
                 if holds:
                     traits[record_id] = (sex, birth_date)
@@ -322,7 +326,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
 
     # -- persons and links ------------------------------------------------------------
     def get_person(self, mpi_id: str) -> Person | None:
-        row = self._c.execute(q.PERSON, {"mpi_id": mpi_id}).mappings().first()
+        row = self._direct.execute(q.PERSON, {"mpi_id": mpi_id}).mappings().first()
         return None if row is None else t.person_of(row)
 
     def get_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
@@ -331,26 +335,26 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
     def lock_persons(self, mpi_ids: Sequence[str]) -> dict[str, Person]:
         if len(mpi_ids) == 1:  # the common case, without the cost of an expanding IN
             one = q.PERSON_FOR_UPDATE if self._is_postgres else q.PERSON
-            row = self._c.execute(one, {"mpi_id": mpi_ids[0]}).mappings().first()
+            row = self._direct.execute(one, {"mpi_id": mpi_ids[0]}).mappings().first()
             return {} if row is None else {row["mpi_id"]: t.person_of(row)}
         statement = q.PERSONS_FOR_UPDATE if self._is_postgres else q.PERSONS
         return {row["mpi_id"]: t.person_of(row) for row in self._rows(statement, "ids", sorted(set(mpi_ids)))}
 
     def add_person(self, person: Person) -> None:
-        self._c.execute(q.INSERT_PERSON, t.person_values(person))
+        self._direct.execute(q.INSERT_PERSON, t.person_values(person))
 
     def save_person(self, person: Person) -> None:
         # The key is left out of the SET list: SQLite re-checks every foreign key that refers
         # to a column an UPDATE assigns, even to the same value.
         values = t.person_values(person)
         del values["mpi_id"]
-        self._c.execute(q.UPDATE_PERSON, {"b_mpi_id": person.mpi_id, **values})
+        self._direct.execute(q.UPDATE_PERSON, {"b_mpi_id": person.mpi_id, **values})
 
     def get_links(self, record_ids: Sequence[int]) -> dict[int, Link]:
         return {row["record_id"]: t.link_of(row) for row in self._rows(q.LINKS_BY_RECORD, "ids", record_ids)}
 
     def links_of_person(self, mpi_id: str) -> list[Link]:
-        rows = self._c.execute(q.LINKS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
+        rows = self._direct.execute(q.LINKS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
         return [t.link_of(row) for row in rows]
 
     def records_of_persons(self, mpi_ids: Sequence[str]) -> list[int]:
@@ -358,7 +362,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
         return sorted(found)
 
     def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
-        rows = self._c.execute(q.RECORDS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
+        rows = self._direct.execute(q.RECORDS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
         return [t.source_record_of(row) for row in rows]
 
     def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
@@ -371,11 +375,11 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
     def save_link(self, link: Link) -> None:
         values = t.link_values(link)
         if link.record_id in self._without_link:
-            self._c.execute(q.INSERT_LINK, values)
+            self._direct.execute(q.INSERT_LINK, values)
             self._without_link.discard(link.record_id)
             return
-        if self._c.execute(q.UPDATE_LINK, {"b_record_id": link.record_id, **values}).rowcount == 0:
-            self._c.execute(q.INSERT_LINK, values)
+        if self._direct.execute(q.UPDATE_LINK, {"b_record_id": link.record_id, **values}).rowcount == 0:
+            self._direct.execute(q.INSERT_LINK, values)
 
     # -- event log --------------------------------------------------------------------
     def append_event(self, event: Event, persons: Sequence[Person] = ()) -> int:
@@ -387,9 +391,9 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
         if self._is_postgres:
             statement = q.INSERT_EVENT_WITH_SUBJECTS
             return int(
-                self._c.execute(statement, {**values, "subject_ids": list(event.subjects)}).scalar_one()
+                self._direct.execute(statement, {**values, "subject_ids": list(event.subjects)}).scalar_one()
             )
-        seq: int = self._c.execute(q.INSERT_EVENT, values).scalar_one()
+        seq: int = self._direct.execute(q.INSERT_EVENT, values).scalar_one()
         if event.subjects:
             self._c.execute(q.INSERT_EVENT_SUBJECT, [{"mpi_id": s, "seq": seq} for s in event.subjects])
         return seq
@@ -406,7 +410,7 @@ class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
             "goldens": [row["golden"] for row in rows],
         }
         values = {**_event_values(event), "subject_ids": list(event.subjects), **arrays}
-        return int(self._c.execute(q.INSERT_EVENT_SAVING_PERSONS, values).scalar_one())
+        return int(self._direct.execute(q.INSERT_EVENT_SAVING_PERSONS, values).scalar_one())
 
     # -- bulk writes ------------------------------------------------------------------
     # Through the driver's own bulk paths (mpi.storage.bulk_writes): a load's millions of rows.

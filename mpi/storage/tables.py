@@ -7,6 +7,7 @@ test compares the two so they cannot drift apart.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import RowMapping
 
 from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
 from mpi.domain.records import (
@@ -269,11 +269,11 @@ superseded_record = Table(
 
 
 # -- conversions ------------------------------------------------------------------------
-def demographics_of(row: RowMapping) -> Demographics:
+def demographics_of(row: Mapping[Any, Any]) -> Demographics:
     return Demographics(**{name: row[name] for name in DEMOGRAPHIC_FIELDS})
 
 
-def source_record_of(row: RowMapping) -> SourceRecord:
+def source_record_of(row: Mapping[Any, Any]) -> SourceRecord:
     return SourceRecord(
         record_id=row["record_id"],
         key=RecordKey(row["authority"], row["local_id"]),
@@ -284,7 +284,7 @@ def source_record_of(row: RowMapping) -> SourceRecord:
     )
 
 
-def current_version_of(row: RowMapping) -> RecordVersion:
+def current_version_of(row: Mapping[Any, Any]) -> RecordVersion:
     """The current version of a record, from its source_record row."""
     return RecordVersion(
         record_id=row["record_id"],
@@ -296,7 +296,7 @@ def current_version_of(row: RowMapping) -> RecordVersion:
     )
 
 
-def record_version_of(row: RowMapping) -> RecordVersion:
+def record_version_of(row: Mapping[Any, Any]) -> RecordVersion:
     return RecordVersion(
         record_id=row["record_id"],
         version=row["version"],
@@ -320,7 +320,7 @@ def identifier_values(identifier: RecordIdentifier) -> dict[str, Any]:
     }
 
 
-def identifier_of(row: RowMapping) -> RecordIdentifier:
+def identifier_of(row: Mapping[Any, Any]) -> RecordIdentifier:
     return RecordIdentifier(
         identifier_id=row["identifier_id"],
         record_id=row["record_id"],
@@ -347,7 +347,7 @@ def person_values(value: Person) -> dict[str, Any]:
     }
 
 
-def person_of(row: RowMapping) -> Person:
+def person_of(row: Mapping[Any, Any]) -> Person:
     return Person(
         mpi_id=row["mpi_id"],
         status=PersonStatus(row["status"]),
@@ -373,7 +373,7 @@ def link_values(value: Link) -> dict[str, Any]:
     }
 
 
-def link_of(row: RowMapping) -> Link:
+def link_of(row: Mapping[Any, Any]) -> Link:
     return Link(
         record_id=row["record_id"],
         mpi_id=row["mpi_id"],
@@ -407,7 +407,7 @@ def review_values(task: ReviewTask) -> dict[str, Any]:
     }
 
 
-def review_of(row: RowMapping) -> ReviewTask:
+def review_of(row: Mapping[Any, Any]) -> ReviewTask:
     return ReviewTask(
         task_id=row["task_id"],
         kind=ReviewKind(row["kind"]),
@@ -427,7 +427,7 @@ def review_of(row: RowMapping) -> ReviewTask:
     )
 
 
-def not_duplicate_of(row: RowMapping) -> NotDuplicate:
+def not_duplicate_of(row: Mapping[Any, Any]) -> NotDuplicate:
     return NotDuplicate(
         pair=(row["person_a"], row["person_b"]),
         decided_at=row["decided_at"],
