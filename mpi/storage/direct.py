@@ -131,7 +131,7 @@ class DirectStatements:
         compiled = cached[1]
         if compiled is None:
             result = self._connection.execute(statement, dict(params))
-            columns = tuple(result.keys())
+            columns = tuple(result.keys()) if result.returns_rows else ()
             rows = [tuple(row) for row in result.all()] if result.returns_rows else []
             return DirectResult(columns, rows, result.rowcount)
         values = compiled.construct(params)
