@@ -1,0 +1,82 @@
+"""Statements run on the driver's cursor give what SQLAlchemy's execute gives, errors included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.base import Executable
+
+from mpi.domain.commands import RegisterRecord
+from mpi.domain.records import Demographics, RecordKey
+from mpi.service.bootstrap import bootstrap
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.fakes import TickingClock
+from mpi.storage import statements as q
+from mpi.storage.direct import DirectStatements
+from tests.integration.storage.conftest import settings_for
+
+ANNA = Demographics(family_name="Muller", given_names="Anna", birth_date="1980-01-02", sex="F", city="Esch")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    services = bootstrap(settings_for(database_url), FakeMatcher(), TickingClock())
+    try:
+        services.registry.register(RegisterRecord(RecordKey("CHL", "1"), ANNA, "feed"))
+        services.registry.register(RegisterRecord(RecordKey("LAB", "9"), ANNA, "feed"))
+        yield services.store.engine
+    finally:
+        services.close()
+
+
+def _both(
+    connection: Connection, statement: Executable, params: dict[str, Any]
+) -> tuple[list[Any], list[Any]]:
+    """The rows of ``statement`` through SQLAlchemy, then through the driver's cursor."""
+    through_sqlalchemy = [dict(row) for row in connection.execute(statement, params).mappings().all()]
+    direct = DirectStatements(connection).execute(statement, params).mappings().all()
+    return through_sqlalchemy, direct
+
+
+def test_rows_and_their_types_are_those_of_sqlalchemy(engine: Engine) -> None:
+    with engine.connect() as connection, connection.begin():
+        records, direct_records = _both(connection, q.FIND_RECORD, {"authority": "CHL", "local_id": "1"})
+        assert direct_records == records and len(records) == 1
+        updated_at = direct_records[0]["updated_at"]
+        assert isinstance(updated_at, datetime) and updated_at.utcoffset() == UTC.utcoffset(None)
+
+        mpi_id = (
+            connection.execute(q.LINKS_BY_RECORD, {"ids": [records[0]["record_id"]]})
+            .mappings()
+            .one()["mpi_id"]
+        )
+        persons, direct_persons = _both(connection, q.PERSON, {"mpi_id": mpi_id})
+        assert direct_persons == persons
+        links, direct_links = _both(connection, q.LINKS_OF_PERSON, {"mpi_id": mpi_id})
+        assert direct_links == links and len(links) == 2
+        assert all(isinstance(link["linked_at"], datetime) for link in direct_links)
+
+
+def test_a_statement_rendered_per_call_goes_through_sqlalchemy(engine: Engine) -> None:
+    with engine.connect() as connection, connection.begin():
+        ids = [row[0] for row in connection.exec_driver_sql("SELECT record_id FROM source_record")]
+        records, direct_records = _both(connection, q.RECORDS_BY_ID, {"ids": ids})
+        assert direct_records == records and len(records) == 2
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_error_and_the_transaction_ends(engine: Engine) -> None:
+    with engine.connect() as connection:
+        with pytest.raises(IntegrityError) as raised, connection.begin():
+            mpi_id = connection.exec_driver_sql("SELECT mpi_id FROM person").scalar_one()
+            direct = DirectStatements(connection)
+            row = direct.execute(q.PERSON, {"mpi_id": mpi_id}).mappings().first()
+            assert row is not None
+            direct.execute(q.INSERT_PERSON, row)  # the same id again
+        assert raised.value.orig is not None  # the driver's error, for the store's retry decision
+        with connection.begin():  # the connection is still usable
+            assert connection.exec_driver_sql("SELECT count(*) FROM person").scalar_one() == 1
