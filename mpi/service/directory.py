@@ -127,6 +127,10 @@ class _Table:
         self.record_ids = np.array([r.record_id for r, _ in records], dtype=np.int64)
         self.mpi_ids = np.array([m for _, m in records], dtype=object)
         self.visible = np.ones(len(records), dtype=bool)
+        # Rows by record id, so hiding a catch-up's few records costs a binary search each
+        # rather than a pass over every row of the base.
+        self._order = np.argsort(self.record_ids, kind="stable")
+        self._sorted_ids = self.record_ids[self._order]
         keys = _search_keys([r for r, _ in records])
         self.vocabularies: dict[str, npt.NDArray[np.str_]] = {}
         self.codes: dict[str, Codes] = {}
@@ -140,7 +144,14 @@ class _Table:
         return len(self.record_ids)
 
     def hide(self, record_ids: npt.NDArray[np.int64]) -> None:
-        self.visible &= ~np.isin(self.record_ids, record_ids)
+        low = np.searchsorted(self._sorted_ids, record_ids, side="left")
+        counts = np.searchsorted(self._sorted_ids, record_ids, side="right") - low
+        if not counts.any():
+            return
+        # Every row of each id (a table holds a record once, but nothing here relies on it).
+        starts = np.repeat(low, counts)
+        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.visible[self._order[starts + offsets]] = False
 
     def match(self, attribute: str, wanted: str, prefix: bool = False) -> npt.NDArray[np.bool_]:
         vocabulary = self.vocabularies[attribute]
