@@ -16,16 +16,17 @@ from mpi.domain.records import Demographics, RecordKey
 from mpi.service.bootstrap import bootstrap
 from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.fakes import TickingClock
+from mpi.service.settings import Settings
 from mpi.storage import statements as q
 from mpi.storage.direct import DirectStatements
-from tests.integration.storage.conftest import settings_for
 
 ANNA = Demographics(family_name="Muller", given_names="Anna", birth_date="1980-01-02", sex="F", city="Esch")
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    services = bootstrap(settings_for(database_url), FakeMatcher(), TickingClock())
+    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    services = bootstrap(settings, FakeMatcher(), TickingClock())
     try:
         services.registry.register(RegisterRecord(RecordKey("CHL", "1"), ANNA, "feed"))
         services.registry.register(RegisterRecord(RecordKey("LAB", "9"), ANNA, "feed"))
