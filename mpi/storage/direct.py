@@ -22,13 +22,14 @@ from typing import Any, ClassVar, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.exc import DBAPIError, NoResultFound
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any]
+_MAX_COMPILED = 1000  # statements kept compiled; far more than the hot path has
 _CURSOR = "mpi_direct_cursor"  # key of the kept cursor in the pooled connection's info
 
 
@@ -85,8 +86,10 @@ class DirectResult:
         return self._rows[0] if self._rows else None
 
     def one(self) -> tuple[Any, ...]:
-        if len(self._rows) != 1:
-            raise NoResultFound(f"expected one row, got {len(self._rows)}")
+        if not self._rows:
+            raise NoResultFound("no row was found when one was required")
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("multiple rows were found when exactly one was required")
         return self._rows[0]
 
     def scalar_one(self) -> Any:
@@ -128,6 +131,8 @@ class DirectStatements:
         key = (type(self._dialect), id(statement), names)
         cached = self._cache.get(key)
         if cached is None or cached[0] is not statement:
+            if len(self._cache) >= _MAX_COMPILED:  # only module-level statements come here
+                self._cache.clear()
             cached = self._cache[key] = (statement, _compile(statement, self._dialect, names))
         compiled = cached[1]
         if compiled is None:
