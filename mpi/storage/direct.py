@@ -47,11 +47,14 @@ class _Compiled:
 
 def _compile(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled | None:
     """``statement`` compiled for ``dialect`` and parameters named ``keys`` (an ``INSERT`` or
-    ``UPDATE`` without explicit values sets those columns); ``None`` if it must be rendered per call."""
+    ``UPDATE`` without explicit values sets those columns); ``None`` if SQLAlchemy must do work
+    at each execution (render an expanding ``IN`` list, compute a column default)."""
     element = cast(ClauseElement, statement)
     compiled = cast(SQLCompiler, element.compile(dialect=dialect, column_keys=list(keys)))
     if any(bind.expanding for bind in compiled.binds.values()):
         return None
+    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+        return None  # a column default computed in Python at each execution: SQLAlchemy's job
     binds = tuple(
         (name, processor)
         for name, bind in compiled.binds.items()

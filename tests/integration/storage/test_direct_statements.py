@@ -7,7 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.base import Executable
 
@@ -81,3 +92,18 @@ def test_a_driver_error_is_raised_as_sqlalchemy_error_and_the_transaction_ends(e
         assert raised.value.orig is not None  # the driver's error, for the store's retry decision
         with connection.begin():  # the connection is still usable
             assert connection.exec_driver_sql("SELECT count(*) FROM person").scalar_one() == 1
+
+
+def test_a_column_default_computed_in_python_is_still_applied() -> None:
+    metadata = MetaData()
+    table = Table(
+        "noted",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("by", String, default=lambda: "mpi"),
+    )
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    with engine.connect() as connection, connection.begin():
+        DirectStatements(connection).execute(insert(table), {"id": 1})
+        assert connection.execute(select(table.c.by)).scalar_one() == "mpi"
