@@ -197,8 +197,12 @@ class DirectStatements:
 
     def _result_processors(self, compiled: _Compiled, description: Any) -> tuple[Processor | None, ...]:
         """Per column, SQLAlchemy's conversion of the driver's value; empty when none converts."""
+        described = list(description or ())
         processors = tuple(
             kind.result_processor(self._dialect, column[1])
-            for kind, column in zip(compiled.types, description or (), strict=False)
+            for kind, column in zip(compiled.types, described, strict=False)
         )
-        return processors if any(p is not None for p in processors) else ()
+        if not any(p is not None for p in processors):
+            return ()
+        # A column the statement does not type (none today) is passed through as the driver gives it.
+        return processors + (None,) * (len(described) - len(processors))
