@@ -85,9 +85,6 @@ class DirectResult:
     def all(self) -> list[tuple[Any, ...]]:
         return self._rows
 
-    def first(self) -> tuple[Any, ...] | None:
-        return self._rows[0] if self._rows else None
-
     def one(self) -> tuple[Any, ...]:
         if not self._rows:
             raise NoResultFound("no row was found when one was required")
@@ -98,9 +95,6 @@ class DirectResult:
     def scalar_one(self) -> Any:
         return self.one()[0]
 
-    def scalars(self) -> list[Any]:
-        return [row[0] for row in self._rows]
-
     def mappings(self) -> DirectMappings:
         return DirectMappings([dict(zip(self._columns, row, strict=True)) for row in self._rows])
 
@@ -108,9 +102,6 @@ class DirectResult:
 class DirectMappings:
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self._rows = rows
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self._rows)
 
     def all(self) -> list[dict[str, Any]]:
         return self._rows
