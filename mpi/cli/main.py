@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mpi.cli import lookup_commands  # noqa: F401  (registers person search, record show, audit)
 from mpi.cli.errors import fail, handles_errors
 from mpi.cli.errors import stderr as _stderr
 from mpi.cli.load_command import load_app

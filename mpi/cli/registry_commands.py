@@ -25,6 +25,7 @@ from rich.table import Table
 
 from mpi.cli.errors import handles_errors
 from mpi.cli.options import DbOpt
+from mpi.domain.access import AccessChannel
 from mpi.domain.commands import (
     LinkRecord,
     MarkNotDuplicate,
@@ -37,6 +38,7 @@ from mpi.domain.commands import (
 from mpi.domain.events import Event
 from mpi.domain.reviews import ReviewAction, ReviewStatus, ReviewTask
 from mpi.errors import InputError
+from mpi.service.access import Viewer
 from mpi.service.ports import LinkRow
 
 P = ParamSpec("P")
@@ -60,7 +62,7 @@ ActorOpt = Annotated[
     typer.Option(
         "--actor",
         envvar="MPI_ACTOR",
-        help="Who is acting, for the history. Default: your login.",
+        help="Who is acting, for the history and the access audit trail. Default: your login.",
         show_default=False,
     ),
 ]
@@ -81,6 +83,11 @@ def _services(db: str | None) -> Iterator[Any]:
         yield services
     finally:
         services.close()
+
+
+def viewer(actor: str | None) -> Viewer:
+    """Who reads patient data at this terminal, for the access audit trail."""
+    return Viewer(_actor(actor), AccessChannel.CLI)
 
 
 def _actor(actor: str | None) -> str:
@@ -123,11 +130,14 @@ def _plain(value: Any) -> Any:
 @person_app.command("show")
 @handles_errors
 def person_show(
-    mpi_id: Annotated[str, typer.Argument(help="The MPI id.")], db: DbOpt = None, as_json: JsonOpt = False
+    mpi_id: Annotated[str, typer.Argument(help="The MPI id.")],
+    db: DbOpt = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """A person: golden record, linked records, pending review tasks and full history."""
     with _services(db) as services:
-        view = services.persons.show(mpi_id)
+        view = services.persons.show(mpi_id, viewer(actor))
     if as_json:
         _stdout.print_json(data=_plain(view))
         return
@@ -289,12 +299,13 @@ def review_list(
     limit: Annotated[int, typer.Option(min=1, help="At most this many tasks.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many tasks (oldest first).")] = 0,
     db: DbOpt = None,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Review tasks, oldest first."""
     statuses = status or [ReviewStatus.OPEN, ReviewStatus.DEFERRED]
     with _services(db) as services:
-        tasks = services.reviews.list(statuses, limit, offset)
+        tasks = services.reviews.list(statuses, limit, offset, viewer(actor))
     if as_json:
         _stdout.print_json(data=[_plain(task) for task in tasks])
     else:
@@ -381,6 +392,7 @@ EXPORT_COLUMNS = ("source", "local_id", "record_id", "mpi_id", "link_type", "sco
 def export(
     out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
     db: DbOpt = None,
+    actor: ActorOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Write source, local_id, record_id, mpi_id, link_type, score for every record."""
@@ -405,6 +417,6 @@ def export(
                 )
                 advance(len(batch))
 
-            written = services.registry.export(write)
+            written = services.registry.export(write, viewer=viewer(actor))
     if not quiet:
         _stdout.print(f"{written:,} records written to {out}", highlight=False)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from mpi.domain.access import AccessAction
 from mpi.domain.records import Demographics
 from mpi.errors import HL7Error
 from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack
@@ -42,7 +43,14 @@ from mpi.hl7v2.encode import Components, FieldValue, Raw, Repetitions, encode_se
 from mpi.hl7v2.header import HierarchicDesignator
 from mpi.hl7v2.location import Location
 from mpi.hl7v2.message import Message, Repetition, Segment
-from mpi.hl7v2.pix import QueryAnswer, find_person, identifier_list, qualified_identifiers
+from mpi.hl7v2.pix import (
+    AuditSink,
+    QueryAnswer,
+    audit_query,
+    find_person,
+    identifier_list,
+    qualified_identifiers,
+)
 from mpi.hl7v2.respond import new_control_id, response
 from mpi.hl7v2.translate import parse_birth_date, parse_sex
 from mpi.service.crossrefs import CrossReferences, PersonProfile
@@ -89,8 +97,10 @@ class PdqQuery:
         matcher: Matcher,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
+        audit: AuditSink | None = None,
     ) -> None:
         self._config = config
+        self._audit = audit
         self._crossrefs = crossrefs
         self._directory = directory
         self._matcher = matcher
@@ -106,6 +116,7 @@ class PdqQuery:
             answer, counts = self._answer(message, qpd)
         except HL7Error as error:
             answer, counts = QueryAnswer("AE", "AE", unknown_domain_errors(error), ()), None
+        audit_query(self._audit, message, AccessAction.DEMOGRAPHICS_QUERIED, answer, self._clock())
         qak: dict[int, FieldValue] = {1: Raw(qpd.raw_value(2)), 2: answer.status, 3: Raw(qpd.raw_value(1))}
         if counts is not None:
             qak.update({4: str(counts[0]), 5: str(counts[1]), 6: str(counts[2])})
@@ -146,7 +157,8 @@ class PdqQuery:
         if rest:
             token = self._remember(sender, qpd, rest, total)
             body.append(encode_segment("DSC", {1: token, 2: "I"}, message.delimiters))
-        return QueryAnswer("AA", "OK", (), tuple(body)), (total, len(page), len(rest))
+        shown = tuple(hit.mpi_id for hit in page)
+        return QueryAnswer("AA", "OK", (), tuple(body), shown), (total, len(page), len(rest))
 
     def _hits(self, query: _Query) -> list[Hit]:
         criteria_given = query.criteria != Criteria()

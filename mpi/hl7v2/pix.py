@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from mpi.domain.access import Access, AccessAction, AccessChannel
 from mpi.domain.records import RecordKey
 from mpi.errors import HL7Error
 from mpi.hl7v2.ack import AckCode, ErrorDetail
@@ -36,6 +37,7 @@ from mpi.hl7v2.location import Location
 from mpi.hl7v2.message import Message, Repetition
 from mpi.hl7v2.respond import response
 from mpi.hl7v2.translate import read_domain
+from mpi.service.access import Viewer
 from mpi.service.crossrefs import CrossReferences, PersonIdentifiers
 
 PIX_RESPONSE_TYPE = ("RSP", "K23", "RSP_K23")
@@ -113,13 +115,36 @@ class QueryAnswer:
     status: str  # QAK-2: OK, NF, AE, AR
     errors: tuple[ErrorDetail, ...]
     body: tuple[str, ...]  # the segments after QPD
+    shown: tuple[str, ...] = ()  # MPI ids of the persons the answer is about (the access audit trail)
+
+
+AuditSink = Callable[[Access], None]
+
+
+def audit_query(
+    audit: AuditSink | None, message: Message, action: AccessAction, answer: QueryAnswer, at: datetime
+) -> None:
+    """Record the query in the access audit trail: the sender, its QPD, the persons answered."""
+    if audit is None:
+        return
+    msh = message.msh
+    sender = f"{msh.sending_application.namespace_id}|{msh.sending_facility.namespace_id}"
+    criteria = message.segment("QPD").raw
+    audit(Viewer(sender, AccessChannel.HL7).access(at, action, answer.shown, criteria))
 
 
 class PixQuery:
-    def __init__(self, config: HL7Config, crossrefs: CrossReferences, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        config: HL7Config,
+        crossrefs: CrossReferences,
+        clock: Callable[[], datetime],
+        audit: AuditSink | None = None,
+    ) -> None:
         self._config = config
         self._crossrefs = crossrefs
         self._clock = clock
+        self._audit = audit
 
     def answer(self, message: Message) -> bytes:
         qpd = message.segment("QPD")
@@ -127,6 +152,7 @@ class PixQuery:
             answer = self._answer(message)
         except HL7Error as error:
             answer = QueryAnswer("AR" if error.reject else "AE", "AE", (ErrorDetail.from_error(error),), ())
+        audit_query(self._audit, message, AccessAction.CROSS_REFERENCES_QUERIED, answer, self._clock())
         tag = Raw(qpd.raw_value(2))
         qak = encode_segment("QAK", {1: tag, 2: answer.status, 3: Raw(qpd.raw_value(1))}, message.delimiters)
         return response(
@@ -168,13 +194,13 @@ class PixQuery:
             and (wanted is None or i.domain.authority in wanted)
         ]
         if not others:
-            return QueryAnswer("AA", "NF", (), ())
+            return QueryAnswer("AA", "NF", (), (), shown=(person.mpi_id,))
         pid = encode_segment(
             "PID",
             {3: identifier_list(others), 5: Repetitions("", Components("", "", "", "", "", "", "S"))},
             message.delimiters,
         )
-        return QueryAnswer("AA", "OK", (), (pid,))
+        return QueryAnswer("AA", "OK", (), (pid,), shown=(person.mpi_id,))
 
     def _requested_domains(
         self, repetitions: Sequence[Repetition]

@@ -21,6 +21,7 @@ from mpi.hl7v2.notify import Notifier, compose_notifications
 from mpi.hl7v2.pdq import PdqQuery
 from mpi.hl7v2.pix import PixQuery
 from mpi.hl7v2.server import MLLPServer, install_stop_signals
+from mpi.service.access import DeferredAccessLog
 from mpi.service.crossrefs import CrossReferences
 from mpi.service.directory import PersonDirectory
 from mpi.service.feed import Feed
@@ -38,6 +39,7 @@ class Runtime:
     application: HL7Application
     directory: PersonDirectory
     outbox: Outbox | None  # None when no consumer is configured
+    access_log: DeferredAccessLog  # PIX and PDQ queries, written in batches
 
 
 def build_runtime(
@@ -54,10 +56,10 @@ def build_runtime(
     update notifications (another process of the same server does)."""
     crossrefs = CrossReferences(store)
     directory = PersonDirectory(store, matcher)
-    pdq = PdqQuery(config, crossrefs, directory, matcher, clock)
-    application = HL7Application(
-        config, Feed(settings, store, matcher, clock), PixQuery(config, crossrefs, clock), pdq, clock
-    )
+    access_log = DeferredAccessLog(store)
+    pdq = PdqQuery(config, crossrefs, directory, matcher, clock, audit=access_log.record)
+    pix = PixQuery(config, crossrefs, clock, audit=access_log.record)
+    application = HL7Application(config, Feed(settings, store, matcher, clock), pix, pdq, clock)
     outbox = None
     if config.consumers and sends_notifications:
         notifications = config.notifications
@@ -71,7 +73,7 @@ def build_runtime(
             ),
             gap_grace=timedelta(seconds=notifications.gap_grace_seconds),
         )
-    return Runtime(config, application, directory, outbox)
+    return Runtime(config, application, directory, outbox, access_log)
 
 
 async def run(
@@ -85,6 +87,7 @@ async def run(
     listener = runtime.config.listener
     executor = ThreadPoolExecutor(max_workers=listener.workers, thread_name_prefix="mpi-hl7")
     loop = asyncio.get_running_loop()
+    runtime.access_log.start()
     try:
         await loop.run_in_executor(executor, runtime.directory.refresh)
         if runtime.outbox is not None:
@@ -107,6 +110,10 @@ async def run(
         await asyncio.gather(*background, return_exceptions=True)
     finally:
         executor.shutdown(wait=True)
+        try:
+            runtime.access_log.close()  # every answered query is in the trail before the process ends
+        except Exception:
+            log.exception("the last queries could not be written to the access audit trail")
 
 
 async def runtime_directory_refresher(

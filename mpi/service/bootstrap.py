@@ -14,6 +14,7 @@ from typing import Protocol, cast, runtime_checkable
 from mpi.domain.records import Demographics
 from mpi.domain.scores import PairScore
 from mpi.errors import MPIError
+from mpi.service.access import AccessTrail
 from mpi.service.bulk import BulkLoader
 from mpi.service.lifecycle import Lifecycle
 from mpi.service.ports import Matcher, Store
@@ -40,6 +41,7 @@ class Services:
     lifecycle: Lifecycle
     reviews: Reviews
     persons: Persons
+    access_trail: AccessTrail
     loader: BulkLoader
 
     def close(self) -> None:
@@ -137,6 +139,7 @@ def wire(
         registry=Registry(store, get_matcher, rules, clock),
         lifecycle=Lifecycle(store, rules, clock),
         reviews=Reviews(store, rules, clock),
-        persons=Persons(store),
+        persons=Persons(store, clock),
+        access_trail=AccessTrail(store),
         loader=BulkLoader(store, get_matcher, rules, clock),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from mpi.domain.access import Access
 from mpi.domain.events import Event
 from mpi.domain.persons import Link, Person
 from mpi.domain.records import (
@@ -48,6 +49,7 @@ class _Tables:
     receipts: dict[MessageKey, Receipt] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     outbound: dict[int, OutboundMessage] = field(default_factory=dict)
+    accesses: list[Access] = field(default_factory=list)
 
 
 class _FakeUnitOfWork:
@@ -361,6 +363,23 @@ class _FakeUnitOfWork:
 
     def set_event_cursor(self, name: str, seq: int) -> None:
         self.t.cursors[name] = seq
+
+    def add_accesses(self, accesses: Sequence[Access]) -> None:
+        for access in accesses:
+            subjects = tuple(sorted(set(access.subjects)))
+            self.t.accesses.append(replace(access, subjects=subjects, access_id=len(self.t.accesses) + 1))
+
+    def accesses(
+        self, *, mpi_id: str | None = None, actor: str | None = None, before: int | None = None, limit: int
+    ) -> list[Access]:
+        found = [
+            a
+            for a in reversed(self.t.accesses)
+            if (mpi_id is None or mpi_id in a.subjects)
+            and (actor is None or a.actor == actor)
+            and (before is None or a.access_id < before)
+        ]
+        return found[:limit]
 
     def add_outbound(self, messages: Sequence[OutboundMessage]) -> None:
         for message in messages:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from mpi.domain.access import Access
 from mpi.domain.events import Event
 from mpi.domain.persons import Link, LinkProvenance, Person
 from mpi.domain.records import (
@@ -378,6 +379,18 @@ class UnitOfWork(Protocol):
 
     def rename_record(self, record_id: int, key: RecordKey) -> None:
         """Give a record the local id its source corrected (the caller stores a new version too)."""
+        ...
+
+    # -- the access audit trail ------------------------------------------------------
+    def add_accesses(self, accesses: Sequence[Access]) -> None:
+        """Append reads of patient data to the audit trail (their ``access_id`` is ignored)."""
+        ...
+
+    def accesses(
+        self, *, mpi_id: str | None = None, actor: str | None = None, before: int | None = None, limit: int
+    ) -> list[Access]:
+        """Recorded accesses, newest first: those that showed ``mpi_id``, those by ``actor`` (both
+        when both are given), with an ``access_id`` below ``before`` (to page on)."""
         ...
 
     # -- several commands in one transaction ----------------------------------------

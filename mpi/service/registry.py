@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from mpi.domain.access import AccessAction
 from mpi.domain.commands import RegisterRecord, UpdateRecord
 from mpi.domain.events import EventKind
 from mpi.domain.persons import Link, LinkProvenance, Person
 from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, Decision
+from mpi.service.access import Viewer
 from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.operations import Operation
@@ -167,17 +169,26 @@ class Registry:
 
         return self._store.run(work)
 
-    def search(self, demographics: Demographics, limit: int = 10) -> list[SearchHit]:
-        """Persons ranked by how well they match ``demographics``; nothing is registered."""
+    def search(
+        self, demographics: Demographics, limit: int = 10, viewer: Viewer | None = None
+    ) -> list[SearchHit]:
+        """Persons ranked by how well they match ``demographics``; nothing is registered (but the
+        search is recorded in the access audit trail for ``viewer``)."""
         matcher = self._matcher()
         probe = make_probe(matcher, demographics)
 
         def work(uow: UnitOfWork) -> list[SearchHit]:
             evidence = gather(uow, matcher, probe)[:limit]
             persons = uow.get_persons([e.mpi_id for e in evidence])  # one read, not one per hit
+            if viewer is not None:
+                given = "; ".join(f"{k}={v}" for k, v in demographics.as_dict().items() if v is not None)
+                searched = viewer.access(
+                    self._clock(), AccessAction.PERSONS_SEARCHED, [e.mpi_id for e in evidence], given
+                )
+                uow.add_accesses([searched])
             return [_hit(e, persons.get(e.mpi_id)) for e in evidence]
 
-        return self._store.run(work, write=False)
+        return self._store.run(work, write=viewer is not None)
 
     def reindex(self, *, batch_size: int = 2_000, progress: Callable[[int], None] | None = None) -> int:
         """Compute every record's blocking keys and stored form again, a batch per transaction.
@@ -206,8 +217,20 @@ class Registry:
                 progress(len(indexed))
 
     # -- reads ----------------------------------------------------------------------
-    def export(self, sink: Callable[[list[LinkRow]], None], batch_size: int = 10_000) -> int:
-        """Hand every record with its person to ``sink``, in batches, from one consistent read."""
+    def export(
+        self, sink: Callable[[list[LinkRow]], None], batch_size: int = 10_000, viewer: Viewer | None = None
+    ) -> int:
+        """Hand every record with its person to ``sink``, in batches, from one consistent read
+        (recorded in the access audit trail for ``viewer`` before the first row is read)."""
+        if viewer is not None:
+
+            def record(uow: UnitOfWork) -> None:
+                exported = viewer.access(
+                    self._clock(), AccessAction.REGISTRY_EXPORTED, (), "every record", uow.count_records()
+                )
+                uow.add_accesses([exported])
+
+            self._store.run(record)
 
         def work(uow: UnitOfWork) -> int:
             written = 0

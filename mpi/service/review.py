@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from mpi.domain.access import AccessAction
 from mpi.domain.commands import ResolveReview
 from mpi.domain.events import Event, EventKind
 from mpi.domain.mpi_id import normalise_mpi_id
 from mpi.domain.persons import LinkProvenance
 from mpi.domain.reviews import ReviewAction, ReviewStatus, ReviewTask, allowed_actions
 from mpi.errors import Conflict, NotFound
+from mpi.service.access import Viewer
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.lifecycle import close_pair_reviews, merge_in
 from mpi.service.operations import Operation
@@ -27,10 +29,26 @@ class Reviews:
         self._clock = clock
 
     def list(
-        self, statuses: Sequence[ReviewStatus] = PENDING, limit: int = 50, offset: int = 0
+        self,
+        statuses: Sequence[ReviewStatus] = PENDING,
+        limit: int = 50,
+        offset: int = 0,
+        viewer: Viewer | None = None,
     ) -> list[ReviewTask]:
-        """Tasks with one of ``statuses``, oldest first."""
-        return self._store.run(lambda uow: uow.list_reviews(statuses, limit, offset), write=False)
+        """Tasks with one of ``statuses``, oldest first (an access to their persons for ``viewer``)."""
+
+        def work(uow: UnitOfWork) -> list[ReviewTask]:
+            tasks = uow.list_reviews(statuses, limit, offset)
+            if viewer is not None:
+                persons = [m for task in tasks for m in (task.mpi_id, task.candidate_mpi_id)]
+                criteria = f"statuses={','.join(sorted(statuses))} offset={offset} limit={limit}"
+                listed = viewer.access(
+                    self._clock(), AccessAction.REVIEWS_LISTED, persons, criteria, len(tasks)
+                )
+                uow.add_accesses([listed])
+            return tasks
+
+        return self._store.run(work, write=viewer is not None)
 
     def get(self, task_id: int) -> ReviewTask:
         def work(uow: UnitOfWork) -> ReviewTask:

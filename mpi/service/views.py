@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
+from mpi.domain.access import AccessAction
 from mpi.domain.events import Event
 from mpi.domain.mpi_id import is_valid_mpi_id, normalise_mpi_id
 from mpi.domain.persons import Link, Person
 from mpi.domain.records import RecordIdentifier, RecordKey, RecordVersion, SourceRecord
 from mpi.domain.reviews import ReviewTask
 from mpi.errors import InputError, NotFound
+from mpi.service.access import Viewer
 from mpi.service.ports import Store, UnitOfWork
 
 
@@ -45,10 +49,14 @@ def _checked_id(text: str) -> str:
 
 
 class Persons:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    """What people read about persons and records; given a ``viewer``, the read is recorded in
+    the access audit trail in the same transaction (no entry, no data)."""
 
-    def show(self, mpi_id: str) -> PersonView:
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def show(self, mpi_id: str, viewer: Viewer | None = None) -> PersonView:
         wanted = _checked_id(mpi_id)
 
         def work(uow: UnitOfWork) -> PersonView:
@@ -65,6 +73,9 @@ class Persons:
                 current = successor
             links = uow.links_of_person(wanted)
             records = uow.get_records([link.record_id for link in links])
+            if viewer is not None:
+                shown = (wanted, current.mpi_id)
+                uow.add_accesses([viewer.access(self._clock(), AccessAction.PERSON_VIEWED, shown)])
             return PersonView(
                 person=person,
                 current_mpi_id=current.mpi_id,
@@ -73,21 +84,27 @@ class Persons:
                 history=tuple(uow.events_about(wanted)),
             )
 
-        return self._store.run(work, write=False)
+        return self._store.run(work, write=viewer is not None)
 
-    def record(self, key: RecordKey) -> RecordView:
+    def record(self, key: RecordKey, viewer: Viewer | None = None) -> RecordView:
         def work(uow: UnitOfWork) -> RecordView:
             record = uow.find_record(key)
             if record is None:
                 raise NotFound(f"no source record {key.local_id!r} in assigning authority {key.authority!r}")
+            link = uow.get_links([record.record_id])[record.record_id]
+            if viewer is not None:
+                viewed = viewer.access(
+                    self._clock(), AccessAction.RECORD_VIEWED, [link.mpi_id], f"record {key}"
+                )
+                uow.add_accesses([viewed])
             return RecordView(
                 record=record,
-                link=uow.get_links([record.record_id])[record.record_id],
+                link=link,
                 versions=tuple(uow.record_versions(record.record_id)),
                 identifiers=tuple(uow.active_identifiers(record.record_id)),
             )
 
-        return self._store.run(work, write=False)
+        return self._store.run(work, write=viewer is not None)
 
 
 def parse_record_key(text: str, default_domain: str) -> RecordKey:

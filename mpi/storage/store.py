@@ -37,6 +37,7 @@ from mpi.domain.reviews import ReviewTask
 from mpi.service.ports import Candidate, NewIdentifier, NewLink, RecordIndex
 from mpi.storage import statements as q
 from mpi.storage import tables as t
+from mpi.storage.access_rows import AccessRows
 from mpi.storage.bulk_writes import BulkWriter
 from mpi.storage.candidate_index import CandidateIndex
 from mpi.storage.delivery import DeliveryRows
@@ -116,7 +117,7 @@ def _event_values(event: Event) -> dict[str, Any]:
     }
 
 
-class SqlUnitOfWork(DeliveryRows, RegistryReads, ReviewRows):
+class SqlUnitOfWork(AccessRows, DeliveryRows, RegistryReads, ReviewRows):
     def __init__(self, connection: Connection) -> None:
         self._c = connection
         self._direct = DirectStatements(connection)

@@ -267,6 +267,29 @@ superseded_record = Table(
     Column("actor", String(200), nullable=False),
 )
 
+# -- the access audit trail (revision 0005) -----------------------------------------------
+# Reads of patient data: who, how, what was asked and how many answers; append-only.
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("access_id", Id, primary_key=True, autoincrement=True),
+    Column("accessed_at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("criteria", Text, nullable=True),
+    Column("results", Integer, nullable=False),
+    Index(None, "actor", "access_id"),
+)
+
+# The persons an access showed: "who has looked at this patient" reads it by person.
+access_subject = Table(
+    "access_subject",
+    metadata,
+    Column("mpi_id", MPI_ID, primary_key=True),
+    Column("access_id", Id, ForeignKey("access_log.access_id"), primary_key=True),
+)
+
 
 # -- conversions ------------------------------------------------------------------------
 def demographics_of(row: Mapping[Any, Any]) -> Demographics:
