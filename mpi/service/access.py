@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mpi.domain.access import Access, AccessAction, AccessChannel
-from mpi.service.ports import Store, UnitOfWork
+from mpi.service.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,6 @@ class Viewer:
         shown = tuple(sorted(set(subjects)))
         count = len(shown) if results is None else results
         return Access(at, self.actor, self.channel, action, shown, criteria, count)
-
-
-def record_access(uow: UnitOfWork, access: Access) -> None:
-    uow.add_accesses([access])
 
 
 class AccessTrail:
