@@ -78,9 +78,11 @@ def person_search(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Persons who match the demographics given, best first, with each comparison's weight;
-    registers nothing (search before you create). Example:
-    mpi person search --family-name Schmit --birth-date 1980-05-17"""
+    """Persons who match the demographics given, best first; registers nothing (search before create).
+
+    Each person comes with its match probability, decision and every comparison's weight.
+    Example: mpi person search --family-name Schmit --birth-date 1980-05-17
+    """
     criteria = _criteria(
         family_name=family_name,
         given_names=given_names,
@@ -129,8 +131,10 @@ def person_search(
 def record_show(
     record: RecordArg, db: DbOpt = None, actor: ActorOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """A source record: its person, link, identifiers and every version. Example:
-    mpi record show 'CHL|004211'"""
+    """A source record: its person, link, identifiers and every version.
+
+    Example: mpi record show 'CHL|004211'
+    """
     with _services(db) as services:
         key = _record_key(record, services.settings.default_domain)
         view = services.persons.record(key, viewer(actor))
@@ -184,8 +188,10 @@ def audit(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The access audit trail, newest first: who read patient data, how, what they asked and whom
-    they were shown. Example: mpi audit --person 7K3QX0B2M9TAD"""
+    """The access audit trail, newest first: who read whose data, how and what they asked.
+
+    Example: mpi audit --person 7K3QX0B2M9TAD
+    """
     from mpi.domain.mpi_id import normalise_mpi_id
 
     mpi_id = normalise_mpi_id(person) if person is not None else None

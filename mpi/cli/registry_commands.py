@@ -45,7 +45,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 registry_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-person_app = typer.Typer(help="Show, merge, unmerge, link and unlink persons.", no_args_is_help=True)
+person_app = typer.Typer(help="Search, show, merge, unmerge, link and unlink persons.", no_args_is_help=True)
 review_app = typer.Typer(
     help="List and answer review tasks (potential duplicates and collisions).", no_args_is_help=True
 )
