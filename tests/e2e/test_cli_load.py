@@ -134,6 +134,29 @@ def test_walk_through_find_merge_unmerge_and_read_the_history(loaded: dict[str, 
     assert after["records"] == before["records"] and after["person"]["golden"] == before["person"]["golden"]  # type: ignore[index]
 
 
+def test_find_a_person_by_demographics_and_by_local_id_and_see_who_looked(loaded: dict[str, object]) -> None:
+    db = str(loaded["db"])
+    sample = pd.read_csv(SAMPLE / "records.csv", dtype=str, keep_default_na=False)
+    row = sample[(sample["family_name"] != "") & (sample["birth_date"].str.len() == 10)].iloc[0]
+    code, output = run("record", "show", f"{row['source']}|{row['local_id']}", "--db", db, "--json")
+    assert code == 0, output
+    owner = json.loads(output)["link"]["mpi_id"]
+
+    # A receptionist's search: the family name typed with one letter wrong, and the birth date.
+    typo = row["family_name"][:-1] + ("x" if row["family_name"][-1] != "x" else "y")
+    code, output = run(
+        "person", "search", "--family-name", typo, "--given-names", row["given_names"].split()[0],
+        "--birth-date", row["birth_date"], "--db", db, "--actor", "desk-3", "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    hits = json.loads(output)
+    assert hits[0]["mpi_id"] == owner and hits[0]["decision"] in ("link", "review")
+
+    code, output = run("audit", "--db", db, "--person", owner, "--json")
+    assert code == 0, output
+    assert [(a["actor"], a["action"]) for a in json.loads(output)][:1] == [("desk-3", "persons.searched")]
+
+
 def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
