@@ -15,6 +15,9 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+# What the store keeps of an actor; an HL7 sender's MSH-4 may be anything a wildcard admits.
+MAX_ACTOR_LENGTH = 200
+
 
 class AccessChannel(enum.StrEnum):
     CLI = "cli"
@@ -43,3 +46,15 @@ class Access:
     criteria: str | None = None  # what was asked: a search's fields, a query's QPD, a record key
     results: int = 0  # how many persons (or rows, for an export) were returned
     access_id: int = 0
+
+    def __post_init__(self) -> None:
+        # Whatever a sender put in its header or query must not make the entry unstorable: an
+        # entry the database refuses would hold up every entry queued behind it.
+        object.__setattr__(self, "actor", _storable(self.actor)[:MAX_ACTOR_LENGTH])
+        if self.criteria is not None:
+            object.__setattr__(self, "criteria", _storable(self.criteria))
+
+
+def _storable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL text cannot hold."""
+    return text.replace("\x00", "\ufffd")

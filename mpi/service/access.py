@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +22,6 @@ from mpi.service.ports import Store
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 DEFAULT_INTERVAL_SECONDS = 0.5
 # Entries kept while the database is unreachable; past this the oldest are dropped (and said so).
 MAX_PENDING = 100_000

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from mpi.domain.access import Access, AccessAction, AccessChannel
+from mpi.domain.access import MAX_ACTOR_LENGTH, Access, AccessAction, AccessChannel
 from mpi.domain.commands import RegisterRecord
 from mpi.domain.mpi_id import new_mpi_id
 from mpi.domain.records import Demographics, RecordKey
@@ -171,3 +171,15 @@ def test_the_background_writer_flushes_on_its_own() -> None:
             time.sleep(0.01)
     finally:
         deferred.close()
+
+
+def test_whatever_a_sender_wrote_is_stored_and_never_holds_up_the_trail(any_services: Services) -> None:
+    # A facility wildcard admits any MSH-4, and a query's QPD is stored as sent.
+    sender = "PORTAL|" + "F" * 300
+    entry = Access(AT, sender, AccessChannel.HL7, AccessAction.DEMOGRAPHICS_QUERIED, (), "QPD|Q|T\x00|@PID.5")
+    deferred = DeferredAccessLog(any_services.store, interval_seconds=60)
+    deferred.record(entry)
+    deferred.record(query(1))
+    assert deferred.flush() == 2
+    stored = trail(any_services)[-1]
+    assert stored.actor == sender[:MAX_ACTOR_LENGTH] and stored.criteria == "QPD|Q|T\ufffd|@PID.5"
