@@ -202,6 +202,7 @@ def test_killing_the_parent_stops_its_workers_and_frees_the_port(tmp_path: Path)
         return stat.rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped by init
 
     wait_for(lambda: all(gone(pid) for pid in workers), 30.0)
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", listener.port))  # nobody holds the port any more
+    # Nobody listens on the port any more. (Binding it as a probe would also fail if another
+    # program's outgoing connection had just been given it as its ephemeral port.)
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", listener.port), 5):
+        pass
