@@ -200,29 +200,16 @@ def audit(
     if as_json:
         _stdout.print_json(data=[_plain(access) for access in accesses])
         return
-    table = _table(
-        f"{len(accesses)} access(es)",
-        "#",
-        "at*",
-        "by",
-        "channel",
-        "action*",
-        "results",
-        "persons*",
-        "criteria",
-    )
+    # Lines rather than a table: the criteria and the persons are long, and a table squeezed into
+    # a terminal's width drops whole columns.
+    _stdout.print(f"{len(accesses)} access(es), newest first", highlight=False)
     for access in accesses:
-        shown = ", ".join(access.subjects[:3]) + (
-            f" +{len(access.subjects) - 3}" if len(access.subjects) > 3 else ""
+        _stdout.print(
+            f"#{access.access_id}  {access.at:%Y-%m-%d %H:%M:%S}  {access.actor} ({access.channel})  "
+            f"{access.action}  results: {access.results}",
+            highlight=False,
+            markup=False,
         )
-        table.add_row(
-            str(access.access_id),
-            f"{access.at:%Y-%m-%d %H:%M:%S}",
-            access.actor,
-            access.channel,
-            access.action,
-            str(access.results),
-            shown,
-            access.criteria or "",
-        )
-    _stdout.print(table)
+        _stdout.print(f"    persons: {', '.join(access.subjects) or '-'}", highlight=False, markup=False)
+        if access.criteria:
+            _stdout.print(f"    asked: {access.criteria}", highlight=False, markup=False)
