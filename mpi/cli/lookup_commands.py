@@ -10,6 +10,7 @@ before it shows anything. Mounted on the apps of
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated
 
@@ -36,7 +37,8 @@ from mpi.errors import InputError
 record_app = typer.Typer(help="Read source records.", no_args_is_help=True)
 registry_app.add_typer(record_app, name="record")
 
-_SEXES = {"M": "M", "F": "F", "O": "O", "U": "U"}
+_SEXES = ("M", "F", "O", "U")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _criteria(**given: str | None) -> Demographics:
@@ -44,19 +46,26 @@ def _criteria(**given: str | None) -> Demographics:
     cleaned = {name: value.strip() for name, value in given.items() if value is not None and value.strip()}
     if not cleaned:
         raise InputError("person search", "give at least one criterion (e.g. --family-name and --birth-date)")
-    if "birth_date" in cleaned:
-        try:
-            date.fromisoformat(cleaned["birth_date"])
-        except ValueError:
-            raise InputError(
-                "person search", f"--birth-date {cleaned['birth_date']!r} is not a date (YYYY-MM-DD)"
-            ) from None
+    if "birth_date" in cleaned and not _is_iso_date(cleaned["birth_date"]):
+        raise InputError(
+            "person search", f"--birth-date {cleaned['birth_date']!r} is not a date (YYYY-MM-DD)"
+        )
     if "sex" in cleaned:
-        code = _SEXES.get(cleaned["sex"].upper())
-        if code is None:
+        code = cleaned["sex"].upper()
+        if code not in _SEXES:
             raise InputError("person search", f"--sex {cleaned['sex']!r} is not one of M, F, O, U")
         cleaned["sex"] = code
     return Demographics.from_mapping(dict(cleaned))
+
+
+def _is_iso_date(text: str) -> bool:
+    if not _ISO_DATE.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 @person_app.command("search")

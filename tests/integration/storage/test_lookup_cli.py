@@ -69,6 +69,7 @@ def test_search_refuses_what_it_cannot_use(seeded: dict[str, str]) -> None:
         ((), "give at least one criterion"),
         (("--birth-date", "02/01/1980"), "is not a date (YYYY-MM-DD)"),
         (("--birth-date", "1980-02-30"), "is not a date (YYYY-MM-DD)"),
+        (("--birth-date", "19800102"), "is not a date (YYYY-MM-DD)"),
         (("--birth-date", "1980-01-02", "--sex", "Z"), "is not one of M, F, O, U"),
     ):
         code, output = run("person", "search", *args, "--db", db)
