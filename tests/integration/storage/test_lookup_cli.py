@@ -106,5 +106,7 @@ def test_record_show_gives_the_person_and_versions_and_the_trail_says_who_looked
         "audit", "--db", db, "--person", jean, "--before", str(entries[0]["access_id"]), "--json"
     )
     assert [e["access_id"] for e in json.loads(output)] == [e["access_id"] for e in entries[1:]]
+    code, output = run("audit", "--db", db, "--person", jean[:-1] + ("0" if jean[-1] != "0" else "1"))
+    assert code == 2 and "is not a valid MPI id" in output
     code, output = run("audit", "--db", db, "--by", "nobody")
     assert code == 0 and "0 access(es)" in output
