@@ -201,13 +201,8 @@ def audit(
 
     Example: mpi audit --person 7K3QX0B2M9TAD
     """
-    from mpi.domain.mpi_id import is_valid_mpi_id, normalise_mpi_id
-
-    mpi_id = normalise_mpi_id(person) if person is not None else None
-    if mpi_id is not None and not is_valid_mpi_id(mpi_id):
-        raise InputError("audit", f"--person {person!r} is not a valid MPI id (length, character or check)")
     with _services(db) as services:
-        accesses = services.access_trail.read(mpi_id=mpi_id, actor=by, before=before, limit=limit)
+        accesses = services.access_trail.read(mpi_id=person, actor=by, before=before, limit=limit)
     if as_json:
         _stdout.print_json(data=[_plain(access) for access in accesses])
         return

@@ -1,4 +1,4 @@
-"""The access audit trail: recording who read whose data, and reading it back.
+"""Recording who read whose data (the trail is read back by :class:`~mpi.service.views.AccessTrail`).
 
 A command that shows patient data to someone takes a :class:`Viewer` and
 records the access in its own transaction, before anything is shown: no
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mpi.domain.access import Access, AccessAction, AccessChannel
-from mpi.service.ports import Store
+from mpi.service.ports import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +46,17 @@ class Viewer:
         count = len(shown) if results is None else results
         return Access(at, self.actor, self.channel, action, shown, criteria, count)
 
-
-class AccessTrail:
-    """Reads the audit trail (itself an access to the persons it names)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def read(
+    def record(
         self,
-        *,
-        mpi_id: str | None = None,
-        actor: str | None = None,
-        before: int | None = None,
-        limit: int = 50,
-    ) -> list[Access]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        return self._store.run(
-            lambda uow: uow.accesses(mpi_id=mpi_id, actor=actor, before=before, limit=limit), write=False
-        )
+        uow: UnitOfWork,
+        at: datetime,
+        action: AccessAction,
+        subjects: Iterable[str],
+        criteria: str | None = None,
+        results: int | None = None,
+    ) -> None:
+        """Write the access in ``uow``: the transaction of the read it records."""
+        uow.add_accesses([self.access(at, action, subjects, criteria, results)])
 
 
 class DeferredAccessLog:

@@ -14,14 +14,13 @@ from typing import Protocol, cast, runtime_checkable
 from mpi.domain.records import Demographics
 from mpi.domain.scores import PairScore
 from mpi.errors import MPIError
-from mpi.service.access import AccessTrail
 from mpi.service.bulk import BulkLoader
 from mpi.service.lifecycle import Lifecycle
 from mpi.service.ports import Matcher, Store
 from mpi.service.registry import Clock, Registry, utc_now
 from mpi.service.review import Reviews
 from mpi.service.settings import Settings
-from mpi.service.views import Persons
+from mpi.service.views import AccessTrail, Persons
 from mpi.storage import migrations
 from mpi.storage.engine import create_sql_engine
 from mpi.storage.store import SqlStore

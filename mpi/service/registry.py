@@ -182,10 +182,8 @@ class Registry:
             persons = uow.get_persons([e.mpi_id for e in evidence])  # one read, not one per hit
             if viewer is not None:
                 given = "; ".join(f"{k}={v}" for k, v in demographics.as_dict().items() if v is not None)
-                searched = viewer.access(
-                    self._clock(), AccessAction.PERSONS_SEARCHED, [e.mpi_id for e in evidence], given
-                )
-                uow.add_accesses([searched])
+                shown = [e.mpi_id for e in evidence]
+                viewer.record(uow, self._clock(), AccessAction.PERSONS_SEARCHED, shown, given)
             return [_hit(e, persons.get(e.mpi_id)) for e in evidence]
 
         return self._store.run(work, write=viewer is not None)
@@ -225,10 +223,8 @@ class Registry:
         if viewer is not None:
 
             def record(uow: UnitOfWork) -> None:
-                exported = viewer.access(
-                    self._clock(), AccessAction.REGISTRY_EXPORTED, (), "every record", uow.count_records()
-                )
-                uow.add_accesses([exported])
+                count = uow.count_records()
+                viewer.record(uow, self._clock(), AccessAction.REGISTRY_EXPORTED, (), "every record", count)
 
             self._store.run(record)
 

@@ -42,10 +42,7 @@ class Reviews:
             if viewer is not None:
                 persons = [m for task in tasks for m in (task.mpi_id, task.candidate_mpi_id)]
                 criteria = f"statuses={','.join(sorted(statuses))} offset={offset} limit={limit}"
-                listed = viewer.access(
-                    self._clock(), AccessAction.REVIEWS_LISTED, persons, criteria, len(tasks)
-                )
-                uow.add_accesses([listed])
+                viewer.record(uow, self._clock(), AccessAction.REVIEWS_LISTED, persons, criteria, len(tasks))
             return tasks
 
         return self._store.run(work, write=viewer is not None)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from mpi.domain.access import AccessAction
+from mpi.domain.access import Access, AccessAction
 from mpi.domain.events import Event
 from mpi.domain.mpi_id import is_valid_mpi_id, normalise_mpi_id
 from mpi.domain.persons import Link, Person
@@ -75,7 +75,7 @@ class Persons:
             records = uow.get_records([link.record_id for link in links])
             if viewer is not None:
                 shown = (wanted, current.mpi_id)
-                uow.add_accesses([viewer.access(self._clock(), AccessAction.PERSON_VIEWED, shown)])
+                viewer.record(uow, self._clock(), AccessAction.PERSON_VIEWED, shown)
             return PersonView(
                 person=person,
                 current_mpi_id=current.mpi_id,
@@ -93,10 +93,7 @@ class Persons:
                 raise NotFound(f"no source record {key.local_id!r} in assigning authority {key.authority!r}")
             link = uow.get_links([record.record_id])[record.record_id]
             if viewer is not None:
-                viewed = viewer.access(
-                    self._clock(), AccessAction.RECORD_VIEWED, [link.mpi_id], f"record {key}"
-                )
-                uow.add_accesses([viewed])
+                viewer.record(uow, self._clock(), AccessAction.RECORD_VIEWED, [link.mpi_id], f"record {key}")
             return RecordView(
                 record=record,
                 link=link,
@@ -105,6 +102,28 @@ class Persons:
             )
 
         return self._store.run(work, write=viewer is not None)
+
+
+class AccessTrail:
+    """Reads the access audit trail, newest first (MPI ids and criteria, never demographics)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def read(
+        self,
+        *,
+        mpi_id: str | None = None,
+        actor: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[Access]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        wanted = _checked_id(mpi_id) if mpi_id is not None else None
+        return self._store.run(
+            lambda uow: uow.accesses(mpi_id=wanted, actor=actor, before=before, limit=limit), write=False
+        )
 
 
 def parse_record_key(text: str, default_domain: str) -> RecordKey:

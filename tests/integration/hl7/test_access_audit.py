@@ -10,7 +10,7 @@ import pytest
 from mllp_listener import MLLPConnection, er7, start_listener, write_config
 
 from mpi.domain.access import AccessAction, AccessChannel
-from mpi.service.access import AccessTrail
+from mpi.service.views import AccessTrail
 from mpi.storage.engine import create_sql_engine
 from mpi.storage.store import SqlStore
 
