@@ -29,6 +29,7 @@ from mpi.hl7v2.encode import (
     Components,
     FieldValue,
     Raw,
+    Repetitions,
     Subcomponents,
     encode_message,
     encode_segment,
@@ -116,7 +117,7 @@ def build_ack(
             trigger=Raw(echoed(9, 1, 2)),
         ),
         encode_segment("MSA", {1: code, 2: Raw(echoed(10))}, delimiters),
-        *_error_segments(errors, incoming.msh.version, delimiters),
+        *error_segments(errors, incoming.msh.version, delimiters),
     ]
     return encode_message(segments, incoming.codec, errors="replace")
 
@@ -165,7 +166,7 @@ def build_ack_for_unparsable(
             trigger=trigger,
         ),
         encode_segment("MSA", {1: "AR" if error.reject else "AE", 2: control_id_received}, delimiters),
-        *_error_segments([detail], version, delimiters),
+        *error_segments([detail], version, delimiters),
     ]
     return encode_message(segments, "latin-1", errors="replace")
 
@@ -197,13 +198,17 @@ def _designator(value: str | HierarchicDesignator) -> FieldValue:
     return value
 
 
-def _error_segments(errors: Sequence[ErrorDetail], version: str, delimiters: Delimiters) -> list[str]:
-    if _reports_error_location(version):
+def error_segments(errors: Sequence[ErrorDetail], version: str, delimiters: Delimiters) -> list[str]:
+    """ERR segments in the grammar of ``version``: from 2.5 one ERR per error (ERR-2 to ERR-4);
+    before, one ERR whose ERR-1 repeats, since ERR does not repeat in those versions' messages."""
+    if not errors:
+        return []
+    if reports_error_location(version):
         return [_error_segment(detail, delimiters) for detail in errors]
-    return [_legacy_error_segment(detail, delimiters) for detail in errors]
+    return [encode_segment("ERR", {1: Repetitions(*map(_legacy_error_location, errors))}, delimiters)]
 
 
-def _reports_error_location(version: str) -> bool:
+def reports_error_location(version: str) -> bool:
     """ERR-2 to ERR-4 exist from 2.5 on; unreadable versions get the current grammar."""
     try:
         numbers = tuple(int(part) for part in version.split("."))
@@ -224,13 +229,12 @@ def _error_segment(detail: ErrorDetail, delimiters: Delimiters) -> str:
     return encode_segment("ERR", fields, delimiters)
 
 
-def _legacy_error_segment(detail: ErrorDetail, delimiters: Delimiters) -> str:
+def _legacy_error_location(detail: ErrorDetail) -> Components:
     # 2.3.1 ERR-1 (CM_ELD): segment ID ^ sequence ^ field position ^ code (a CE,
     # so its parts are subcomponents).
     where = detail.location.erl_parts()[:3] if detail.location is not None else ()
     where = (*where, "", "", "")[:3]
-    error_code = Subcomponents(detail.code.value, detail.code.text)
-    return encode_segment("ERR", {1: Components(*where, error_code)}, delimiters)
+    return Components(*where, Subcomponents(detail.code.value, detail.code.text))
 
 
 def _ascii(text: str) -> str:

@@ -39,7 +39,7 @@ from mpi.errors import HL7Error
 from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack
 from mpi.hl7v2.codes import ErrorCode
 from mpi.hl7v2.config import DomainConfig, DomainKind, HL7Config
-from mpi.hl7v2.encode import Components, FieldValue, Raw, Repetitions, encode_segment
+from mpi.hl7v2.encode import Components, FieldValue, Repetitions, encode_segment
 from mpi.hl7v2.header import HierarchicDesignator
 from mpi.hl7v2.location import Location
 from mpi.hl7v2.message import Message, Repetition, Segment
@@ -50,6 +50,7 @@ from mpi.hl7v2.pix import (
     find_person,
     identifier_list,
     qualified_identifiers,
+    query_echo,
 )
 from mpi.hl7v2.respond import new_control_id, response
 from mpi.hl7v2.translate import parse_birth_date, parse_sex
@@ -111,15 +112,11 @@ class PdqQuery:
 
     # -- QBP^Q22 --------------------------------------------------------------------
     def answer(self, message: Message) -> bytes:
-        qpd = message.segment("QPD")
         try:
-            answer, counts = self._answer(message, qpd)
+            answer, counts = self._answer(message, message.segment("QPD"))
         except HL7Error as error:
             answer, counts = QueryAnswer("AE", "AE", unknown_domain_errors(error), ()), None
         audit_query(self._audit, message, AccessAction.DEMOGRAPHICS_QUERIED, answer, self._clock())
-        qak: dict[int, FieldValue] = {1: Raw(qpd.raw_value(2)), 2: answer.status, 3: Raw(qpd.raw_value(1))}
-        if counts is not None:
-            qak.update({4: str(counts[0]), 5: str(counts[1]), 6: str(counts[2])})
         requested = message.msh.receiving_application
         sender = (
             requested if requested.namespace_id else HierarchicDesignator(self._config.identity.application)
@@ -131,7 +128,7 @@ class PdqQuery:
             facility=self._config.identity.facility,
             code=answer.code,
             errors=answer.errors,
-            body=[encode_segment("QAK", qak, message.delimiters), qpd.raw, *answer.body],
+            body=[*query_echo(message, answer.status, counts), *answer.body],
             timestamp=self._clock(),
         )
 
@@ -317,8 +314,14 @@ class PdqQuery:
     def _continue(self, token: str, sender: tuple[str, str], qpd: Segment) -> tuple[list[Hit], int]:
         with self._lock:
             self._expire()
-            found = self._continuations.pop(token, None)
-        if found is None or found.sender != sender or found.query != qpd.raw:
+            found = self._continuations.get(token)
+            # Only the query it was given for uses it up: another sender's guess, or a mistyped
+            # query, must not cost the rightful consumer its next page.
+            if found is not None and found.sender == sender and found.query == qpd.raw:
+                del self._continuations[token]
+            else:
+                found = None
+        if found is None:
             raise HL7Error(
                 f"continuation pointer {token!r} is unknown, expired, or was given for another query",
                 code=ErrorCode.UNKNOWN_KEY_IDENTIFIER,

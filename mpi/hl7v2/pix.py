@@ -31,10 +31,10 @@ from mpi.errors import HL7Error
 from mpi.hl7v2.ack import AckCode, ErrorDetail
 from mpi.hl7v2.codes import ErrorCode
 from mpi.hl7v2.config import DomainConfig, DomainKind, HL7Config
-from mpi.hl7v2.encode import Components, Raw, Repetitions, Subcomponents, encode_segment
+from mpi.hl7v2.encode import Components, FieldValue, Raw, Repetitions, Subcomponents, encode_segment
 from mpi.hl7v2.header import HierarchicDesignator
 from mpi.hl7v2.location import Location
-from mpi.hl7v2.message import Message, Repetition
+from mpi.hl7v2.message import Message, Repetition, Segment
 from mpi.hl7v2.respond import response
 from mpi.hl7v2.translate import read_domain
 from mpi.service.access import Viewer
@@ -129,8 +129,24 @@ def audit_query(
         return
     msh = message.msh
     sender = f"{msh.sending_application.namespace_id}|{msh.sending_facility.namespace_id}"
-    criteria = message.segment("QPD").raw
+    qpd = message.find_segment("QPD")
+    criteria = qpd.raw if qpd is not None else "(no QPD segment)"
     audit(Viewer(sender, AccessChannel.HL7).access(at, action, answer.shown, criteria))
+
+
+def query_echo(message: Message, status: str, counts: tuple[int, int, int] | None = None) -> list[str]:
+    """A query response's QAK and the query's QPD echoed as received.
+
+    A query without a QPD is answered all the same (with the error of its missing segment):
+    its QAK then names no query, and there is nothing to echo."""
+    qpd = message.find_segment("QPD")
+    qak: dict[int, FieldValue] = {2: status}
+    if qpd is not None:
+        qak.update({1: Raw(qpd.raw_value(2)), 3: Raw(qpd.raw_value(1))})
+    if counts is not None:
+        qak.update({4: str(counts[0]), 5: str(counts[1]), 6: str(counts[2])})
+    echo = [qpd.raw] if qpd is not None else []
+    return [encode_segment("QAK", qak, message.delimiters), *echo]
 
 
 class PixQuery:
@@ -147,14 +163,11 @@ class PixQuery:
         self._audit = audit
 
     def answer(self, message: Message) -> bytes:
-        qpd = message.segment("QPD")
         try:
-            answer = self._answer(message)
+            answer = self._answer(message, message.segment("QPD"))
         except HL7Error as error:
             answer = QueryAnswer("AR" if error.reject else "AE", "AE", (ErrorDetail.from_error(error),), ())
         audit_query(self._audit, message, AccessAction.CROSS_REFERENCES_QUERIED, answer, self._clock())
-        tag = Raw(qpd.raw_value(2))
-        qak = encode_segment("QAK", {1: tag, 2: answer.status, 3: Raw(qpd.raw_value(1))}, message.delimiters)
         return response(
             message,
             message_type=PIX_RESPONSE_TYPE,
@@ -162,12 +175,11 @@ class PixQuery:
             facility=self._config.identity.facility,
             code=answer.code,
             errors=answer.errors,
-            body=[qak, qpd.raw, *answer.body],
+            body=[*query_echo(message, answer.status), *answer.body],
             timestamp=self._clock(),
         )
 
-    def _answer(self, message: Message) -> QueryAnswer:
-        qpd = message.segment("QPD")
+    def _answer(self, message: Message, qpd: Segment) -> QueryAnswer:
         wanted, unknown = self._requested_domains(qpd.field(4).repetitions)
         if unknown:
             return QueryAnswer("AE", "AE", tuple(unknown), ())

@@ -19,16 +19,13 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack
-from mpi.hl7v2.codes import ERROR_CODE_TABLE
-from mpi.hl7v2.delimiters import Delimiters
-from mpi.hl7v2.encode import Components, FieldValue, Raw, Subcomponents, encode_message, encode_segment
+from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack, error_segments
+from mpi.hl7v2.encode import Components, Raw, encode_message, encode_segment
 from mpi.hl7v2.encode import format_timestamp as _timestamp
 from mpi.hl7v2.header import HierarchicDesignator
 from mpi.hl7v2.message import Message
 
 _COMMIT_CODES: dict[str, AckCode] = {"AA": "CA", "AE": "CE", "AR": "CR"}
-_FIRST_VERSION_WITH_ERR_LOCATION = (2, 5)
 
 
 def new_control_id() -> str:
@@ -80,36 +77,6 @@ def acknowledge(
         control_id=new_control_id(),
         timestamp=timestamp,
     )
-
-
-def reports_error_location(version: str) -> bool:
-    """ERR-2 to ERR-4 exist from 2.5 on; unreadable versions get the current grammar."""
-    try:
-        numbers = tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return True
-    return numbers >= _FIRST_VERSION_WITH_ERR_LOCATION
-
-
-def error_segments(errors: Sequence[ErrorDetail], version: str, delimiters: Delimiters) -> list[str]:
-    """ERR segments in the grammar of ``version`` (ERR-2/3/4 from 2.5, ERR-1 before)."""
-    segments = []
-    for detail in errors:
-        if reports_error_location(version):
-            fields: dict[int, FieldValue] = {
-                3: Components(detail.code.value, detail.code.text, ERROR_CODE_TABLE),
-                4: detail.severity,
-            }
-            if detail.location is not None:
-                fields[2] = Components(*detail.location.erl_parts())
-            if detail.diagnostic:
-                fields[7] = detail.diagnostic
-        else:
-            where = detail.location.erl_parts()[:3] if detail.location is not None else ()
-            where = (*where, "", "", "")[:3]
-            fields = {1: Components(*where, Subcomponents(detail.code.value, detail.code.text))}
-        segments.append(encode_segment("ERR", fields, delimiters))
-    return segments
 
 
 def response(

@@ -72,6 +72,16 @@ def test_a_2_3_1_message_gets_err_1() -> None:
     assert err == ["ERR", "PID^1^3^204&Unknown Key Identifier"]
 
 
+def test_several_errors_in_2_3_1_share_one_err_whose_err_1_repeats() -> None:
+    """ERR does not repeat in a 2.3.1 ACK (MSH, MSA, [ERR]); its ERR-1 does."""
+    errors = [
+        ErrorDetail(ErrorCode.UNKNOWN_KEY_IDENTIFIER, Location.from_erl("PID^1^3^2^4")),
+        ErrorDetail(ErrorCode.UNKNOWN_KEY_IDENTIFIER, Location.from_erl("PID^1^3^3^4")),
+    ]
+    _, _, err = fields_of(build_ack(parse_message(ADT_A04_231), "AA", errors, **OURS))
+    assert err == ["ERR", "PID^1^3^204&Unknown Key Identifier~PID^1^3^204&Unknown Key Identifier"]
+
+
 def test_a_2_3_1_error_without_location_keeps_err_1_positions() -> None:
     errors = [ErrorDetail(ErrorCode.APPLICATION_INTERNAL_ERROR)]
     _, _, err = fields_of(build_ack(parse_message(ADT_A04_231), "AR", errors, **OURS))

@@ -160,6 +160,34 @@ def test_pdq_limit_continuation_and_cancel(mpi: Harness) -> None:
     assert after[1] == "MSA|AE|P5"
 
 
+def test_a_continuation_asked_for_another_query_is_refused_and_kept(mpi: Harness) -> None:
+    first = pdq(mpi, "@PID.5.1.1^SCHM*", rcp="RCP|I|2^RD")
+    pointer = next(s for s in first if s.startswith("DSC")).split("|")[1]
+    wrong = pdq(mpi, "@PID.5.1.1^WEBER", control="P2", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert wrong[1] == "MSA|AE|P2"
+    assert [s.rsplit("|", 3)[0] for s in wrong if s.startswith("ERR")] == [
+        "ERR||DSC^1^1|204^Unknown Key Identifier^HL70357|E"
+    ]
+    rightful = pdq(mpi, "@PID.5.1.1^SCHM*", control="P3", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert "QAK|T2|OK|IHE PDQ Query|3|1|0" in rightful
+
+
+@pytest.mark.parametrize(
+    ("kind", "header"),
+    [("QBP^Q23^QBP_Q21", "PORTAL|ANY|MPI|ESANTE"), ("QBP^Q22^QBP_Q21", "PORTAL|ANY|DEMOGRAPHICS|ESANTE")],
+)
+def test_a_query_without_qpd_is_answered_with_a_segment_error(mpi: Harness, kind: str, header: str) -> None:
+    """Not an internal error (AR, "try again later"): the query itself is malformed."""
+    answer = mpi.send(f"MSH|^~\\&|{header}|20240101||{kind}|Q7|P|2.5\nRCP|I")
+    response = f"RSP^{kind.split('^')[1].replace('Q', 'K')}"
+    assert named(answer, "MSH")[0].split("|")[8].startswith(response)
+    assert named(answer, "MSA") == ["MSA|AE|Q7"]
+    assert [e.rsplit("|", 3)[0] for e in named(answer, "ERR")] == [
+        "ERR||QPD^1|100^Segment Sequence Error^HL70357|E"
+    ]
+    assert named(answer, "QAK") == ["QAK||AE"] and named(answer, "QPD") == []
+
+
 def test_pdq_domains_to_return(mpi: Harness) -> None:
     answer = pdq(mpi, "@PID.5.1.1^WEBER", extra="|||||^^^LABO")
     pids = [s for s in answer if s.startswith("PID")]
