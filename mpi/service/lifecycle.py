@@ -22,7 +22,7 @@ from mpi.domain.commands import (
 from mpi.domain.events import Event, EventKind, LinkChanged, PersonChanged, ReviewChanged
 from mpi.domain.mpi_id import normalise_mpi_id
 from mpi.domain.persons import LinkProvenance, PersonStatus
-from mpi.domain.reviews import ReviewAction, ReviewKind
+from mpi.domain.reviews import ReviewAction, ReviewKind, ReviewTask
 from mpi.errors import Conflict
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.operations import Operation
@@ -82,7 +82,9 @@ class Lifecycle:
             if retired.is_active:
                 raise Conflict(f"person {retired_id} is active: there is no merge to undo")
             merge = _retiring_event(op.uow, retired_id)
-            if merge is None or merge.kind is not EventKind.PERSONS_MERGED:
+            # A review task answered by a merge is a merge too, and as reversible: undoing it
+            # puts the task back before a reviewer, as it was.
+            if merge is None or merge.kind not in _MERGES:
                 raise Conflict(f"person {retired_id} was not retired by a merge; link its records instead")
             survivor_id = retired.replaced_by or ""
             survivor = op.lock(survivor_id) or op.person(survivor_id)
@@ -108,6 +110,12 @@ class Lifecycle:
                             op.save_review(after, before)
                     case _:
                         pass
+            # Tasks raised since the merge judged records the survivor then held: each follows
+            # its records back, or a reviewer would be asked about the wrong person (and a merge
+            # answering it would make an overlay).
+            for task in op.uow.pending_reviews_of_persons([survivor_id, retired_id]):
+                if task.created_at > merge.occurred_at:
+                    op.save_review(task, _following_its_records(op, task))
             # Records moved by hand since the merge stay where they were put; if that leaves
             # either person empty, there is no identity left to restore (and the transaction
             # is rolled back, changing nothing).
@@ -203,6 +211,23 @@ def close_pair_reviews(op: Operation, first: str, second: str, note: str | None)
             second,
         }:
             op.close_review(task, ReviewAction.NOT_A_DUPLICATE, note)
+
+
+def _following_its_records(op: Operation, task: ReviewTask) -> ReviewTask:
+    """``task`` pointing at the persons its records are now linked to (unchanged if that would
+    pair a person with itself where two persons are meant)."""
+    mpi_id = op.link_of(task.record_id).mpi_id
+    if task.kind is ReviewKind.RECORD_MISMATCH:
+        return replace(task, mpi_id=mpi_id, candidate_mpi_id=mpi_id)
+    candidate = (
+        op.link_of(task.candidate_record_id).mpi_id
+        if task.candidate_record_id is not None
+        else task.candidate_mpi_id
+    )
+    return task if mpi_id == candidate else replace(task, mpi_id=mpi_id, candidate_mpi_id=candidate)
+
+
+_MERGES = frozenset({EventKind.PERSONS_MERGED, EventKind.REVIEW_RESOLVED})
 
 
 def _retiring_event(uow: UnitOfWork, mpi_id: str) -> Event | None:

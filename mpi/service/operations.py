@@ -378,12 +378,17 @@ class Operation:
 
     def transfer_reviews(self, source: str, target: str, note: str) -> None:
         """Point the pending tasks of ``source`` at ``target``; a task that now pairs ``target``
-        with itself is answered by the merge that caused it."""
+        with itself is answered by the merge that caused it, and one that now pairs two persons
+        already judged not to be duplicates by that judgement (such a pair is never proposed
+        again)."""
+        kept_apart = self.uow.not_duplicate_partners(target)
         for task in self.uow.pending_reviews_of_persons([source]):
             mpi_id = target if task.mpi_id == source else task.mpi_id
             candidate = target if task.candidate_mpi_id == source else task.candidate_mpi_id
             if task.kind is not ReviewKind.RECORD_MISMATCH and mpi_id == candidate:
                 self.close_review(task, ReviewAction.MERGE, note)
+            elif task.kind is not ReviewKind.RECORD_MISMATCH and {mpi_id, candidate} - {target} <= kept_apart:
+                self.close_review(task, ReviewAction.NOT_A_DUPLICATE, "the pair was judged not a duplicate")
             else:
                 self.save_review(task, replace(task, mpi_id=mpi_id, candidate_mpi_id=candidate))
 

@@ -136,6 +136,28 @@ def test_refused_merges_change_nothing(services: Services, two_people: tuple[str
     )
 
 
+def test_an_unmerge_takes_the_tasks_raised_since_back_to_the_person_they_are_about(
+    services: Services,
+) -> None:
+    anne = register(services, "HOSP", "a", ANNE)
+    jean = register(services, "HOSP", "b", JEAN)
+    services.lifecycle.merge(MergePersons(anne, jean, "alice", "a wrong merge"))
+    webber = register(services, "LAB", "x", replace(JEAN, family_name="Webber"))
+    (task,) = services.reviews.list()
+    assert (task.mpi_id, task.candidate_mpi_id) == (webber, anne)  # judged on Jean's record, held by Anne
+
+    services.lifecycle.unmerge(UnmergePerson(jean, "bob", "not the same patient"))
+
+    (task,) = services.reviews.list()
+    assert (task.mpi_id, task.candidate_mpi_id) == (webber, jean)
+    flagged = services.persons.show(jean).person.flags
+    assert flagged == services.persons.show(webber).person.flags != frozenset()
+    assert services.persons.show(anne).person.flags == frozenset()
+    services.reviews.resolve(ResolveReview(task.task_id, ReviewAction.MERGE, "carol"))
+    assert services.persons.show(webber).person.replaced_by == jean  # never into Anne
+    assert verify(services.store).ok
+
+
 def test_refused_unmerges_change_nothing(services: Services, two_people: tuple[str, str]) -> None:
     jean, anne = two_people
     assert_refused_without_change(
@@ -235,6 +257,23 @@ def test_mark_not_duplicate_closes_pending_tasks_of_the_pair(services: Services)
     )
 
 
+def test_a_merge_never_puts_a_pair_judged_not_duplicate_back_before_a_reviewer(services: Services) -> None:
+    x = register(services, "HOSP", "x", JEAN)
+    a = register(services, "HOSP", "a", replace(JEAN, family_name="Webbe"))
+    services.lifecycle.mark_not_duplicate(MarkNotDuplicate(x, a, "alice", "twins"))
+    b = register(services, "HOSP", "b", replace(JEAN, family_name="Webber"))
+    assert {frozenset((t.mpi_id, t.candidate_mpi_id)) for t in services.reviews.list()} == {
+        frozenset((b, x)),
+        frozenset((b, a)),
+    }
+
+    services.lifecycle.merge(MergePersons(a, b, "alice"))  # b's task with x would now pair a with x
+
+    assert services.reviews.list() == []
+    assert services.persons.show(x).person.flags == frozenset()
+    assert verify(services.store).ok
+
+
 def test_resolving_a_review_task_by_merge_and_twice(services: Services) -> None:
     jean = register(services, "HOSP", "1", JEAN)
     webber = register(services, "HOSP", "2", replace(JEAN, family_name="Webber"))
@@ -258,6 +297,22 @@ def test_resolving_a_review_task_by_merge_and_twice(services: Services) -> None:
         lambda: services.reviews.resolve(ResolveReview(999, ReviewAction.MERGE, "bob")),
         "no review task",
     )
+
+
+def test_a_merge_answering_a_review_task_is_undone_like_any_merge(services: Services) -> None:
+    """A reviewer's wrong MERGE must not be the one merge that cannot be taken back."""
+    jean = register(services, "HOSP", "1", JEAN)
+    webber = register(services, "HOSP", "2", replace(JEAN, family_name="Webber"))
+    (task,) = services.reviews.list()
+    before = snapshot(services)
+    services.reviews.resolve(ResolveReview(task.task_id, ReviewAction.MERGE, "alice", "same person"))
+    assert services.persons.show(webber).person.replaced_by == jean
+
+    services.lifecycle.unmerge(UnmergePerson(webber, "bob", "twins, not one person"))
+
+    assert snapshot(services) == before  # both persons, their records, and the task pending again
+    assert [t.task_id for t in services.reviews.list()] == [task.task_id]
+    assert verify(services.store).ok
 
 
 def test_a_record_mismatch_is_answered_by_confirming_or_unlinking(services: Services) -> None:
