@@ -17,6 +17,10 @@ R = TypeVar("R")
 
 stderr = Console(stderr=True)
 
+# The largest number a task, an access or a limit can be: a database integer (64 bits). A larger
+# one is refused as a bad option, not carried to the driver that cannot convert it.
+LARGEST_NUMBER = 2**63 - 1
+
 
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as an error and return the exit to raise (code 2)."""

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from mpi.cli.errors import handles_errors
+from mpi.cli.errors import LARGEST_NUMBER, handles_errors
 from mpi.cli.options import DbOpt
 from mpi.cli.registry_commands import (
     ActorOpt,
@@ -189,10 +189,15 @@ def audit(
         str | None,
         typer.Option("--by", help="Accesses by this actor (login, HL7 sender).", show_default=False),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many accesses.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=LARGEST_NUMBER, help="At most this many accesses.")] = 50,
     before: Annotated[
         int | None,
-        typer.Option(min=1, help="Only accesses numbered below this (to page on).", show_default=False),
+        typer.Option(
+            min=1,
+            max=LARGEST_NUMBER,
+            help="Only accesses numbered below this (to page on).",
+            show_default=False,
+        ),
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,

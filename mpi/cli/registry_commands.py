@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mpi.cli.errors import handles_errors
+from mpi.cli.errors import LARGEST_NUMBER, handles_errors
 from mpi.cli.options import DbOpt
 from mpi.domain.access import AccessChannel
 from mpi.domain.commands import (
@@ -296,7 +296,7 @@ def review_list(
         list[ReviewStatus] | None,
         typer.Option("--status", help="Repeatable. Default: open and deferred.", show_default=False),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many tasks.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=LARGEST_NUMBER, help="At most this many tasks.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many tasks (oldest first).")] = 0,
     db: DbOpt = None,
     actor: ActorOpt = None,
@@ -315,7 +315,7 @@ def review_list(
 @review_app.command("resolve")
 @handles_errors
 def review_resolve(
-    task_id: Annotated[int, typer.Argument(help="The task number.")],
+    task_id: Annotated[int, typer.Argument(min=1, max=LARGEST_NUMBER, help="The task number.")],
     action: Annotated[ReviewAction, typer.Argument(help="How to answer it.")],
     survivor: Annotated[
         str | None, typer.Option(help="For merge: the person that stays (default: the older one).")
@@ -398,6 +398,8 @@ def export(
     """Write source, local_id, record_id, mpi_id, link_type, score for every record."""
     if out.suffix.lower() != ".csv":
         raise InputError(str(out), "export writes CSV; name the file *.csv")
+    if not out.parent.is_dir():
+        raise InputError(str(out), f"no folder {out.parent} to write the export into")
     with _services(db) as services, out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(EXPORT_COLUMNS)

@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 
 from mpi.errors import DatabaseUnavailable
 
@@ -38,7 +38,7 @@ def _reachable(engine: Engine) -> Iterator[None]:
     """Turn a failure to connect into one message naming the database (password masked)."""
     try:
         yield
-    except OperationalError as exc:
+    except DatabaseError as exc:  # unreachable (OperationalError), or no database at all
         # The first line of the driver's message says why (refused, unknown host, bad password).
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         where = engine.url.render_as_string(hide_password=True)

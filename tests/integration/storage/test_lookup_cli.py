@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -110,3 +111,28 @@ def test_record_show_gives_the_person_and_versions_and_the_trail_says_who_looked
     assert code == 2 and "is not a valid MPI id" in output
     code, output = run("audit", "--db", db, "--by", "nobody")
     assert code == 0 and "0 access(es)" in output
+
+
+def test_numbers_paths_and_files_the_commands_cannot_use_are_refused_in_one_line(
+    seeded: dict[str, str], tmp_path: Path
+) -> None:
+    """Exit code 2 and a message, never the driver's traceback."""
+    db = seeded["db"]
+    too_large = "99999999999999999999"
+    for args in (
+        ("review", "resolve", too_large, "merge", "--db", db),
+        ("audit", "--before", too_large, "--db", db),
+        ("audit", "--limit", too_large, "--db", db),
+        ("review", "list", "--limit", too_large, "--db", db),
+    ):
+        code, output = run(*args)
+        assert (code, "less than or equal to" in output) == (2, True), args
+
+    code, output = run("export", "--out", str(tmp_path / "missing" / "x.csv"), "--db", db)
+    assert code == 2 and "no folder" in output and "missing" in output
+
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("these are notes, not a database\n" * 100, encoding="utf-8")
+    code, output = run("person", "show", seeded["jean"], "--db", f"sqlite:///{not_a_database}")
+    assert code == 2 and "file is not a database" in output
+    assert not_a_database.read_text(encoding="utf-8").startswith("these are notes")
