@@ -100,6 +100,16 @@ class Lifecycle:
                         current = op.person(mpi_id)
                         if mpi_id == retired_id or current == after:
                             op.save_person(current, before)
+                        elif current.document_checked == after.document_checked:
+                            # Changed since (a record update, a task): its golden record is
+                            # recomputed below, but a validation the merge undid comes back if
+                            # the strict traits return to those the document was checked against.
+                            op.save_person(
+                                current,
+                                replace(
+                                    current, document_checked=before.document_checked, golden=before.golden
+                                ),
+                            )
                     case LinkChanged(record_id=record_id, before=before, after=after) if before is not None:
                         current_link = op.link_of(record_id)
                         if current_link == after:
@@ -143,6 +153,10 @@ class Lifecycle:
             if current.mpi_id == target and current.provenance is LinkProvenance.MANUAL:
                 raise Conflict(f"record {command.key} is already linked by hand to {target}")
             op.link(record.record_id, target, LinkProvenance.MANUAL, before=current, reason=command.reason)
+            # Put where it belongs by hand: whether it fitted its person is answered.
+            kept = current.mpi_id == target
+            action = ReviewAction.CONFIRM_LINK if kept else ReviewAction.UNLINK_RECORD
+            answer_record_mismatches(op, record.record_id, current.mpi_id, action, command.reason)
             if current.mpi_id != target and not op.uow.links_of_person(current.mpi_id):
                 merge_in(op, target, current.mpi_id, command.reason or f"its last record moved to {target}")
             return op.finish(EventKind.RECORD_LINKED, command.reason)
@@ -170,6 +184,9 @@ class Lifecycle:
                 reason=command.reason or f"unlinked from {current.mpi_id}",
             )
             op.add_not_duplicate(current.mpi_id, person.mpi_id, command.reason)
+            answer_record_mismatches(
+                op, record.record_id, current.mpi_id, ReviewAction.UNLINK_RECORD, command.reason
+            )
             return op.finish(EventKind.RECORD_UNLINKED, command.reason)
 
         return self._run(command.actor, work)
@@ -211,6 +228,16 @@ def close_pair_reviews(op: Operation, first: str, second: str, note: str | None)
             second,
         }:
             op.close_review(task, ReviewAction.NOT_A_DUPLICATE, note)
+
+
+def answer_record_mismatches(
+    op: Operation, record_id: int, mpi_id: str, action: ReviewAction, note: str | None
+) -> None:
+    """Answer the pending record-mismatch tasks of a record of ``mpi_id`` with ``action``: once
+    the record is linked or unlinked by hand, they could be answered no other way."""
+    for task in op.uow.pending_reviews_of_persons([mpi_id]):
+        if task.kind is ReviewKind.RECORD_MISMATCH and task.record_id == record_id:
+            op.close_review(task, action, note)
 
 
 def _following_its_records(op: Operation, task: ReviewTask) -> ReviewTask:

@@ -158,6 +158,30 @@ def test_an_unmerge_takes_the_tasks_raised_since_back_to_the_person_they_are_abo
     assert verify(services.store).ok
 
 
+def test_an_unmerge_gives_back_a_validation_the_merge_took_even_after_later_updates(
+    services: Services,
+) -> None:
+    jean = register(services, "HOSP", "1", JEAN)
+    johann = register(
+        services,
+        "RNPP",
+        "9",
+        Demographics(family_name="Weber", given_names="Johann", birth_date="1980-01-02", sex="M"),
+    )
+    services.lifecycle.validate_identity(ValidateIdentity(jean, "alice", "passport seen"))
+    validated = services.persons.show(jean).person
+    services.lifecycle.merge(MergePersons(jean, johann, "alice", "a wrong merge"))
+    assert not services.persons.show(jean).person.document_checked  # the names changed
+    services.registry.update(UpdateRecord(RecordKey("HOSP", "1"), replace(JEAN, phone="+352 123456")))
+
+    services.lifecycle.unmerge(UnmergePerson(johann, "bob"))
+
+    person = services.persons.show(jean).person
+    assert (person.trust, person.document_checked) == (validated.trust, True)
+    assert person.golden == replace(validated.golden, phone="+352 123456")
+    assert verify(services.store).ok
+
+
 def test_refused_unmerges_change_nothing(services: Services, two_people: tuple[str, str]) -> None:
     jean, anne = two_people
     assert_refused_without_change(
@@ -333,6 +357,30 @@ def test_a_record_mismatch_is_answered_by_confirming_or_unlinking(services: Serv
     moved = services.persons.record(RecordKey("LAB", "1")).link
     assert moved.mpi_id != jean
     assert services.persons.show(moved.mpi_id).person.golden.family_name == "Schmit"
+    assert verify(services.store).ok
+
+
+@pytest.mark.parametrize("by_hand", ["link elsewhere", "link here", "unlink"])
+def test_a_record_mismatch_is_answered_by_moving_the_record_by_hand(services: Services, by_hand: str) -> None:
+    """Otherwise the task could never be answered (its record has moved) and would stay pending
+    for ever."""
+    jean = register(services, "HOSP", "1", JEAN)
+    register(services, "LAB", "1", JEAN)
+    anne = register(services, "HOSP", "2", ANNE)
+    services.registry.update(UpdateRecord(RecordKey("LAB", "1"), ANNE))
+    (task,) = [t for t in services.reviews.list() if t.kind is ReviewKind.RECORD_MISMATCH]
+
+    if by_hand == "unlink":
+        services.lifecycle.unlink(UnlinkRecord(RecordKey("LAB", "1"), "alice", "not Jean"))
+    else:
+        target = anne if by_hand == "link elsewhere" else jean
+        services.lifecycle.link(LinkRecord(RecordKey("LAB", "1"), target, "alice", "checked"))
+
+    answered = services.reviews.get(task.task_id)
+    assert answered.status is ReviewStatus.RESOLVED and answered.resolved_by == "alice"
+    expected = ReviewAction.CONFIRM_LINK if by_hand == "link here" else ReviewAction.UNLINK_RECORD
+    assert answered.resolution is expected
+    assert ReviewKind.RECORD_MISMATCH not in {t.kind for t in services.reviews.list()}
     assert verify(services.store).ok
 
 
