@@ -22,13 +22,12 @@ response; when more hits remain the response says so in QAK-4/5/6 and carries
 ``DSC|<pointer>|I``, and the consumer asks for the next ones by repeating the
 query (new MSH-10, same QPD) with that DSC. QCN^J01 forgets a continuation.
 An unknown pointer, or one used with another QPD, is AE with ``DSC^1^1`` 204.
+Continuations live in the database (:class:`~mpi.service.continuations.Continuations`):
+a consumer that reconnects between pages may reach another server process.
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +53,7 @@ from mpi.hl7v2.pix import (
 )
 from mpi.hl7v2.respond import new_control_id, response
 from mpi.hl7v2.translate import parse_birth_date, parse_sex
+from mpi.service.continuations import Continuations
 from mpi.service.crossrefs import CrossReferences, PersonProfile
 from mpi.service.directory import Criteria, Hit, PersonDirectory
 from mpi.service.ports import Matcher
@@ -71,16 +71,6 @@ _ACCOUNT_FIELDS = {"PID.18", "PID.18.1"}
 _ACCOUNT_AUTHORITY_FIELDS = {"PID.18.4": 1, "PID.18.4.1": 1, "PID.18.4.2": 2, "PID.18.4.3": 3}
 
 
-@dataclass
-class _Continuation:
-    sender: tuple[str, str]
-    tag: str
-    query: str  # QPD as sent: a continuation must repeat it
-    remaining: list[Hit]
-    total: int
-    created: float
-
-
 @dataclass(frozen=True)
 class _Query:
     criteria: Criteria
@@ -95,20 +85,18 @@ class PdqQuery:
         config: HL7Config,
         crossrefs: CrossReferences,
         directory: PersonDirectory,
+        continuations: Continuations,
         matcher: Matcher,
         clock: Callable[[], datetime],
-        monotonic: Callable[[], float] = time.monotonic,
         audit: AuditSink | None = None,
     ) -> None:
         self._config = config
         self._audit = audit
         self._crossrefs = crossrefs
         self._directory = directory
+        self._continuations = continuations
         self._matcher = matcher
         self._clock = clock
-        self._monotonic = monotonic
-        self._continuations: dict[str, _Continuation] = {}
-        self._lock = threading.Lock()
 
     # -- QBP^Q22 --------------------------------------------------------------------
     def answer(self, message: Message) -> bytes:
@@ -152,7 +140,7 @@ class PdqQuery:
             if profile is not None:
                 body += self._person_segments(message, profile, hit, query.domains)
         if rest:
-            token = self._remember(sender, qpd, rest, total)
+            token = self._continuations.remember(sender, qpd.get(2), qpd.raw, rest, total)
             body.append(encode_segment("DSC", {1: token, 2: "I"}, message.delimiters))
         shown = tuple(hit.mpi_id for hit in page)
         return QueryAnswer("AA", "OK", (), tuple(body), shown), (total, len(page), len(rest))
@@ -302,37 +290,17 @@ class PdqQuery:
         return min(int(text), self._config.queries.max_limit)
 
     # -- continuation ---------------------------------------------------------------
-    def _remember(self, sender: tuple[str, str], qpd: Segment, rest: list[Hit], total: int) -> str:
-        token = secrets.token_hex(8)
-        with self._lock:
-            self._expire()
-            self._continuations[token] = _Continuation(
-                sender, qpd.get(2), qpd.raw, rest, total, self._monotonic()
-            )
-        return token
-
     def _continue(self, token: str, sender: tuple[str, str], qpd: Segment) -> tuple[list[Hit], int]:
-        with self._lock:
-            self._expire()
-            found = self._continuations.get(token)
-            # Only the query it was given for uses it up: another sender's guess, or a mistyped
-            # query, must not cost the rightful consumer its next page.
-            if found is not None and found.sender == sender and found.query == qpd.raw:
-                del self._continuations[token]
-            else:
-                found = None
+        # Only the query it was given for uses it up: another sender's guess, or a mistyped
+        # query, must not cost the rightful consumer its next page.
+        found = self._continuations.take(token, sender, qpd.raw)
         if found is None:
             raise HL7Error(
                 f"continuation pointer {token!r} is unknown, expired, or was given for another query",
                 code=ErrorCode.UNKNOWN_KEY_IDENTIFIER,
                 location="DSC^1^1",
             )
-        return found.remaining, found.total
-
-    def _expire(self) -> None:
-        oldest = self._monotonic() - self._config.queries.continuation_ttl_seconds
-        for token in [t for t, c in self._continuations.items() if c.created < oldest]:
-            del self._continuations[token]
+        return found
 
     # -- QCN^J01 --------------------------------------------------------------------
     def cancel(self, message: Message) -> bytes:
@@ -349,12 +317,7 @@ class PdqQuery:
             )
         else:
             sender = (message.msh.sending_application.namespace_id, message.msh.sending_facility.namespace_id)
-            tag = qid.get(1).strip()
-            with self._lock:
-                for token in [
-                    t for t, c in self._continuations.items() if c.sender == sender and c.tag == tag
-                ]:
-                    del self._continuations[token]
+            self._continuations.cancel(sender, qid.get(1).strip())
         return build_ack(
             message,
             code,

@@ -7,9 +7,11 @@ connections on it (the kernel hands every new connection to one of them) and eac
 the whole application: its own database connections, model, PDQ directory and
 group commits. Everything they share lives in the database, which already keeps them
 apart: a repeated message is recognised by every worker (its key is locked), records
-and persons are locked as they are changed, and each worker's PDQ directory follows
-the event log. Only worker 0 sends PIX update notifications, so each goes out once and
-in order; if it dies, its replacement resumes from the durable outbox.
+and persons are locked as they are changed, each worker's PDQ directory follows
+the event log, and a PDQ continuation pointer one worker gave is served by any (a
+consumer may reconnect between pages). Only worker 0 sends PIX update notifications,
+so each goes out once and in order; if it dies, its replacement resumes from the
+durable outbox.
 
 The parent forks before it opens any database connection or starts any thread, then
 only supervises: it reports ready once every worker listens, replaces a worker that

@@ -22,6 +22,7 @@ from mpi.hl7v2.pdq import PdqQuery
 from mpi.hl7v2.pix import PixQuery
 from mpi.hl7v2.server import MLLPServer, install_stop_signals
 from mpi.service.access import DeferredAccessLog
+from mpi.service.continuations import Continuations
 from mpi.service.crossrefs import CrossReferences
 from mpi.service.directory import PersonDirectory
 from mpi.service.feed import Feed
@@ -57,7 +58,8 @@ def build_runtime(
     crossrefs = CrossReferences(store)
     directory = PersonDirectory(store, matcher)
     access_log = DeferredAccessLog(store)
-    pdq = PdqQuery(config, crossrefs, directory, matcher, clock, audit=access_log.record)
+    continuations = Continuations(store, timedelta(seconds=config.queries.continuation_ttl_seconds), clock)
+    pdq = PdqQuery(config, crossrefs, directory, continuations, matcher, clock, audit=access_log.record)
     pix = PixQuery(config, crossrefs, clock, audit=access_log.record)
     application = HL7Application(config, Feed(settings, store, matcher, clock), pix, pdq, clock)
     outbox = None

@@ -29,7 +29,15 @@ from mpi.domain.records import (
 from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
-from mpi.service.ports import Candidate, LinkRow, NewIdentifier, NewLink, RecordIndex, UnitOfWork
+from mpi.service.ports import (
+    Candidate,
+    Continuation,
+    LinkRow,
+    NewIdentifier,
+    NewLink,
+    RecordIndex,
+    UnitOfWork,
+)
 
 T = TypeVar("T")
 
@@ -50,6 +58,7 @@ class _Tables:
     cursors: dict[str, int] = field(default_factory=dict)
     outbound: dict[int, OutboundMessage] = field(default_factory=dict)
     accesses: list[Access] = field(default_factory=list)
+    continuations: dict[str, Continuation] = field(default_factory=dict)
 
 
 class _FakeUnitOfWork:
@@ -406,6 +415,29 @@ class _FakeUnitOfWork:
         del self.t.by_key[record.key]
         self.t.by_key[key] = record_id
         self.s.records[record_id] = replace(record, key=key)
+
+    def add_continuation(self, continuation: Continuation) -> None:
+        if continuation.token in self.t.continuations:
+            raise ValueError(f"duplicate continuation {continuation.token}")
+        self.t.continuations[continuation.token] = continuation
+
+    def find_continuation(self, token: str) -> Continuation | None:
+        return self.t.continuations.get(token)
+
+    def remove_continuation(self, token: str) -> bool:
+        return self.t.continuations.pop(token, None) is not None
+
+    def remove_continuations(self, sender: tuple[str, str], tag: str) -> int:
+        return self._remove_continuations(lambda c: c.sender == sender and c.tag == tag)
+
+    def remove_continuations_before(self, before: datetime) -> int:
+        return self._remove_continuations(lambda c: c.created_at < before)
+
+    def _remove_continuations(self, chosen: Callable[[Continuation], bool]) -> int:
+        tokens = [token for token, c in self.t.continuations.items() if chosen(c)]
+        for token in tokens:
+            del self.t.continuations[token]
+        return len(tokens)
 
     def savepoint(self, work: Callable[[], T]) -> T:
         saved = copy.deepcopy(self.t)

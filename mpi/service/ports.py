@@ -31,6 +31,7 @@ from mpi.service.delivery import MessageKey, OutboundMessage, Receipt
 __all__ = [
     "Candidate",
     "ComparisonOutcome",
+    "Continuation",
     "Decision",
     "Demographics",
     "LinkRow",
@@ -133,6 +134,20 @@ class LinkRow:
     mpi_id: str
     link_type: str
     score: float | None
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The rest of a paged query's answer, kept until its consumer asks for the next page (PDQ's
+    DSC continuation pointer): in the store, so that any server process can serve it."""
+
+    token: str  # the pointer handed to the consumer
+    sender: tuple[str, str]  # (application, facility) of the consumer it was given to
+    tag: str  # the query tag it was given for (QPD-2): a cancellation names it
+    query: str  # the query as received (the QPD segment): the next page must repeat it
+    remaining: tuple[tuple[str, float], ...]  # (MPI id, confidence) of the hits not yet shown
+    total: int  # hits of the whole answer
+    created_at: datetime
 
 
 class UnitOfWork(Protocol):
@@ -391,6 +406,24 @@ class UnitOfWork(Protocol):
     ) -> list[Access]:
         """Recorded accesses, newest first: those that showed ``mpi_id``, those by ``actor`` (both
         when both are given), with an ``access_id`` below ``before`` (to page on)."""
+        ...
+
+    # -- continuations of paged queries --------------------------------------------
+    def add_continuation(self, continuation: Continuation) -> None: ...
+
+    def find_continuation(self, token: str) -> Continuation | None: ...
+
+    def remove_continuation(self, token: str) -> bool:
+        """Delete one; ``False`` when it was not (or no longer) there, e.g. a concurrent
+        transaction took it first."""
+        ...
+
+    def remove_continuations(self, sender: tuple[str, str], tag: str) -> int:
+        """Delete those given to ``sender`` for the query ``tag``; returns how many."""
+        ...
+
+    def remove_continuations_before(self, before: datetime) -> int:
+        """Delete those created before ``before`` (expired ones); returns how many."""
         ...
 
     # -- several commands in one transaction ----------------------------------------

@@ -40,6 +40,7 @@ from mpi.storage import tables as t
 from mpi.storage.access_rows import AccessRows
 from mpi.storage.bulk_writes import BulkWriter
 from mpi.storage.candidate_index import CandidateIndex
+from mpi.storage.continuation_rows import ContinuationRows
 from mpi.storage.delivery import DeliveryRows
 from mpi.storage.direct import DirectStatements
 from mpi.storage.engine import WRITE_OPTION, WalCheckpointer, is_sqlite_file
@@ -117,7 +118,7 @@ def _event_values(event: Event) -> dict[str, Any]:
     }
 
 
-class SqlUnitOfWork(AccessRows, DeliveryRows, RegistryReads, ReviewRows):
+class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, ReviewRows):
     def __init__(self, connection: Connection) -> None:
         self._c = connection
         self._direct = DirectStatements(connection)

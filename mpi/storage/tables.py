@@ -290,6 +290,23 @@ access_subject = Table(
     Column("access_id", Id, ForeignKey("access_log.access_id"), primary_key=True),
 )
 
+# -- continuations of paged queries (revision 0006) ---------------------------------------
+# The rest of a PDQ answer longer than one page, until its consumer asks for the next page
+# (DSC) or cancels (QCN^J01): here rather than in one server process, which the consumer's
+# next connection may not reach. Rows past their time to live are deleted as new ones come.
+query_continuation = Table(
+    "query_continuation",
+    metadata,
+    Column("token", String(32), primary_key=True),
+    Column("sending_application", Text, nullable=False),
+    Column("sending_facility", Text, nullable=False),
+    Column("query_tag", Text, nullable=False),
+    Column("query", Text, nullable=False),  # the QPD segment as received
+    Column("remaining", Text, nullable=False),  # JSON: [[mpi_id, confidence], ...] not yet shown
+    Column("total", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
 
 # -- conversions ------------------------------------------------------------------------
 def demographics_of(row: Mapping[Any, Any]) -> Demographics:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mllp_listener import Listener, MLLPConnection, start_listener, write_config
+from mllp_listener import Listener, MLLPConnection, er7, start_listener, write_config
 from test_restart import PATIENTS, Consumer, feed_messages
 
 from mpi.hl7v2.parse import parse_message
@@ -206,3 +206,66 @@ def test_killing_the_parent_stops_its_workers_and_frees_the_port(tmp_path: Path)
     # program's outgoing connection had just been given it as its ephemeral port.)
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", listener.port), 5):
         pass
+
+
+def test_the_next_page_of_a_pdq_answer_is_served_by_the_other_process(tmp_path: Path) -> None:
+    """A PDQ consumer that reconnects between pages may reach the other process: the continuation
+    pointer the first gave must lead there too."""
+    listener = start_listener(
+        write_config(tmp_path),
+        f"sqlite:///{tmp_path / 'mpi.db'}",
+        tmp_path / "serve.log",
+        ["--processes", "2"],
+    )
+    try:
+        workers = workers_of(listener)
+        assert len(workers) == 2
+
+        def connection_to(worker: int) -> MLLPConnection:
+            for _ in range(40):
+                connection = MLLPConnection(listener.port)
+                wait_for(lambda: sum(served_by(pid, listener.port) for pid in workers) == 1)
+                if served_by(worker, listener.port):
+                    return connection
+                connection.close()
+            raise AssertionError(f"no connection reached worker {worker}")
+
+        feed = MLLPConnection(listener.port)
+        for n, name in enumerate(("Schmit^Anne", "Schmitt^Marie", "Schmidt^Claire")):
+            answer = feed.ask(
+                er7(
+                    f"MSH|^~\\&|HIS|CHL|MPI|ESANTE|20240101||ADT^A04^ADT_A01|S{n}|P|2.5\n"
+                    f"PID|||S-{n}^^^CHL||{name}||1980010{n + 1}|F"
+                )
+            )
+            assert b"MSA|AA|" in answer
+        feed.close()
+
+        def page(connection: MLLPConnection, control: str, pointer: str = "") -> list[str]:
+            query = (
+                f"MSH|^~\\&|PORTAL|ANY|MPI|ESANTE|20240101||QBP^Q22^QBP_Q21|{control}|P|2.5\n"
+                "QPD|IHE PDQ Query|T1|@PID.5.1.1^SCHM*\nRCP|I|1^RD"
+            )
+            if pointer:
+                query += f"\nDSC|{pointer}|I"
+            return [s.raw for s in parse_message(connection.ask(er7(query))).segments]
+
+        first = connection_to(workers[0])
+        # Each process's PDQ directory follows the event log: wait until this one has all three.
+        wait_for(lambda: "QAK|T1|OK|IHE PDQ Query|3|1|2" in page(first, "WAIT"))
+        answer = page(first, "P1")
+        pointer = next(s for s in answer if s.startswith("DSC|")).split("|")[1]
+        first.close()
+
+        second = connection_to(workers[1])
+        answer = page(second, "P2", pointer)
+        assert "MSA|AA|P2" in answer and "QAK|T1|OK|IHE PDQ Query|3|1|1" in answer
+        pointer = next(s for s in answer if s.startswith("DSC|")).split("|")[1]
+        second.close()
+
+        third = connection_to(workers[0])
+        answer = page(third, "P3", pointer)
+        assert "MSA|AA|P3" in answer and "QAK|T1|OK|IHE PDQ Query|3|1|0" in answer
+        third.close()
+    finally:
+        assert listener.stop(signal.SIGTERM) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from mpi.hl7v2.application import HL7Application
@@ -13,12 +14,14 @@ from mpi.hl7v2.parse import parse_message
 from mpi.hl7v2.pdq import PdqQuery
 from mpi.hl7v2.pix import PixQuery
 from mpi.service.bootstrap import Services, wire
+from mpi.service.continuations import Continuations
 from mpi.service.crossrefs import CrossReferences
 from mpi.service.directory import PersonDirectory
 from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.fakes import InMemoryStore, TickingClock
 from mpi.service.feed import Feed
 from mpi.service.outbox import Outbox
+from mpi.service.ports import Store
 from mpi.service.settings import Settings
 
 CHL_OID = "1.3.182.3.1.1.1.2"
@@ -89,17 +92,36 @@ def make_harness(config: dict[str, Any] | None = None) -> Harness:
     clock = TickingClock()
     matcher = FakeMatcher()
     services = wire(settings, store, matcher, clock)
+    application, directory = _application(hl7_config, settings, store, matcher, clock)
+    outbox = Outbox(store, compose_notifications(hl7_config, clock), clock=clock)
+    return Harness(hl7_config, services, application, directory, outbox, clock)
+
+
+def another_process(harness: Harness) -> Harness:
+    """A second application over the same store, sharing nothing else with the first: as another
+    worker of ``mpi serve --processes N`` would."""
+    services, clock = harness.services, harness.clock
+    application, directory = _application(
+        harness.config, services.settings, services.store, FakeMatcher(), clock
+    )
+    outbox = Outbox(services.store, compose_notifications(harness.config, clock), clock=clock)
+    return Harness(harness.config, services, application, directory, outbox, clock)
+
+
+def _application(
+    hl7_config: HL7Config, settings: Settings, store: Store, matcher: FakeMatcher, clock: TickingClock
+) -> tuple[HL7Application, PersonDirectory]:
     crossrefs = CrossReferences(store)
     directory = PersonDirectory(store, matcher)
+    ttl = timedelta(seconds=hl7_config.queries.continuation_ttl_seconds)
     application = HL7Application(
         hl7_config,
         Feed(settings, store, matcher, clock),
         PixQuery(hl7_config, crossrefs, clock),
-        PdqQuery(hl7_config, crossrefs, directory, matcher, clock),
+        PdqQuery(hl7_config, crossrefs, directory, Continuations(store, ttl, clock), matcher, clock),
         clock,
     )
-    outbox = Outbox(store, compose_notifications(hl7_config, clock), clock=clock)
-    return Harness(hl7_config, services, application, directory, outbox, clock)
+    return application, directory
 
 
 def msh(

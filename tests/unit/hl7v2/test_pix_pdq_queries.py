@@ -7,7 +7,7 @@ answer case the transactions define.
 from __future__ import annotations
 
 import pytest
-from hl7_harness import CHL_OID, LAB_OID, MATRICULE, Harness, make_harness, msh, named
+from hl7_harness import CHL_OID, LAB_OID, MATRICULE, Harness, another_process, make_harness, msh, named
 
 from mpi.domain.records import RecordKey
 from mpi.service.audit import verify
@@ -170,6 +170,29 @@ def test_a_continuation_asked_for_another_query_is_refused_and_kept(mpi: Harness
     ]
     rightful = pdq(mpi, "@PID.5.1.1^SCHM*", control="P3", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
     assert "QAK|T2|OK|IHE PDQ Query|3|1|0" in rightful
+
+
+def test_another_server_process_serves_and_cancels_the_continuations_one_gave(mpi: Harness) -> None:
+    """``mpi serve --processes N``: a consumer that reconnects between pages may reach another
+    process, which shares nothing with the first but the database."""
+    other = another_process(mpi)
+    first = pdq(mpi, "@PID.5.1.1^SCHM*", rcp="RCP|I|2^RD")
+    pointer = next(s for s in first if s.startswith("DSC")).split("|")[1]
+    second = pdq(other, "@PID.5.1.1^SCHM*", control="P2", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert second[1] == "MSA|AA|P2" and "QAK|T2|OK|IHE PDQ Query|3|1|0" in second
+    shown = [s.split("|")[3] for s in first + second if s.startswith("PID")]
+    assert len(shown) == len(set(shown)) == 3  # each person on one page
+    used = pdq(mpi, "@PID.5.1.1^SCHM*", control="P3", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert used[1] == "MSA|AE|P3"  # used up for every process
+
+    again = pdq(other, "@PID.5.1.1^SCHM*", control="P4", rcp="RCP|I|2^RD")
+    pointer = next(s for s in again if s.startswith("DSC")).split("|")[1]
+    cancel = mpi.send(
+        "MSH|^~\\&|PORTAL|ANY|MPI|ESANTE|20240101||QCN^J01^QCN_J01|C9|P|2.5\nQID|T2|IHE PDQ Query"
+    )
+    assert named(cancel, "MSA") == ["MSA|AA|C9"]
+    after = pdq(other, "@PID.5.1.1^SCHM*", control="P5", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert after[1] == "MSA|AE|P5"
 
 
 @pytest.mark.parametrize(
