@@ -16,15 +16,19 @@ A24 / A37 (two PIDs)           link / unlink the two records; unknown ids: no ac
 
 Translation happens before any transaction, so a malformed message costs no
 database work; the returned :class:`FeedChange` runs inside the transaction
-that also stores the acknowledgement.
+that also stores the acknowledgement. A change refused for an unknown key
+(``NotFound``) or a duplicate one (``Conflict``) raises ``HL7Error`` 204 or
+205 located at the PID whose identifier it was applying: in a message that
+repeats its PID/MRG pairs, the pair that failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mpi.errors import HL7Error
+from mpi.errors import Conflict, HL7Error, NotFound
 from mpi.hl7v2.codes import ErrorCode
 from mpi.hl7v2.config import HL7Config, SenderConfig
 from mpi.hl7v2.message import Message, Segment
@@ -41,10 +45,10 @@ FEED_TRIGGERS = REGISTER_TRIGGERS | {MERGE_TRIGGER, CHANGE_IDENTIFIER_TRIGGER, L
 
 @dataclass(frozen=True)
 class FeedChange:
-    """A translated feed message: what to run in the transaction, and where its subject sits."""
+    """A translated feed message: what to run in the transaction."""
 
-    run: Callable[[FeedTransaction], str]  # returns what was done, for the audit log
-    location: str  # ERL to blame when the change is refused (an unknown or duplicate key)
+    # Returns what was done, for the audit log; raises HL7Error when the change is refused.
+    run: Callable[[FeedTransaction], str]
     ignored: tuple[Identifier, ...]  # identifiers of domains the sender does not feed
 
 
@@ -72,10 +76,11 @@ def _register(message: Message, config: HL7Config, sender: SenderConfig) -> Feed
     account = _account(pid)
 
     def run(feed: FeedTransaction) -> str:
-        result = feed.upsert(identity.key, changes, account)
+        with _refused_at("PID^1^3^1^1"):
+            result = feed.upsert(identity.key, changes, account)
         return f"{identity.key}: {result.outcome} person {result.mpi_id}"
 
-    return FeedChange(run, "PID^1^3^1^1", identity.ignored)
+    return FeedChange(run, identity.ignored)
 
 
 def _account(pid: Segment) -> AccountChange | None:
@@ -115,16 +120,17 @@ def _merge_or_change(message: Message, config: HL7Config, sender: SenderConfig, 
 
     def run(feed: FeedTransaction) -> str:
         done = []
-        for surviving, prior in pairs:
-            if trigger == MERGE_TRIGGER:
-                result = feed.merge(surviving.key, prior.key, reason)
-            else:
-                result = feed.change_identifier(prior.key, surviving.key, reason)
+        for number, (surviving, prior) in enumerate(pairs, start=1):
+            with _refused_at(f"PID^{number}^3^1^1"):
+                if trigger == MERGE_TRIGGER:
+                    result = feed.merge(surviving.key, prior.key, reason)
+                else:
+                    result = feed.change_identifier(prior.key, surviving.key, reason)
             done.append(f"{result.outcome}: {result.detail}")
         return "; ".join(done)
 
     ignored = tuple(i for surviving, prior in pairs for i in (*surviving.ignored, *prior.ignored))
-    return FeedChange(run, "PID^1^3^1^1", ignored)
+    return FeedChange(run, ignored)
 
 
 def _link_or_unlink(message: Message, config: HL7Config, sender: SenderConfig, trigger: str) -> FeedChange:
@@ -133,10 +139,23 @@ def _link_or_unlink(message: Message, config: HL7Config, sender: SenderConfig, t
     reason = f"ADT^{trigger} from {sender.application}"
 
     def run(feed: FeedTransaction) -> str:
-        if trigger == LINK_TRIGGER:
-            result = feed.link(first.key, second.key, reason)
-        else:
-            result = feed.unlink(first.key, second.key, reason)
+        with _refused_at("PID^2^3^1^1"):
+            if trigger == LINK_TRIGGER:
+                result = feed.link(first.key, second.key, reason)
+            else:
+                result = feed.unlink(first.key, second.key, reason)
         return f"{result.outcome}: {result.detail}"
 
-    return FeedChange(run, "PID^2^3^1^1", (*first.ignored, *second.ignored))
+    return FeedChange(run, (*first.ignored, *second.ignored))
+
+
+@contextmanager
+def _refused_at(location: str) -> Iterator[None]:
+    """Turn a key found unknown (``NotFound``) or already in use (``Conflict``) into the AE that
+    names it: ``HL7Error`` 204 or 205 at ``location``, the ERL of the identifier concerned."""
+    try:
+        yield
+    except NotFound as error:
+        raise HL7Error(str(error), code=ErrorCode.UNKNOWN_KEY_IDENTIFIER, location=location) from error
+    except Conflict as error:
+        raise HL7Error(str(error), code=ErrorCode.DUPLICATE_KEY_IDENTIFIER, location=location) from error

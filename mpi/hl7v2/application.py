@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from mpi.errors import Conflict, HL7Error, MPIError, NotFound
+from mpi.errors import HL7Error, MPIError
 from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack_for_unparsable
 from mpi.hl7v2.adt import FEED_TRIGGERS, FeedChange, translate_feed
 from mpi.hl7v2.codes import ErrorCode
@@ -196,18 +196,11 @@ class HL7Application:
 
         try:
             answer, resent = self._feed.apply(key, actor, run, lambda _: self._ack(message, "AA", warnings))
-        except HL7Error as error:
+        except HL7Error as error:  # among them a key refused as unknown or duplicate, where it sits
             return self._refuse(message, error, key)
-        except NotFound as error:
-            return self._refuse(
-                message, _as_hl7(error, ErrorCode.UNKNOWN_KEY_IDENTIFIER, change.location), key
-            )
-        except Conflict as error:
-            return self._refuse(
-                message, _as_hl7(error, ErrorCode.DUPLICATE_KEY_IDENTIFIER, change.location), key
-            )
         except MPIError as error:
-            return self._refuse(message, _as_hl7(error, ErrorCode.APPLICATION_INTERNAL_ERROR, ""), key)
+            internal = HL7Error(str(error), code=ErrorCode.APPLICATION_INTERNAL_ERROR)
+            return self._refuse(message, internal, key)
         if resent:
             audit.info("resent message %s from %s answered from its receipt", header.control_id, actor)
         elif audit.isEnabledFor(logging.DEBUG):
@@ -244,7 +237,3 @@ class HL7Application:
         if key is not None and not error.reject:
             answer, _ = self._feed.refuse(key, answer)
         return answer
-
-
-def _as_hl7(error: MPIError, code: ErrorCode, location: str) -> HL7Error:
-    return HL7Error(str(error), code=code, location=location)

@@ -262,6 +262,34 @@ def test_a47_changes_the_identifier_and_refuses_one_in_use(mpi: Harness) -> None
     assert record(mpi, "CHL", "A-3") is not None and record(mpi, "CHL", "A-1") is None
 
 
+@pytest.mark.parametrize(
+    ("kind", "good_pair", "bad_pair", "error"),
+    [
+        # A-4 merged into A-3, then A-5 into A-2, which its source merged into A-1 already.
+        ("ADT^A40^ADT_A39", "PID|||A-3^^^CHL\nMRG|A-4^^^CHL", "PID|||A-2^^^CHL\nMRG|A-5^^^CHL", "204"),
+        # A-4 renamed A-6, then A-5 renamed A-1, which is in use.
+        ("ADT^A47^ADT_A30", "PID|||A-6^^^CHL\nMRG|A-4^^^CHL", "PID|||A-1^^^CHL\nMRG|A-5^^^CHL", "205"),
+    ],
+)
+def test_the_err_of_a_repeating_a40_or_a47_names_the_pair_refused(
+    mpi: Harness, kind: str, good_pair: str, bad_pair: str, error: str
+) -> None:
+    for n in range(1, 6):
+        register(mpi, f"C{n}", f"PID|||A-{n}^^^CHL||Name{n}^Given||1980010{n}|M")
+    merged = mpi.send(f"{msh(kind='ADT^A40^ADT_A39', control='M1')}\nPID|||A-1^^^CHL\nMRG|A-2^^^CHL")
+    assert named(merged, "MSA") == ["MSA|AA|M1"]
+    events = mpi.events()
+
+    def errors(control: str, pairs: str) -> list[str]:
+        answer = mpi.send(f"{msh(kind=kind, control=control)}\n{pairs}")
+        assert named(answer, "MSA") == [f"MSA|AE|{control}"]
+        return [e.rsplit("|", 3)[0].rsplit("^", 2)[0] for e in named(answer, "ERR")]
+
+    assert errors("M2", f"{good_pair}\n{bad_pair}") == [f"ERR||PID^2^3^1^1|{error}"]
+    assert errors("M3", f"{bad_pair}\n{good_pair}") == [f"ERR||PID^1^3^1^1|{error}"]
+    assert mpi.events() == events and record(mpi, "CHL", "A-4") is not None  # the good pair undone
+
+
 def test_a24_links_and_a37_unlinks_and_unknown_ids_are_no_error(mpi: Harness) -> None:
     register(mpi, "C1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M")
     register(mpi, "C2", "PID|||A-2^^^CHL||Kremer^Paul||19600505|M")
