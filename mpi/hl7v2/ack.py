@@ -119,7 +119,7 @@ def build_ack(
         encode_segment("MSA", {1: code, 2: Raw(echoed(10))}, delimiters),
         *error_segments(errors, incoming.msh.version, delimiters),
     ]
-    return encode_message(segments, incoming.codec, errors="replace")
+    return encode_message(segments, incoming.codec, errors="fold")
 
 
 def build_ack_for_unparsable(
@@ -168,7 +168,7 @@ def build_ack_for_unparsable(
         encode_segment("MSA", {1: "AR" if error.reject else "AE", 2: control_id_received}, delimiters),
         *error_segments([detail], version, delimiters),
     ]
-    return encode_message(segments, "latin-1", errors="replace")
+    return encode_message(segments, "latin-1", errors="fold")
 
 
 def _ack_header(
@@ -238,7 +238,7 @@ def _legacy_error_location(detail: ErrorDetail) -> Components:
 
 
 def _ascii(text: str) -> str:
-    return text.encode("ascii", errors="replace").decode("ascii")
+    return text.encode("ascii", errors="mpi.hl7.fold").decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

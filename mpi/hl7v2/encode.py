@@ -20,7 +20,9 @@ Example: PID-3 with two identifiers::
 
 from __future__ import annotations
 
+import codecs
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,20 +165,39 @@ def encode_segment(
     return _join_without_trailing_empties(delimiters.field, prefix + parts)
 
 
+def _folded(error: UnicodeError) -> tuple[str, int]:
+    """A character the receiver's character set cannot carry, without its accents (``é`` as
+    ``e``), or ``?`` when nothing of it is left: ``Weber`` reads better than ``W?ber``."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    unencodable = error.object[error.start : error.end]
+    folded = (
+        unicodedata.normalize("NFKD", character).encode("ascii", "ignore").decode("ascii") or "?"
+        for character in unencodable
+    )
+    return "".join(folded), error.end
+
+
+codecs.register_error("mpi.hl7.fold", _folded)
+
+
 def encode_message(
     segments: Sequence[str],
     codec: str = "utf-8",
     *,
-    errors: Literal["strict", "replace"] = "strict",
+    errors: Literal["strict", "replace", "fold"] = "strict",
 ) -> bytes:
     """Segments joined and terminated by ``\\r``, encoded with a Python codec.
 
-    ``errors="replace"`` writes ``?`` for characters the codec cannot carry: for
-    acknowledgements, which must go out whatever a diagnostic text contains.
+    For characters the codec cannot carry, ``errors="replace"`` writes ``?`` and
+    ``errors="fold"`` writes them without their accents (``?`` if nothing is left):
+    for answers, which must go out in the character set the sender declared
+    whatever the registry holds.
     """
     if not segments:
         raise ValueError("a message needs at least an MSH segment")
-    return ("\r".join(segments) + "\r").encode(codec, errors=errors)
+    handler = "mpi.hl7.fold" if errors == "fold" else errors
+    return ("\r".join(segments) + "\r").encode(codec, errors=handler)
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -111,4 +111,4 @@ def response(
     )
     acknowledgement = encode_segment("MSA", {1: code, 2: Raw(raw(10))}, delimiters)
     segments = [header, acknowledgement, *error_segments(errors, message.msh.version, delimiters), *body]
-    return encode_message(segments, message.codec, errors="replace")
+    return encode_message(segments, message.codec, errors="fold")

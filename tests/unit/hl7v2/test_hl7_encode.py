@@ -74,6 +74,11 @@ def test_invalid_segments_are_programming_errors(name: str, fields: dict[int, Fi
 def test_messages_end_every_segment_with_a_carriage_return() -> None:
     assert encode_message(["MSH|^~\\&", "PID|1"]) == b"MSH|^~\\&\rPID|1\r"
     assert encode_message(["NTE|||ł"], "latin-1", errors="replace") == b"NTE|||?\r"
+    # An answer in the sender's character set keeps what it can of a name: its letters.
+    assert encode_message(["PID|||Wéber^Zoë^Łucja"], "ascii", errors="fold") == b"PID|||Weber^Zoe^?ucja\r"
+    assert encode_message(["PID|||Wéber^Štefan"], "latin-1", errors="fold") == "PID|||Wéber^Stefan\r".encode(
+        "latin-1"
+    )
     with pytest.raises(UnicodeEncodeError):
         encode_message(["NTE|||ł"], "latin-1")
     with pytest.raises(ValueError):

@@ -211,6 +211,15 @@ def test_a_query_without_qpd_is_answered_with_a_segment_error(mpi: Harness, kind
     assert named(answer, "QAK") == ["QAK||AE"] and named(answer, "QPD") == []
 
 
+def test_a_pdq_answer_in_ascii_keeps_the_letters_of_accented_names(mpi: Harness) -> None:
+    """The sender declared ASCII (MSH-18): a name from another source loses its accents, not
+    its letters."""
+    header = "MSH|^~\\&|PORTAL|ANY|DEMOGRAPHICS|ESANTE|20240101||QBP^Q22^QBP_Q21|P1|P|2.5||||||ASCII"
+    answer = mpi.send(f"{header}\nQPD|IHE PDQ Query|T2|@PID.3.1^L-1~@PID.3.4.1^LABO\nRCP|I")
+    (pid,) = named(answer, "PID")
+    assert "|Weber^Jean" in pid and "?" not in pid
+
+
 def test_pdq_domains_to_return(mpi: Harness) -> None:
     answer = pdq(mpi, "@PID.5.1.1^WEBER", extra="|||||^^^LABO")
     pids = [s for s in answer if s.startswith("PID")]
