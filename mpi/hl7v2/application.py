@@ -5,7 +5,10 @@ wrong with the envelope (unparsable bytes, version, processing id, an unknown
 or unsupported message type or trigger, a sender that is not allowed) is
 rejected with AR, which tells the sender it may try again once fixed; what is
 wrong with the content (a missing PID-3, an invalid date, an unknown key) is
-an application error, AE, which it must not resend unchanged.
+an application error, AE, which it must not resend unchanged. An
+acknowledgement (MSH-9 ``ACK``) is never answered, whatever is wrong with it:
+answering could start an endless exchange with a peer that acknowledges all it
+receives; it is logged and dropped.
 
 Feed messages are applied exactly once: the answer is stored with the change
 (see :class:`mpi.service.feed.Feed`) and a resent message gets it back. An AE
@@ -72,7 +75,8 @@ class HL7Application:
 
     # -- entry points ---------------------------------------------------------------
     def handle(self, payload: bytes) -> bytes:
-        """The answer to one message payload (``b""`` when the sender asked for none)."""
+        """The answer to one message payload (``b""`` when the sender asked for none, or when the
+        message is an acknowledgement)."""
         try:
             message = parse_message(payload)
         except HL7Error as error:
@@ -103,6 +107,14 @@ class HL7Application:
         header = message.msh
         kind = header.message_type
         code, trigger = kind.code.strip().upper(), kind.trigger.strip().upper()
+        if code == "ACK":
+            audit.warning(
+                "ignored acknowledgement %s from %s/%s: acknowledgements are not answered",
+                header.control_id,
+                header.sending_application.namespace_id,
+                header.sending_facility.namespace_id,
+            )
+            return b""
         envelope = self._check_envelope(message, code, trigger)
         if envelope is not None:
             return self._refuse(message, envelope)

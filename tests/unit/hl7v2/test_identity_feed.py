@@ -6,6 +6,8 @@ MSA and ERR of the acknowledgement, and what the registry holds afterwards.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hl7_harness import CHL_OID, MATRICULE, Harness, make_harness, msh, named
 
@@ -178,6 +180,27 @@ def test_envelope_problems_are_rejected_with_ar(mpi: Harness, header: str, err: 
     assert named(answer, "MSA") == ["MSA|AR|C1"]
     assert [e.rsplit("|", 3)[0] for e in named(answer, "ERR")] == [err]
     assert mpi.services.registry.count_records() == 0
+
+
+@pytest.mark.parametrize(
+    ("sender", "header"),
+    [
+        ("XDS/ESANTE", msh(sender="XDS|ESANTE", kind="ACK^A31^ACK", control="K1")),
+        ("XDS/ESANTE", msh(sender="XDS|ESANTE", kind="ACK", control="K1") + "|||AL|AL"),  # asks: still none
+        ("ROGUE/X", msh(sender="ROGUE|X", kind="ack^A04^ACK", control="K1", version="3.0")),  # all wrong
+    ],
+)
+def test_an_acknowledgement_is_never_acknowledged(
+    mpi: Harness, sender: str, header: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HL7 v2.5 2.9: answering an ACK could start an endless exchange with a naive peer."""
+    with caplog.at_level(logging.DEBUG, logger="mpi.hl7v2"):
+        answer = mpi.send_bytes(f"{header}\rMSA|AA|C7\r{WEBER}\r".encode())
+    assert answer == b""
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"ignored acknowledgement K1 from {sender}: acknowledgements are not answered")
+    ]
+    assert "Weber" not in caplog.text and mpi.events() == 0
 
 
 def test_identifier_of_a_domain_the_sender_does_not_feed_is_ignored_with_a_warning(mpi: Harness) -> None:
