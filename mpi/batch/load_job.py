@@ -8,10 +8,15 @@ stand in. A key may appear once per load.
 Clustering is ``mpi dedup --model`` on the same rows: the rules and the trained
 parameters beside them (the model the online MPI scores with), the same
 blocking, kernel and constrained clustering, so a bulk-loaded registry holds
-the persons a batch job would report. Pairs in the review band that end up in
-different clusters are kept, with their comparison levels and weights, to
-become review tasks. Nothing here touches the registry: the CLI hands the
-result to the service.
+the persons a batch job would report, with one rule of the online path added:
+records sharing a valid matricule are compared on sex and birth date first
+(:mod:`mpi.batch.matricule_pairs`), whatever their blocking keys and score, as
+registering them one by one would compare them. Both traits differ: never in
+one cluster, and a potential collision to review. Neither differs: linked, as
+online (a link clustering refuses goes to review). One differs: the matcher
+decides. Pairs in the review band that end up in different clusters are kept,
+with their comparison levels and weights, to become review tasks. Nothing here
+touches the registry: the CLI hands the result to the service.
 """
 
 from __future__ import annotations
@@ -28,8 +33,17 @@ import pandas as pd
 
 from mpi.batch.io import InputTable, read_inputs
 from mpi.batch.local import EXCLUSIVE_TRAITS, _refuse_incoherent_merges
+from mpi.batch.matricule_pairs import (
+    COMPATIBLE,
+    CONFLICTING,
+    UNDECIDED,
+    matricule_codes,
+    shared_matricule_pairs,
+    strict_relations,
+)
 from mpi.batch.progress import Progress
 from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey
+from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, PairScore
 from mpi.errors import InputError
 from mpi.matching.clustering import constrained_clusters
@@ -53,11 +67,14 @@ class LoadInput:
 
 @dataclass(frozen=True)
 class ReviewPair:
-    """A review-band pair between two clusters, by position in the load."""
+    """A pair between two clusters to review, by position in the load: a review-band pair, or two
+    records sharing a valid matricule that online would link (a duplicate) or never link (a
+    collision)."""
 
     record: int
     candidate: int
     score: PairScore
+    kind: ReviewKind = ReviewKind.POTENTIAL_DUPLICATE
 
 
 @dataclass
@@ -82,6 +99,14 @@ def _row_locator(table: InputTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[
     starts = np.r_[0, np.flatnonzero(np.diff(file_index)) + 1]
     first_of_file = np.repeat(starts, np.diff(np.r_[starts, file_index.size]))
     return file_index, np.arange(file_index.size, dtype=np.int64) - first_of_file + 1
+
+
+def _column(frame: pd.DataFrame, name: str) -> npt.NDArray[np.object_]:
+    """A column as given (``None`` where missing or absent), as an object array."""
+    if name not in frame.columns:
+        return np.full(len(frame), None, dtype=object)
+    column = frame[name].astype(object)
+    return column.where(column.notna(), None).to_numpy(dtype=object)
 
 
 def _text_column(frame: pd.DataFrame, name: str) -> list[str | None]:
@@ -191,6 +216,70 @@ class _Kept:
         )
 
 
+def _concat(first: ScoredPairs, second: ScoredPairs) -> ScoredPairs:
+    return ScoredPairs(
+        np.concatenate([first.left, second.left]),
+        np.concatenate([first.right, second.right]),
+        np.concatenate([first.levels, second.levels]),
+        np.concatenate([first.match_weight, second.match_weight]),
+        np.concatenate([first.match_probability, second.match_probability]),
+        np.concatenate([first.linkable, second.linkable]),
+    )
+
+
+def _take(pairs: ScoredPairs, rows: npt.NDArray[np.int64]) -> ScoredPairs:
+    return ScoredPairs(
+        pairs.left[rows],
+        pairs.right[rows],
+        pairs.levels[rows],
+        pairs.match_weight[rows],
+        pairs.match_probability[rows],
+        pairs.linkable[rows],
+    )
+
+
+def _with_shared_matricules(
+    kept: ScoredPairs, scorer: Scorer, matricules: npt.NDArray[Any], raw: pd.DataFrame, review_t: float
+) -> tuple[ScoredPairs, npt.NDArray[np.int8]]:
+    """The kept pairs, plus the pairs sharing a valid matricule that online would act on whatever
+    their score (every collision and every same person; one trait differing, the review band),
+    and each pair's relation (NONE unless it shares a valid matricule)."""
+    relation = np.zeros(kept.left.size, dtype=np.int8)
+    codes = matricule_codes(matricules)
+    left, right = shared_matricule_pairs(codes)
+    if left.size == 0:
+        return kept, relation
+    n = len(matricules)
+    shared = strict_relations(_column(raw, "sex"), _column(raw, "birth_date"), left, right)
+    # Which of them blocking found and kept already (every candidate pair is scored once).
+    same = np.flatnonzero((codes[kept.left] >= 0) & (codes[kept.left] == codes[kept.right]))
+    lo, hi = np.minimum(kept.left[same], kept.right[same]), np.maximum(kept.left[same], kept.right[same])
+    at = pd.Index(left * n + right).get_indexer(lo * n + hi)
+    relation[same] = shared[at]
+    missing = np.ones(left.size, dtype=bool)
+    missing[at] = False
+    rows = np.flatnonzero(missing)
+    if rows.size == 0:
+        return kept, relation
+    extra = scorer.score(left[rows], right[rows])
+    wanted = np.flatnonzero((shared[rows] != UNDECIDED) | (extra.match_probability >= review_t))
+    return _concat(kept, _take(extra, wanted)), np.r_[relation, shared[rows][wanted]].astype(np.int8)
+
+
+def _strict_sex_codes(
+    n: int, raw: pd.DataFrame, left: npt.NDArray[np.int64], right: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int32]:
+    """A per-record code (-1 unknown) that keeps every collision pair out of one cluster: the
+    sex as online reads it, given only to records of such pairs (whose sexes differ so read)."""
+    codes = np.full(n, -1, dtype=np.int32)
+    involved = np.unique(np.r_[left, right])
+    if involved.size:
+        sexes = pd.Series(_column(raw, "sex")[involved], dtype=object).fillna("").astype(str)
+        first = sexes.str.strip().str.upper().str[:1]
+        codes[involved] = np.where(first.to_numpy() == "M", 0, 1)
+    return codes
+
+
 def cluster_load_input(
     loaded: LoadInput,
     rules_path: Path,
@@ -241,15 +330,29 @@ def cluster_load_input(
     started = time.perf_counter()
     progress.start("clustering")
     pairs = kept.pairs(len(scorer.compiled))
+    relation = np.zeros(pairs.left.size, dtype=np.int8)
+    if "national_id" in standardised.frame.columns:
+        matricules = standardised.frame["national_id"].to_numpy(dtype=object)
+        pairs, relation = _with_shared_matricules(pairs, scorer, matricules, loaded.table.frame, review_t)
     left, right, weight, probability = pairs.left, pairs.right, pairs.match_weight, pairs.match_probability
     # The decision steps of run_dedup, in its order (tests/e2e/test_cli_load.py holds the two
-    # to the same persons): the link threshold, weak bridges between clusters, exclusive traits.
+    # to the same persons, but for the matricule rule): the link threshold, weak bridges between
+    # clusters, exclusive traits.
     is_link = (probability >= link_t) & pairs.linkable
     is_link = _refuse_incoherent_merges(
         scorer, records.n, left, right, probability, is_link, link_t, review_t
     )
+    # Then the online path's matricule rule, which dedup does not have: one valid matricule and
+    # the same sex and birth date link whatever the score; both different never do, nor may the
+    # two records meet in one cluster through others.
+    conflicting = relation == CONFLICTING
+    is_link = (is_link | (relation == COMPATIBLE)) & ~conflicting
     link_edges = np.flatnonzero(is_link)
     exclusive = [records.strings[c].codes for c in EXCLUSIVE_TRAITS if c in records.strings]
+    if conflicting.any():
+        exclusive.append(
+            _strict_sex_codes(records.n, loaded.table.frame, left[conflicting], right[conflicting])
+        )
     clusters, accepted = constrained_clusters(
         records.n, left[link_edges], right[link_edges], weight[link_edges], exclusive
     )
@@ -262,23 +365,22 @@ def cluster_load_input(
     link_scores = [None if np.isnan(s) else s for s in strongest.tolist()]
 
     between = np.flatnonzero(clusters[left] != clusters[right])
-    review_pairs = ScoredPairs(
-        left[between],
-        right[between],
-        pairs.levels[between],
-        weight[between],
-        probability[between],
-        pairs.linkable[between],
-    )
+    review_pairs = _take(pairs, between)
     outcomes = _outcomes(scorer, review_pairs)
+    kinds = np.where(
+        relation[between] == CONFLICTING,
+        ReviewKind.POTENTIAL_COLLISION.value,
+        ReviewKind.POTENTIAL_DUPLICATE.value,
+    )
     reviews = [
-        ReviewPair(a, b, PairScore(p, w, "review", comparisons))
-        for a, b, p, w, comparisons in zip(
+        ReviewPair(a, b, PairScore(p, w, "review", comparisons), ReviewKind(kind))
+        for a, b, p, w, comparisons, kind in zip(
             review_pairs.left.tolist(),
             review_pairs.right.tolist(),
             review_pairs.match_probability.astype(np.float64).tolist(),
             review_pairs.match_weight.astype(np.float64).tolist(),
             outcomes,
+            kinds.tolist(),
             strict=True,
         )
     ]

@@ -2,9 +2,10 @@
 
 Mounted on the main app with ``app.add_typer(load_app)``. Into an empty
 registry the rows are clustered by the batch engine (``mpi dedup --model`` with
-the trained parameters beside the rules, the model online matching uses) and
-written in bulk, one person per cluster, review-band pairs between clusters
-becoming review tasks. Into a registry that already holds records, each row is
+the trained parameters beside the rules, the model online matching uses, and
+the online path's matricule rule) and written in bulk, one person per cluster,
+review-band pairs and matricule collisions between clusters becoming review
+tasks. Into a registry that already holds records, each row is
 registered through the online path, in order, as if sent one by one.
 """
 
@@ -157,7 +158,7 @@ def _bulk_load(
             strict=True,
         )
     ]
-    reviews = [BulkReview(r.record, r.candidate, r.score) for r in clustering.reviews]
+    reviews = [BulkReview(r.record, r.candidate, r.score, r.kind) for r in clustering.reviews]
     keys_of = batch_blocking_keys(clustering, rules_path)
     progress.start("writing the registry", total=rows)
     summary = services.loader.load(

@@ -9,12 +9,16 @@ load that fails leaves the registry empty, ready for the same command again.
 What is written is what registering the records one by one would leave, and
 the log says so in the same terms: every person gets its own ``records.loaded``
 event (its records, identifiers, links and the person as created), and the
-review-band pairs between clusters become review tasks in ``reviews.raised``
-events that also flag their persons, as the online path does. The work that
-online registration does one record at a time is done here for all of them at
-once: matricules are checked as one column, golden records chosen with sorts
-over every record (:func:`mpi.service.golden.golden_columns`), and the blocking
-keys handed to the store in one call, so it can build its index once.
+pairs between clusters to review become review tasks in ``reviews.raised``
+events that also flag their persons, as the online path does: a potential
+duplicate for a review-band pair, a potential collision for two records that
+share a valid matricule but neither sex nor birth date (a clustering that
+registers as one by one never puts those in one person: see
+:mod:`mpi.batch.load_job`). The work that online registration does one record
+at a time is done here for all of them at once: matricules are checked as one
+column, golden records chosen with sorts over every record
+(:func:`mpi.service.golden.golden_columns`), and the blocking keys handed to
+the store in one call, so it can build its index once.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from mpi.domain.events import (
 )
 from mpi.domain.identifiers import MatriculeStatus, classify_matricules
 from mpi.domain.mpi_id import new_mpi_id
-from mpi.domain.persons import Link, LinkProvenance, Person, PersonStatus, TrustStatus
+from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
 from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, MatriculeFlag, RecordIdentifier, RecordKey
 from mpi.domain.reviews import ReviewKind, ReviewStatus, ReviewTask
 from mpi.domain.scores import PairScore
@@ -51,12 +55,13 @@ from mpi.service.operations import FLAG_OF_KIND, MATRICULE_SYSTEM
 from mpi.service.ports import Matcher, Store, UnitOfWork
 
 LINK_REASON = "clustered by the batch load"
-REVIEWS_REASON = "review-band pairs of the batch load"
+REVIEWS_REASON = "review-band pairs and matricule collisions of the batch load"
 # A person's history decodes every event about it: review events of a thousand tasks stay small.
 REVIEWS_PER_EVENT = 1_000
 _FLAG_OF_STATUS = {int(status): MatriculeFlag[status.name] for status in MatriculeStatus}
 _demographics_of = operator.attrgetter(*DEMOGRAPHIC_FIELDS)
-_DUPLICATE_FLAG = frozenset({FLAG_OF_KIND[ReviewKind.POTENTIAL_DUPLICATE]})
+# The kinds a bulk load raises, and which of them a pair of persons gets when it has both.
+_PAIR_KINDS = {ReviewKind.POTENTIAL_DUPLICATE: 0, ReviewKind.POTENTIAL_COLLISION: 1}
 # The keys of the records at these positions of the load, as Matcher.blocking_keys gives them.
 KeysOf = Callable[[Sequence[int]], list[list[str]]]
 FormsOf = Callable[[Sequence[int]], list[str | None]]
@@ -72,11 +77,12 @@ class BulkRecord:
 
 @dataclass(frozen=True)
 class BulkReview:
-    """A review-band pair of the batch, by position in the loaded records."""
+    """A pair of the batch to review, by position in the loaded records."""
 
     record: int
     candidate: int
     score: PairScore
+    kind: ReviewKind = ReviewKind.POTENTIAL_DUPLICATE  # or POTENTIAL_COLLISION
 
 
 @dataclass(frozen=True)
@@ -164,17 +170,33 @@ def _plan(records: Sequence[BulkRecord], batch_size: int, rules: SurvivorshipRul
 
 
 def _best_pairs(reviews: Sequence[BulkReview], person_of: npt.NDArray[np.int64]) -> list[BulkReview]:
-    """One review per pair of persons, its best-scoring record pair, in order of first appearance."""
+    """One review per pair of persons, in order of first appearance: a collision if any of their
+    record pairs is one (online, one conflicting record makes its person a collision), with its
+    best-scoring record pair of that kind."""
     best: dict[tuple[int, int], BulkReview] = {}
     for review in reviews:
+        if review.kind not in _PAIR_KINDS:
+            raise ValueError(f"a bulk load raises no {review.kind} task")
         a, b = int(person_of[review.record]), int(person_of[review.candidate])
         if a == b:
             continue
         pair = (a, b) if a < b else (b, a)
         current = best.get(pair)
-        if current is None or review.score.match_probability > current.score.match_probability:
+        if current is None or (_PAIR_KINDS[review.kind], review.score.match_probability) > (
+            _PAIR_KINDS[current.kind],
+            current.score.match_probability,
+        ):
             best[pair] = review
     return list(best.values())
+
+
+def _flags(pairs: Sequence[BulkReview], person_of: npt.NDArray[np.int64]) -> dict[int, frozenset[PersonFlag]]:
+    """The flags the review tasks give their persons, by person (only those with a task)."""
+    flags: dict[int, set[PersonFlag]] = {}
+    for review in pairs:
+        for p in (review.record, review.candidate):
+            flags.setdefault(int(person_of[p]), set()).add(FLAG_OF_KIND[review.kind])
+    return {index: frozenset(found) for index, found in flags.items()}
 
 
 def _key_batches(
@@ -241,7 +263,7 @@ class BulkLoader:
         keys_of = blocking_keys or self._matcher_keys(matcher, records, plan)
         forms_of = forms or self._matcher_forms(matcher, records, plan)
         pairs = _best_pairs(reviews, plan.person_of)
-        flagged = {int(plan.person_of[p]) for pair in pairs for p in (pair.record, pair.candidate)}
+        flagged = _flags(pairs, plan.person_of)
         report = progress or (lambda _: None)
 
         def work(uow: UnitOfWork) -> LoadSummary:
@@ -288,7 +310,7 @@ class BulkLoader:
         records: Sequence[BulkRecord],
         plan: _Plan,
         batch: list[list[int]],
-        flagged: set[int],
+        flagged: dict[int, frozenset[PersonFlag]],
         as_loaded: dict[int, Person],
     ) -> list[int]:
         """Records, identifiers, persons, links and one event per person; the records' new ids."""
@@ -327,7 +349,7 @@ class BulkLoader:
             changes.append(PersonChanged(person.mpi_id, None, person))
             if index in flagged:
                 as_loaded[index] = person
-                person = replace(person, flags=_DUPLICATE_FLAG)
+                person = replace(person, flags=flagged[index])
             for p, member in zip(cluster, members, strict=True):
                 link = Link(
                     member.record_id,
@@ -361,8 +383,9 @@ class BulkLoader:
         batch_size: int,
     ) -> int:
         """One task per pair of persons, with the evidence of its best-scoring record pair, and one
-        event per batch of tasks, as :meth:`Operation.raise_review` and ``finish`` would log them."""
-        flagged: set[int] = set()
+        event per batch of tasks, as :meth:`Operation.raise_review` and ``finish`` would log them:
+        a person's flags change in the event of the first task that gives it each of them."""
+        flags: dict[int, frozenset[PersonFlag]] = {}  # per person, as the events so far leave them
         raised = 0
         for start in range(0, len(pairs), batch_size):
             now = self._clock()
@@ -371,7 +394,7 @@ class BulkLoader:
                 [
                     ReviewTask(
                         task_id=0,
-                        kind=ReviewKind.POTENTIAL_DUPLICATE,
+                        kind=review.kind,
                         status=ReviewStatus.OPEN,
                         record_id=int(record_ids[review.record]),
                         mpi_id=plan.mpi_ids[plan.person_of[review.record]],
@@ -386,12 +409,15 @@ class BulkLoader:
                 ]
             )
             changes: list[Change] = [ReviewChanged(task.task_id, None, task) for task in tasks]
-            newly = {int(plan.person_of[p]) for review in batch for p in (review.record, review.candidate)}
-            newly -= flagged
-            flagged |= newly
-            for index in sorted(newly, key=lambda i: plan.mpi_ids[i]):
-                before = as_loaded[index]
-                changes.append(PersonChanged(before.mpi_id, before, replace(before, flags=_DUPLICATE_FLAG)))
+            after = {
+                index: flags.get(index, frozenset()) | added
+                for index, added in _flags(batch, plan.person_of).items()
+            }
+            for index in sorted(after, key=lambda i: plan.mpi_ids[i]):
+                if after[index] != flags.get(index):
+                    before = replace(as_loaded[index], flags=flags.get(index, frozenset()))
+                    changes.append(PersonChanged(before.mpi_id, before, replace(before, flags=after[index])))
+                    flags[index] = after[index]
             subjects = dict.fromkeys(m for task in tasks for m in (task.mpi_id, task.candidate_mpi_id))
             uow.append_events(
                 [Event(EventKind.REVIEWS_RAISED, now, actor, tuple(changes), REVIEWS_REASON, tuple(subjects))]

@@ -1,8 +1,11 @@
 """`mpi load` as a user runs it: the committed sample into a fresh registry, then the walk-through.
 
 The bulk path into an empty registry must give the persons `mpi dedup` reports
-for the same file with the same model; a used registry takes the rows one by
-one through the online path; bad input is one message naming file, row and column.
+for the same file with the same model, joined where records share a valid
+matricule, sex and birth date (the online path links those whatever the score),
+and the review tasks registering the rows one by one would raise; a used
+registry takes the rows one by one through the online path; bad input is one
+message naming file, row and column.
 """
 
 from __future__ import annotations
@@ -18,16 +21,22 @@ from typer.testing import CliRunner
 
 from mpi.batch.evaluation import cluster_scores
 from mpi.batch.load_job import cluster_load_input, read_load_input
+from mpi.batch.matricule_pairs import COMPATIBLE, matricule_codes, shared_matricule_pairs, strict_relations
 from mpi.batch.progress import SilentProgress
 from mpi.cli.load_command import batch_blocking_keys, batch_forms
 from mpi.cli.main import app as main_app
+from mpi.domain.commands import RegisterRecord
 from mpi.domain.events import EventKind
-from mpi.domain.identifiers import classify_matricules
+from mpi.domain.identifiers import MatriculeStatus, check_matricule, classify_matricules
+from mpi.domain.registry_state import RegistryState
+from mpi.domain.reviews import ReviewKind
+from mpi.matching.clustering import connected_clusters
 from mpi.rules.loader import default_rules_path
 from mpi.service.audit import verify
-from mpi.service.bootstrap import bootstrap
+from mpi.service.bootstrap import bootstrap, wire
 from mpi.service.engine_matcher import load_matcher
 from mpi.service.evidence import for_matching
+from mpi.service.fakes import InMemoryStore, TickingClock
 from mpi.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,13 +92,27 @@ def test_load_gives_the_persons_dedup_reports_and_is_accurate(
     loaded_person = pd.Series(
         exported["mpi_id"].to_numpy(), index=exported["source"] + "|" + exported["local_id"]
     )
-    agreement = cluster_scores(labels(key, loaded_person), labels(key, dedup_cluster), None)
+    # The online path's matricule rule, which dedup does not have, joins some of its clusters.
+    rows = read_load_input([SAMPLE / "records.csv"], {}, "default", SilentProgress())
+    checked, _ = classify_matricules(np.array([d.national_id for d in rows.demographics], dtype=object))
+    left, right = shared_matricule_pairs(matricule_codes(checked))
+    relation = strict_relations(
+        [d.sex for d in rows.demographics], [d.birth_date for d in rows.demographics], left, right
+    )
+    same = relation == COMPATIBLE
+    dedup_labels = labels(key, dedup_cluster)
+    first_of_cluster = pd.Series(np.arange(key.size)).groupby(dedup_labels).transform("first").to_numpy()
+    joined = connected_clusters(
+        key.size, np.r_[np.arange(key.size), left[same]], np.r_[first_of_cluster, right[same]]
+    )
+    assert len(np.unique(joined)) < len(np.unique(dedup_labels))  # the sample has such records
+    agreement = cluster_scores(labels(key, loaded_person), joined.astype(np.int64), None)
     assert agreement.f1 >= 0.999, agreement
 
     truth = pd.read_csv(SAMPLE / "truth.csv", dtype=str)
     truth_person = pd.Series(truth["person_id"].to_numpy(), index=truth["record_id"].map(by_record))
     accuracy = cluster_scores(labels(key, loaded_person), labels(key, truth_person), None)
-    print(f"\nmpi load vs dedup: {agreement}\nmpi load vs truth: {accuracy}")
+    print(f"\nmpi load vs dedup joined by matricule: {agreement}\nmpi load vs truth: {accuracy}")
     # The floor of the batch job on the same sample (tests/e2e/test_synthetic_accuracy.py).
     assert accuracy.precision >= 0.99 and accuracy.f1 >= 0.98, accuracy
 
@@ -265,3 +288,101 @@ def test_blocking_keys_and_forms_from_the_batch_columns_are_the_online_matchers(
     views = [for_matching(loaded.demographics[p], checked[p]) for p in positions]
     assert forms_of(positions) == matcher.forms(views)
     assert forms_of(positions[5::7]) == matcher.forms(views[5::7])
+
+
+def _row(
+    n: int, family: str, given: str, birth: str, sex: str, matricule: str, **more: str
+) -> dict[str, str]:
+    source = ("CHL", "HRS", "LAB")[n % 3]
+    return {
+        "record_id": str(n),
+        "source": source,
+        "local_id": str(n),
+        "family_name": family,
+        "given_names": given,
+        "birth_date": birth,
+        "sex": sex,
+        "national_id": matricule,
+        "postcode": more.get("postcode", ""),
+        "city": more.get("city", ""),
+        "phone": more.get("phone", ""),
+    }
+
+
+HOME = {"postcode": "1234", "city": "Luxembourg", "phone": "+352621123456"}
+# Records sharing a valid matricule (each pair or trio one number), as a registry office mix-up
+# or a typing slip that still validates leaves them.
+SHARED_MATRICULES = [
+    # Neither sex nor birth date agree: a collision, whatever the names (the first pair scores
+    # in the review band, the second below it).
+    _row(1, "Weber", "Jean", "1974-09-11", "M", "1974091186700", **HOME),
+    _row(2, "Weber", "Jean", "1975-03-04", "F", "1974091186700", **HOME),
+    _row(3, "Kremer", "Lea", "1990-09-30", "F", "1990093012358"),
+    _row(4, "Kremer", "Tom", "1988-01-01", "M", "1990093012358"),
+    # Sex and birth date agree: one person, whatever the names (a name change, say).
+    _row(5, "Schmit", "Anne", "1993-10-28", "F", "1993102814560", postcode="4321", city="Esch"),
+    _row(6, "Muller", "Claire", "1993-10-28", "F", "1993102814560"),
+    # Only the sex differs: the matcher decides (here, review).
+    _row(7, "Hoffmann", "Marc", "1982-08-02", "M", "1982080285657", postcode="5555", city="Ettelbruck"),
+    _row(8, "Hoffmann", "Marc", "1982-08-02", "F", "1982080285657", postcode="5555", city="Ettelbruck"),
+    # Only the birth date differs, and little else agrees: the matcher decides (here, nothing).
+    _row(9, "Reuter", "Paul", "2001-12-03", "M", "2001120308757"),
+    _row(10, "Becker", "Sophie", "2001-05-05", "M", "2001120308757"),
+    # One person of two records (one without a sex), and a third that conflicts with one of them.
+    _row(11, "Wagner", "Luc", "1979-12-20", "M", "1979122003208"),
+    _row(12, "Wagner", "Luc", "1979-12-20", "", "1979122003208"),
+    _row(13, "Wagner", "Lucie", "1980-01-01", "F", "1979122003208"),
+    # No matricule: the matcher alone.
+    _row(14, "Klein", "Marie", "1966-05-15", "F", "", postcode="2222", city="Diekirch"),
+    _row(15, "Klein", "Marie", "1966-05-15", "F", "", postcode="2222", city="Diekirch"),
+]
+
+
+def persons_and_tasks(state: RegistryState) -> tuple[list[list[str]], list[tuple[str, list[list[str]]]]]:
+    """The persons as the keys of their records, and each task's kind and two persons."""
+    keys: dict[str, list[str]] = {}
+    for record_id, link in sorted(state.links.items()):
+        keys.setdefault(link.mpi_id, []).append(str(state.records[record_id].key))
+    persons = {mpi_id: sorted(members) for mpi_id, members in keys.items()}
+    tasks = sorted(
+        (task.kind.value, sorted([persons[task.mpi_id], persons[task.candidate_mpi_id]]))
+        for task in state.reviews.values()
+    )
+    return sorted(persons.values()), tasks
+
+
+def test_a_bulk_load_raises_the_review_tasks_of_registering_one_by_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    assert all(
+        check_matricule(row["national_id"])[1] is MatriculeStatus.VALID
+        for row in SHARED_MATRICULES
+        if row["national_id"]
+    )
+    path = write_rows(tmp_path / "shared.csv", SHARED_MATRICULES)
+    code, output = run("load", str(path), "--db", database_url)
+    assert code == 0 and "bulk" in output, output
+    services = bootstrap(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    try:
+        loaded = services.store.run(lambda uow: uow.snapshot(), write=False)
+        assert verify(services.store).ok
+    finally:
+        services.close()
+
+    settings = Settings(database_url="sqlite:///unused.db", _env_file=None)  # type: ignore[call-arg]
+    serial = wire(settings, InMemoryStore(), load_matcher(settings), TickingClock())
+    rows = read_load_input([path], {}, "default", SilentProgress())
+    for key, demographics in zip(rows.keys, rows.demographics, strict=True):
+        serial.registry.register(RegisterRecord(key, demographics))
+    expected = serial.store.run(lambda uow: uow.snapshot(), write=False)
+
+    assert persons_and_tasks(loaded) == persons_and_tasks(expected)
+    persons, tasks = persons_and_tasks(loaded)
+    assert ["CHL|6", "LAB|5"] in persons and ["CHL|12", "LAB|11"] in persons
+    collision = ReviewKind.POTENTIAL_COLLISION.value
+    assert tasks == [
+        (collision, [["CHL|12", "LAB|11"], ["HRS|13"]]),
+        (collision, [["CHL|3"], ["HRS|4"]]),
+        (collision, [["HRS|1"], ["LAB|2"]]),
+        (ReviewKind.POTENTIAL_DUPLICATE.value, [["HRS|7"], ["LAB|8"]]),
+    ]

@@ -101,3 +101,88 @@ def test_bulk_load_refuses_a_used_registry_and_repeated_records(any_services: Se
     any_services.registry.register(RegisterRecord(RecordKey("X", "1"), JEAN))
     with pytest.raises(Conflict, match="empty registry"):
         any_services.loader.load([BulkRecord(ROWS[1][0], JEAN, 1)])
+
+
+# Two people the registry office gave one matricule: neither sex nor birth date agree.
+WEBER_M = Demographics(
+    family_name="Weber", given_names="Jean", birth_date="1974-09-11", sex="M", national_id="1974091186700"
+)
+WEBER_F = replace(WEBER_M, given_names="Jeanne", birth_date="1975-03-04", sex="F")
+COLLISION = PairScore(0.2, -2.0, "review", (ComparisonOutcome("birth_date", "else", -5.0),))
+
+
+def task_pairs(state: RegistryState) -> list[tuple[ReviewKind, list[list[str]]]]:
+    """Each task's kind and its two persons, as the keys of their records."""
+    keys: dict[str, list[str]] = {}
+    for record_id, link in sorted(state.links.items()):
+        keys.setdefault(link.mpi_id, []).append(str(state.records[record_id].key))
+    return sorted(
+        (task.kind, sorted([keys[task.mpi_id], keys[task.candidate_mpi_id]]))
+        for task in state.reviews.values()
+    )
+
+
+def person_flags(state: RegistryState) -> list[tuple[list[str], list[str]]]:
+    keys: dict[str, list[str]] = {}
+    for record_id, link in sorted(state.links.items()):
+        keys.setdefault(link.mpi_id, []).append(str(state.records[record_id].key))
+    return sorted((keys[p.mpi_id], sorted(p.flags)) for p in state.persons.values() if p.flags)
+
+
+def test_bulk_load_raises_the_collisions_and_duplicates_of_one_by_one_registration(
+    any_services: Services,
+) -> None:
+    rows = [*ROWS, (RecordKey("RNPP", "2"), WEBER_M), (RecordKey("HOSP", "3"), WEBER_F)]
+    summary = any_services.loader.load(
+        [BulkRecord(key, d, cluster) for (key, d), cluster in zip(rows, [7, 7, 8, 9, 10, 11], strict=True)],
+        [BulkReview(2, 0, REVIEW), BulkReview(5, 4, COLLISION, ReviewKind.POTENTIAL_COLLISION)],
+        batch_size=2,
+    )
+    assert (summary.records, summary.persons, summary.review_tasks) == (6, 5, 2)
+
+    serial = wire(
+        Settings(database_url="sqlite:///unused.db", _env_file=None),  # type: ignore[call-arg]
+        InMemoryStore(),
+        FakeMatcher(),
+        TickingClock(),
+    )
+    for key, demographics in rows:
+        serial.registry.register(RegisterRecord(key, demographics))
+
+    loaded = any_services.store.run(lambda uow: uow.snapshot(), write=False)
+    expected = serial.store.run(lambda uow: uow.snapshot(), write=False)
+    assert partition(loaded) == partition(expected)
+    assert task_pairs(loaded) == task_pairs(expected)
+    assert [kind for kind, _ in task_pairs(loaded)] == [
+        ReviewKind.POTENTIAL_COLLISION,
+        ReviewKind.POTENTIAL_DUPLICATE,
+    ]
+    assert person_flags(loaded) == person_flags(expected)
+    assert verify(any_services.store).ok
+
+
+def test_a_person_with_both_kinds_of_task_is_flagged_in_the_event_of_each(any_services: Services) -> None:
+    rows = [(RecordKey("RNPP", "2"), WEBER_M), (RecordKey("HOSP", "3"), WEBER_F), *ROWS[2:3]]
+    # One task an event: the man's person gets its duplicate flag, then its collision flag.
+    any_services.loader.load(
+        [BulkRecord(key, d, i) for i, (key, d) in enumerate(rows)],
+        [
+            BulkReview(2, 0, REVIEW),
+            BulkReview(1, 0, REVIEW),  # the same two persons: the collision below wins
+            BulkReview(0, 1, COLLISION, ReviewKind.POTENTIAL_COLLISION),
+        ],
+        batch_size=1,
+    )
+    state = any_services.store.run(lambda uow: uow.snapshot(), write=False)
+    assert task_pairs(state) == [
+        (ReviewKind.POTENTIAL_COLLISION, [["HOSP|3"], ["RNPP|2"]]),
+        (ReviewKind.POTENTIAL_DUPLICATE, [["LAB|1"], ["RNPP|2"]]),
+    ]
+    assert person_flags(state) == [
+        (["HOSP|3"], [PersonFlag.POTENTIAL_COLLISION]),
+        (["LAB|1"], [PersonFlag.POTENTIAL_DUPLICATE]),
+        (["RNPP|2"], [PersonFlag.POTENTIAL_COLLISION, PersonFlag.POTENTIAL_DUPLICATE]),
+    ]
+    raised = any_services.store.run(lambda uow: uow.events(), write=False)
+    assert [e.kind for e in raised].count(EventKind.REVIEWS_RAISED) == 2
+    assert verify(any_services.store).ok
