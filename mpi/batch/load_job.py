@@ -32,21 +32,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from mpi.batch.io import InputTable, read_inputs
-from mpi.batch.local import EXCLUSIVE_TRAITS, _refuse_incoherent_merges
-from mpi.batch.matricule_pairs import (
-    COMPATIBLE,
-    CONFLICTING,
-    UNDECIDED,
-    matricule_codes,
-    shared_matricule_pairs,
-    strict_relations,
-)
+from mpi.batch.link_decisions import KeptPairs, decide, take
+from mpi.batch.matricule_pairs import CONFLICTING
 from mpi.batch.progress import Progress
 from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, PairScore
 from mpi.errors import InputError
-from mpi.matching.clustering import constrained_clusters
 from mpi.matching.encoding import UNORDERED_PAIRS
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import ScoredPairs, Scorer, score_chunks
@@ -99,14 +91,6 @@ def _row_locator(table: InputTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[
     starts = np.r_[0, np.flatnonzero(np.diff(file_index)) + 1]
     first_of_file = np.repeat(starts, np.diff(np.r_[starts, file_index.size]))
     return file_index, np.arange(file_index.size, dtype=np.int64) - first_of_file + 1
-
-
-def _column(frame: pd.DataFrame, name: str) -> npt.NDArray[np.object_]:
-    """A column as given (``None`` where missing or absent), as an object array."""
-    if name not in frame.columns:
-        return np.full(len(frame), None, dtype=object)
-    column = frame[name].astype(object)
-    return column.where(column.notna(), None).to_numpy(dtype=object)
 
 
 def _text_column(frame: pd.DataFrame, name: str) -> list[str | None]:
@@ -176,110 +160,6 @@ def _outcomes(scorer: Scorer, pairs: ScoredPairs) -> list[tuple[ComparisonOutcom
     return list(zip(*per_comparison, strict=True)) if per_comparison else [() for _ in pairs.left]
 
 
-@dataclass
-class _Kept:
-    """The pairs of each scored chunk at or above the review threshold."""
-
-    left: list[npt.NDArray[np.int64]] = field(default_factory=list)
-    right: list[npt.NDArray[np.int64]] = field(default_factory=list)
-    weight: list[npt.NDArray[np.float32]] = field(default_factory=list)
-    probability: list[npt.NDArray[np.float32]] = field(default_factory=list)
-    linkable: list[npt.NDArray[np.bool_]] = field(default_factory=list)
-    levels: list[npt.NDArray[np.int8]] = field(default_factory=list)
-
-    def add(self, scored: ScoredPairs, keep: npt.NDArray[np.bool_]) -> None:
-        self.left.append(scored.left[keep])
-        self.right.append(scored.right[keep])
-        self.weight.append(scored.match_weight[keep])
-        self.probability.append(scored.match_probability[keep])
-        self.linkable.append(scored.linkable[keep])
-        self.levels.append(scored.levels[keep])
-
-    def pairs(self, comparisons: int) -> ScoredPairs:
-        if not self.left:
-            empty = np.zeros(0, dtype=np.float32)
-            return ScoredPairs(
-                np.zeros(0, dtype=np.int64),
-                np.zeros(0, dtype=np.int64),
-                np.zeros((0, comparisons), dtype=np.int8),
-                empty,
-                empty,
-                np.zeros(0, dtype=bool),
-            )
-        return ScoredPairs(
-            np.concatenate(self.left),
-            np.concatenate(self.right),
-            np.concatenate(self.levels),
-            np.concatenate(self.weight),
-            np.concatenate(self.probability),
-            np.concatenate(self.linkable),
-        )
-
-
-def _concat(first: ScoredPairs, second: ScoredPairs) -> ScoredPairs:
-    return ScoredPairs(
-        np.concatenate([first.left, second.left]),
-        np.concatenate([first.right, second.right]),
-        np.concatenate([first.levels, second.levels]),
-        np.concatenate([first.match_weight, second.match_weight]),
-        np.concatenate([first.match_probability, second.match_probability]),
-        np.concatenate([first.linkable, second.linkable]),
-    )
-
-
-def _take(pairs: ScoredPairs, rows: npt.NDArray[np.int64]) -> ScoredPairs:
-    return ScoredPairs(
-        pairs.left[rows],
-        pairs.right[rows],
-        pairs.levels[rows],
-        pairs.match_weight[rows],
-        pairs.match_probability[rows],
-        pairs.linkable[rows],
-    )
-
-
-def _with_shared_matricules(
-    kept: ScoredPairs, scorer: Scorer, matricules: npt.NDArray[Any], raw: pd.DataFrame, review_t: float
-) -> tuple[ScoredPairs, npt.NDArray[np.int8]]:
-    """The kept pairs, plus the pairs sharing a valid matricule that online would act on whatever
-    their score (every collision and every same person; one trait differing, the review band),
-    and each pair's relation (NONE unless it shares a valid matricule)."""
-    relation = np.zeros(kept.left.size, dtype=np.int8)
-    codes = matricule_codes(matricules)
-    left, right = shared_matricule_pairs(codes)
-    if left.size == 0:
-        return kept, relation
-    n = len(matricules)
-    shared = strict_relations(_column(raw, "sex"), _column(raw, "birth_date"), left, right)
-    # Which of them blocking found and kept already (every candidate pair is scored once).
-    same = np.flatnonzero((codes[kept.left] >= 0) & (codes[kept.left] == codes[kept.right]))
-    lo, hi = np.minimum(kept.left[same], kept.right[same]), np.maximum(kept.left[same], kept.right[same])
-    at = pd.Index(left * n + right).get_indexer(lo * n + hi)
-    relation[same] = shared[at]
-    missing = np.ones(left.size, dtype=bool)
-    missing[at] = False
-    rows = np.flatnonzero(missing)
-    if rows.size == 0:
-        return kept, relation
-    extra = scorer.score(left[rows], right[rows])
-    wanted = np.flatnonzero((shared[rows] != UNDECIDED) | (extra.match_probability >= review_t))
-    return _concat(kept, _take(extra, wanted)), np.r_[relation, shared[rows][wanted]].astype(np.int8)
-
-
-def _strict_sex_codes(
-    n: int, raw: pd.DataFrame, left: npt.NDArray[np.int64], right: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int32]:
-    """A per-record code (-1 unknown) that keeps every collision pair out of one cluster: the
-    sex as online reads it, given only to records of such pairs (whose sexes differ so read)."""
-    codes = np.full(n, -1, dtype=np.int32)
-    involved = np.unique(np.r_[left, right])
-    if involved.size:
-        sexes = pd.Series(_column(raw, "sex")[involved], dtype=object).fillna("").astype(str)
-        first = sexes.str.strip().str.upper().str[:1]
-        codes[involved] = np.where(first.to_numpy() == "M", 0, 1)
-    return codes
-
-
 def cluster_load_input(
     loaded: LoadInput,
     rules_path: Path,
@@ -314,10 +194,10 @@ def cluster_load_input(
     prepared = engine.prepare_blocking(records)
     progress.finish()
     scorer = engine.scorer(records, params)
-    review_t, link_t = rules.thresholds.review, rules.thresholds.link
+    review_t = rules.thresholds.review
     expected = int(sum(int((p.sizes * (p.sizes - 1) // 2).sum()) for p in prepared))
     progress.start("scoring candidate pairs", total=expected)
-    kept = _Kept()
+    kept = KeptPairs()
     candidate_pairs = 0
     chunks = engine.candidate_pairs(records, prepared, chunk_pairs=chunk_pairs)
     for _, scored in score_chunks(scorer, chunks, workers=workers):
@@ -329,34 +209,16 @@ def cluster_load_input(
 
     started = time.perf_counter()
     progress.start("clustering")
-    pairs = kept.pairs(len(scorer.compiled))
-    relation = np.zeros(pairs.left.size, dtype=np.int8)
-    if "national_id" in standardised.frame.columns:
-        matricules = standardised.frame["national_id"].to_numpy(dtype=object)
-        pairs, relation = _with_shared_matricules(pairs, scorer, matricules, loaded.table.frame, review_t)
-    left, right, weight, probability = pairs.left, pairs.right, pairs.match_weight, pairs.match_probability
-    # The decision steps of run_dedup, in its order (tests/e2e/test_cli_load.py holds the two
-    # to the same persons, but for the matricule rule): the link threshold, weak bridges between
-    # clusters, exclusive traits.
-    is_link = (probability >= link_t) & pairs.linkable
-    is_link = _refuse_incoherent_merges(
-        scorer, records.n, left, right, probability, is_link, link_t, review_t
+    matricules = (
+        standardised.frame["national_id"].to_numpy(dtype=object)
+        if "national_id" in standardised.frame.columns
+        else None
     )
-    # Then the online path's matricule rule, which dedup does not have: one valid matricule and
-    # the same sex and birth date link whatever the score; both different never do, nor may the
-    # two records meet in one cluster through others.
-    conflicting = relation == CONFLICTING
-    is_link = (is_link | (relation == COMPATIBLE)) & ~conflicting
-    link_edges = np.flatnonzero(is_link)
-    exclusive = [records.strings[c].codes for c in EXCLUSIVE_TRAITS if c in records.strings]
-    if conflicting.any():
-        exclusive.append(
-            _strict_sex_codes(records.n, loaded.table.frame, left[conflicting], right[conflicting])
-        )
-    clusters, accepted = constrained_clusters(
-        records.n, left[link_edges], right[link_edges], weight[link_edges], exclusive
+    decided = decide(
+        scorer, records, kept.pairs(len(scorer.compiled)), loaded.table.frame, matricules, rules.thresholds
     )
-    is_link[link_edges[~accepted]] = False  # a link refused by clustering goes to review, as in dedup
+    pairs, relation, is_link, clusters = decided.pairs, decided.relation, decided.is_link, decided.clusters
+    left, right, probability = pairs.left, pairs.right, pairs.match_probability
 
     strongest = np.full(records.n, np.nan, dtype=np.float64)
     linked = np.flatnonzero(is_link & (clusters[left] == clusters[right]))
@@ -365,7 +227,7 @@ def cluster_load_input(
     link_scores = [None if np.isnan(s) else s for s in strongest.tolist()]
 
     between = np.flatnonzero(clusters[left] != clusters[right])
-    review_pairs = _take(pairs, between)
+    review_pairs = take(pairs, between)
     outcomes = _outcomes(scorer, review_pairs)
     kinds = np.where(
         relation[between] == CONFLICTING,

@@ -20,20 +20,17 @@ import pandas as pd
 
 from mpi.batch.evaluation import cluster_scores, pairwise_scores, truth_labels
 from mpi.batch.io import InputTable, read_inputs, write_table
+from mpi.batch.link_decisions import KeptPairs, decide
 from mpi.batch.progress import Progress, SilentProgress
 from mpi.errors import InputError
-from mpi.matching.clustering import cluster_size_distribution, constrained_clusters, weak_bridges
+from mpi.matching.clustering import cluster_size_distribution
 from mpi.matching.encoding import EncodedRecords
 from mpi.matching.engine import Engine
-from mpi.matching.scoring import Scorer, score_chunks
+from mpi.matching.scoring import score_chunks
 from mpi.matching.standardise import standardise
 from mpi.rules.loader import load_parameters, load_rules, save_parameters
 from mpi.rules.parameters import TrainedParameters
 from mpi.rules.schema import Rules
-
-STRONG_LINK = 0.95
-# Traits a person has only one of: no cluster may hold two different values.
-EXCLUSIVE_TRAITS = ("national_id", "sex")
 
 
 @dataclass
@@ -60,6 +57,8 @@ class Prepared:
     invalid_counts: dict[str, int]
     truth: npt.NDArray[np.int64] | None
     timings: dict[str, float]
+    # The standardised national ids, when the input has them (the matricule rule reads them).
+    matricules: npt.NDArray[np.object_] | None = None
 
 
 class _Timer:
@@ -114,7 +113,14 @@ def prepare(options: JobOptions, progress: Progress) -> Prepared:
     records = engine.encode(standardised.frame, table.file_index.astype(np.int16))
     timer.lap("encode", started)
     truth = _load_truth(options, table)
-    return Prepared(table, rules, engine, records, dict(standardised.invalid_counts), truth, timer.timings)
+    matricules = (
+        standardised.frame["national_id"].to_numpy(dtype=object)
+        if "national_id" in standardised.frame.columns
+        else None
+    )
+    return Prepared(
+        table, rules, engine, records, dict(standardised.invalid_counts), truth, timer.timings, matricules
+    )
 
 
 def train(
@@ -138,37 +144,6 @@ def train(
         "em_passes": report.em_passes,
     }
     return params, facts
-
-
-def _refuse_incoherent_merges(
-    scorer: Scorer,
-    n_records: int,
-    left: npt.NDArray[np.int64],
-    right: npt.NDArray[np.int64],
-    probability: npt.NDArray[np.float32],
-    is_link: npt.NDArray[np.bool_],
-    link_t: float,
-    review_t: float,
-) -> npt.NDArray[np.bool_]:
-    """A weak link merging two clusters stands only if the clusters match on average.
-
-    Every record of one cluster is scored against every record of the other
-    (average linkage); when their mean probability does not even reach the
-    review threshold, the clusters are not one entity and the link goes to review.
-    """
-    links = np.flatnonzero(is_link)
-    edge, pair_l, pair_r = weak_bridges(
-        n_records, left[links], right[links], probability[links], max(link_t, STRONG_LINK)
-    )
-    if edge.size == 0:
-        return is_link
-    scored = scorer.score(pair_l, pair_r)
-    codes, edges = pd.factorize(edge)
-    mean = np.bincount(codes, weights=scored.match_probability) / np.bincount(codes)
-    refused = links[np.asarray(edges)[mean < review_t]]
-    out = is_link.copy()
-    out[refused] = False
-    return out
 
 
 def _expected_pairs(prepared_rules: Sequence[Any]) -> int:
@@ -205,8 +180,7 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
     started = time.perf_counter()
     scorer = engine.scorer(records, params)
     review_t = rules.thresholds.review
-    link_t = rules.thresholds.link
-    kept_l, kept_r, kept_w, kept_p, kept_ok = [], [], [], [], []
+    kept = KeptPairs()
     truth = prepared.truth
     true_found = np.zeros(len(prepared_rules), dtype=np.int64)
     scored_pairs = 0
@@ -216,12 +190,7 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
     )
     for r, scored in score_chunks(scorer, chunks, workers=options.workers):
         left, right = scored.left, scored.right
-        keep = scored.match_probability >= review_t
-        kept_l.append(left[keep])
-        kept_r.append(right[keep])
-        kept_w.append(scored.match_weight[keep])
-        kept_p.append(scored.match_probability[keep])
-        kept_ok.append(scored.linkable[keep])
+        kept.add(scored, scored.match_probability >= review_t)
         if truth is not None:
             true_found[r] += int((truth[left] == truth[right]).sum())
         scored_pairs += int(left.size)
@@ -229,24 +198,19 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
     progress.finish()
     prepared.timings["score"] = round(time.perf_counter() - started, 3)
 
-    left = np.concatenate(kept_l) if kept_l else np.zeros(0, dtype=np.int64)
-    right = np.concatenate(kept_r) if kept_r else np.zeros(0, dtype=np.int64)
-    weight = np.concatenate(kept_w) if kept_w else np.zeros(0, dtype=np.float32)
-    probability = np.concatenate(kept_p) if kept_p else np.zeros(0, dtype=np.float32)
-    linkable = np.concatenate(kept_ok) if kept_ok else np.zeros(0, dtype=bool)
-    is_link = (probability >= link_t) & linkable
-
     started = time.perf_counter()
     progress.start("clustering")
-    is_link = _refuse_incoherent_merges(
-        scorer, records.n, left, right, probability, is_link, link_t, review_t
+    decided = decide(
+        scorer,
+        records,
+        kept.pairs(len(scorer.compiled)),
+        prepared.table.frame,
+        prepared.matricules,
+        rules.thresholds,
+        link_only=options.link_only,
     )
-    link_edges = np.flatnonzero(is_link)
-    exclusive = [records.strings[c].codes for c in EXCLUSIVE_TRAITS if c in records.strings]
-    clusters, kept = constrained_clusters(
-        records.n, left[link_edges], right[link_edges], weight[link_edges], exclusive
-    )
-    is_link[link_edges[~kept]] = False  # a link refused by clustering goes to review
+    pairs, is_link, clusters = decided.pairs, decided.is_link, decided.clusters
+    left, right, weight, probability = pairs.left, pairs.right, pairs.match_weight, pairs.match_probability
     progress.finish()
     prepared.timings["cluster"] = round(time.perf_counter() - started, 3)
 

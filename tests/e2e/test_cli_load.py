@@ -1,9 +1,8 @@
 """`mpi load` as a user runs it: the committed sample into a fresh registry, then the walk-through.
 
 The bulk path into an empty registry must give the persons `mpi dedup` reports
-for the same file with the same model, joined where records share a valid
-matricule, sex and birth date (the online path links those whatever the score),
-and the review tasks registering the rows one by one would raise; a used
+for the same file with the same model (both apply the online path's matricule
+rule), and the review tasks registering the rows one by one would raise; a used
 registry takes the rows one by one through the online path; bad input is one
 message naming file, row and column.
 """
@@ -21,7 +20,6 @@ from typer.testing import CliRunner
 
 from mpi.batch.evaluation import cluster_scores
 from mpi.batch.load_job import cluster_load_input, read_load_input
-from mpi.batch.matricule_pairs import COMPATIBLE, matricule_codes, shared_matricule_pairs, strict_relations
 from mpi.batch.progress import SilentProgress
 from mpi.cli.load_command import batch_blocking_keys, batch_forms
 from mpi.cli.main import app as main_app
@@ -30,7 +28,6 @@ from mpi.domain.events import EventKind
 from mpi.domain.identifiers import MatriculeStatus, check_matricule, classify_matricules
 from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import ReviewKind
-from mpi.matching.clustering import connected_clusters
 from mpi.rules.loader import default_rules_path
 from mpi.service.audit import verify
 from mpi.service.bootstrap import bootstrap, wire
@@ -92,27 +89,13 @@ def test_load_gives_the_persons_dedup_reports_and_is_accurate(
     loaded_person = pd.Series(
         exported["mpi_id"].to_numpy(), index=exported["source"] + "|" + exported["local_id"]
     )
-    # The online path's matricule rule, which dedup does not have, joins some of its clusters.
-    rows = read_load_input([SAMPLE / "records.csv"], {}, "default", SilentProgress())
-    checked, _ = classify_matricules(np.array([d.national_id for d in rows.demographics], dtype=object))
-    left, right = shared_matricule_pairs(matricule_codes(checked))
-    relation = strict_relations(
-        [d.sex for d in rows.demographics], [d.birth_date for d in rows.demographics], left, right
-    )
-    same = relation == COMPATIBLE
-    dedup_labels = labels(key, dedup_cluster)
-    first_of_cluster = pd.Series(np.arange(key.size)).groupby(dedup_labels).transform("first").to_numpy()
-    joined = connected_clusters(
-        key.size, np.r_[np.arange(key.size), left[same]], np.r_[first_of_cluster, right[same]]
-    )
-    assert len(np.unique(joined)) < len(np.unique(dedup_labels))  # the sample has such records
-    agreement = cluster_scores(labels(key, loaded_person), joined.astype(np.int64), None)
+    agreement = cluster_scores(labels(key, loaded_person), labels(key, dedup_cluster), None)
     assert agreement.f1 >= 0.999, agreement
 
     truth = pd.read_csv(SAMPLE / "truth.csv", dtype=str)
     truth_person = pd.Series(truth["person_id"].to_numpy(), index=truth["record_id"].map(by_record))
     accuracy = cluster_scores(labels(key, loaded_person), labels(key, truth_person), None)
-    print(f"\nmpi load vs dedup joined by matricule: {agreement}\nmpi load vs truth: {accuracy}")
+    print(f"\nmpi load vs dedup: {agreement}\nmpi load vs truth: {accuracy}")
     # The floor of the batch job on the same sample (tests/e2e/test_synthetic_accuracy.py).
     assert accuracy.precision >= 0.99 and accuracy.f1 >= 0.98, accuracy
 
