@@ -157,14 +157,18 @@ class DirectStatements:
         cursor = kept[1]
         try:
             cursor.execute(compiled.sql, bound)
-            description = cursor.description
-            rows = cursor.fetchall() if description is not None else []
-            columns = compiled.columns
-            if columns is None:
-                columns = tuple(str(column[0]) for column in description or ())
-            processors = compiled.results
-            if processors is None:
-                processors = compiled.results = self._result_processors(compiled, description)
+            columns, processors = compiled.columns, compiled.results
+            if columns is not None and processors is not None:
+                # Known since its first run: a statement with columns returns rows. Reading the
+                # cursor's description again would build its column objects at every call.
+                rows = cursor.fetchall() if columns else []
+            else:
+                description = cursor.description
+                rows = cursor.fetchall() if description is not None else []
+                if columns is None:
+                    columns = tuple(str(column[0]) for column in description or ())
+                if processors is None:
+                    processors = compiled.results = self._result_processors(compiled, description)
             rowcount = cursor.rowcount
         except self._dialect.loaded_dbapi.Error as error:
             lost = self._dialect.is_disconnect(error, driver, cursor)
