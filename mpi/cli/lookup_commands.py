@@ -125,11 +125,14 @@ def person_search(
     _stdout.print(table)
     if not hits:
         # Search reads the blocking-key index registration uses: a name alone forms no key.
-        _stdout.print(
-            "no person found; a search needs a birth date or the matricule, "
-            "or a name with a postcode or city",
-            highlight=False,
+        keyed = criteria.birth_date or criteria.national_id or criteria.postcode or criteria.city
+        hint = (
+            "no person found"
+            if keyed
+            else "no person found; a search needs a birth date or the matricule, or a name with a "
+            "postcode or city"
         )
+        _stdout.print(hint, highlight=False)
     for rank, hit in enumerate(hits, start=1):
         weights = ", ".join(f"{c.name}={c.level} ({c.weight:+.1f})" for c in hit.comparisons)
         _stdout.print(f"  #{rank} {hit.mpi_id}: {weights or 'no comparisons'}", highlight=False)

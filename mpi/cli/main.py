@@ -25,7 +25,11 @@ from mpi.cli.serve_command import serve_app
 
 app = typer.Typer(
     name="mpi",
-    help="mpi: a Master Patient Index. Deduplicate and link patient files, train and inspect the model.",
+    help=(
+        "mpi: a Master Patient Index. Deduplicate and link patient files (dedup); keep a registry of "
+        "persons from source records (load, person, record, review, audit, export, db); serve HL7 v2 "
+        "identity feeds, PIX and PDQ queries over MLLP (serve); train and inspect the model."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -128,8 +132,9 @@ def _print_dedup_summary(summary: dict[str, Any], out: Path) -> None:
 
 @app.command(
     epilog="Example: mpi dedup data/synthetic/records.csv --truth data/synthetic/truth.csv --out out/\n\n"
-    "FEBRL: mpi dedup dataset3.csv --map rec_id=record_id --map given_name=given_names "
-    "--map surname=family_name --map date_of_birth=birth_date --map suburb=city --out out/"
+    "FEBRL: mpi dedup dataset3.csv --rules matching_rules/linkage.toml --map rec_id=record_id "
+    "--map given_name=given_names --map surname=family_name --map date_of_birth=birth_date "
+    "--map suburb=city --out out/"
 )
 @handles_errors
 def dedup(

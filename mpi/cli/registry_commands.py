@@ -36,8 +36,9 @@ from mpi.domain.commands import (
     ValidateIdentity,
 )
 from mpi.domain.events import Event
+from mpi.domain.records import RecordKey
 from mpi.domain.reviews import ReviewAction, ReviewStatus, ReviewTask
-from mpi.errors import InputError
+from mpi.errors import DatabaseUnavailable, InputError
 from mpi.service.access import Viewer
 from mpi.service.ports import LinkRow
 
@@ -75,10 +76,20 @@ RecordArg = Annotated[
 
 @contextmanager
 def _services(db: str | None) -> Iterator[Any]:
+    """The services of an existing registry (these commands read or change one; `mpi load` and
+    `mpi db upgrade` create one)."""
     from mpi.service.bootstrap import bootstrap
     from mpi.service.settings import load_settings
 
-    services = bootstrap(load_settings(database_url=db))
+    settings = load_settings(database_url=db)
+    if settings.sqlite_file is not None and not settings.sqlite_file.exists():
+        # Opening it would create an empty registry, and every read would find nothing.
+        raise DatabaseUnavailable(
+            f"cannot use the database {settings.database_url}: no registry there; create one with "
+            "`mpi load FILE --db URL` or `mpi db upgrade --db URL`, or name an existing one with --db "
+            "or MPI_DATABASE_URL"
+        )
+    services = bootstrap(settings)
     try:
         yield services
     finally:
@@ -135,7 +146,10 @@ def person_show(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A person: golden record, linked records, pending review tasks and full history."""
+    """A person: golden record, linked records, pending review tasks and full history.
+
+    Example: mpi person show 7K3QX0B2M9TAD --db sqlite:///mpi.db
+    """
     with _services(db) as services:
         view = services.persons.show(mpi_id, viewer(actor))
     if as_json:
@@ -173,7 +187,7 @@ def person_show(
         )
     _stdout.print(records)
     if view.pending_reviews:
-        _print_reviews(list(view.pending_reviews), "pending review tasks")
+        _print_reviews(list(view.pending_reviews), {}, "pending review tasks")
     history = _table("history", "seq", "at*", "event*", "by", "reason")
     for event in view.history:
         history.add_row(
@@ -195,7 +209,10 @@ def person_merge(
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Merge RETIRED into SURVIVOR: its records move, it is retired with a replaced-by link."""
+    """Merge RETIRED into SURVIVOR: its records move, it is retired with a replaced-by link.
+
+    Example: mpi person merge 7K3QX0B2M9TAD 2B9D4KQ7XH1MA --reason "same passport"
+    """
     with _services(db) as services:
         _print_event(services.lifecycle.merge(MergePersons(survivor, retired, _actor(actor), reason)))
 
@@ -208,7 +225,10 @@ def person_unmerge(
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Undo the merge that retired MPI_ID: persons, links and golden records as before it."""
+    """Undo the merge that retired MPI_ID: persons, links and golden records as before it.
+
+    Example: mpi person unmerge 2B9D4KQ7XH1MA --reason "twins, not one person"
+    """
     with _services(db) as services:
         _print_event(services.lifecycle.unmerge(UnmergePerson(mpi_id, _actor(actor), reason)))
 
@@ -222,7 +242,10 @@ def person_link(
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Link a record to a person by hand (a MANUAL link, never undone by automatic matching)."""
+    """Link a record to a person by hand (a MANUAL link, never undone by automatic matching).
+
+    Example: mpi person link 'CHL|004211' 7K3QX0B2M9TAD --reason "ID card seen"
+    """
     with _services(db) as services:
         key = _record_key(record, services.settings.default_domain)
         _print_event(services.lifecycle.link(LinkRecord(key, mpi_id, _actor(actor), reason)))
@@ -233,7 +256,10 @@ def person_link(
 def person_unlink(
     record: RecordArg, db: DbOpt = None, actor: ActorOpt = None, reason: ReasonOpt = None
 ) -> None:
-    """Detach a record from its person; it gets a new person, kept apart from the old one."""
+    """Detach a record from its person; it gets a new person, kept apart from the old one.
+
+    Example: mpi person unlink 'CHL|004211' --reason "another patient's sample"
+    """
     with _services(db) as services:
         key = _record_key(record, services.settings.default_domain)
         _print_event(services.lifecycle.unlink(UnlinkRecord(key, _actor(actor), reason)))
@@ -248,7 +274,10 @@ def person_not_duplicate(
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Record that two persons are different people: the pair is never proposed again."""
+    """Record that two persons are different people: the pair is never proposed again.
+
+    Example: mpi person not-duplicate 7K3QX0B2M9TAD 2B9D4KQ7XH1MA --reason twins
+    """
     with _services(db) as services:
         _print_event(
             services.lifecycle.mark_not_duplicate(MarkNotDuplicate(first, second, _actor(actor), reason))
@@ -263,13 +292,16 @@ def person_validate(
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Record that the person's identity was checked against a high-trust identity document."""
+    """Record that the person's identity was checked against a high-trust identity document.
+
+    Example: mpi person validate 7K3QX0B2M9TAD --reason "passport seen at admission"
+    """
     with _services(db) as services:
         _print_event(services.lifecycle.validate_identity(ValidateIdentity(mpi_id, _actor(actor), reason)))
 
 
 # -- review ---------------------------------------------------------------------------------
-def _print_reviews(tasks: list[ReviewTask], title: str) -> None:
+def _print_reviews(tasks: list[ReviewTask], keys: dict[int, RecordKey], title: str) -> None:
     table = _table(title, "task", "kind", "status", "person*", "candidate*", "probability", "weight")
     for task in tasks:
         table.add_row(
@@ -284,8 +316,11 @@ def _print_reviews(tasks: list[ReviewTask], title: str) -> None:
     _stdout.print(table)
     for task in tasks:
         evidence = ", ".join(f"{c.name}={c.level} ({c.weight:+.1f})" for c in task.comparisons)
+        about = str(keys.get(task.record_id, task.record_id))
+        if task.candidate_record_id is not None:
+            about = f"{about} vs {keys.get(task.candidate_record_id, task.candidate_record_id)}"
         _stdout.print(
-            f"  task {task.task_id}, record {task.record_id}: {evidence or 'no comparisons'}", highlight=False
+            f"  task {task.task_id}, record {about}: {evidence or 'no comparisons'}", highlight=False
         )
 
 
@@ -302,14 +337,18 @@ def review_list(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Review tasks, oldest first."""
+    """Review tasks, oldest first.
+
+    Example: mpi review list --limit 20 --db sqlite:///mpi.db
+    """
     statuses = status or [ReviewStatus.OPEN, ReviewStatus.DEFERRED]
     with _services(db) as services:
         tasks = services.reviews.list(statuses, limit, offset, viewer(actor))
+        keys = services.reviews.record_keys(tasks) if not as_json else {}
     if as_json:
         _stdout.print_json(data=[_plain(task) for task in tasks])
     else:
-        _print_reviews(tasks, f"{len(tasks)} review task(s)")
+        _print_reviews(tasks, keys, f"{len(tasks)} review task(s)")
 
 
 @review_app.command("resolve")
@@ -325,7 +364,10 @@ def review_resolve(
     reason: ReasonOpt = None,
 ) -> None:
     """Answer a review task: merge, not_a_duplicate or defer (confirm_link or unlink_record for a
-    record that no longer fits its person)."""
+    record that no longer fits its person).
+
+    Example: mpi review resolve 12 not_a_duplicate --reason "twins: different first names"
+    """
     with _services(db) as services:
         event = services.reviews.resolve(ResolveReview(task_id, action, _actor(actor), reason, survivor))
         _print_event(event)
@@ -335,7 +377,10 @@ def review_resolve(
 @db_app.command("upgrade")
 @handles_errors
 def db_upgrade(db: DbOpt = None) -> None:
-    """Create the schema, or bring it up to date with this version of mpi."""
+    """Create the schema, or bring it up to date with this version of mpi.
+
+    Example: mpi db upgrade --db postgresql+psycopg://mpi@db.example/mpi
+    """
     from mpi.service.bootstrap import upgrade_database
     from mpi.service.settings import load_settings
 
@@ -395,7 +440,10 @@ def export(
     actor: ActorOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Write source, local_id, record_id, mpi_id, link_type, score for every record."""
+    """Write source, local_id, record_id, mpi_id, link_type, score for every record.
+
+    Example: mpi export --db sqlite:///mpi.db --out registry.csv
+    """
     if out.suffix.lower() != ".csv":
         raise InputError(str(out), "export writes CSV; name the file *.csv")
     if not out.parent.is_dir():

@@ -66,6 +66,8 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic announces its migration context at every start at INFO: not news for an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     hl7_config = load_config(config)
     if port is not None:
         hl7_config = hl7_config.model_copy(

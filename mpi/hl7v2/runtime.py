@@ -116,6 +116,7 @@ async def run(
             runtime.access_log.close()  # every answered query is in the trail before the process ends
         except Exception:
             log.exception("the last queries could not be written to the access audit trail")
+    log.info("stopped")
 
 
 async def runtime_directory_refresher(

@@ -11,6 +11,7 @@ from mpi.domain.commands import ResolveReview
 from mpi.domain.events import Event, EventKind
 from mpi.domain.mpi_id import normalise_mpi_id
 from mpi.domain.persons import LinkProvenance
+from mpi.domain.records import RecordKey
 from mpi.domain.reviews import ReviewAction, ReviewStatus, ReviewTask, allowed_actions
 from mpi.errors import Conflict, NotFound
 from mpi.service.access import Viewer
@@ -46,6 +47,12 @@ class Reviews:
             return tasks
 
         return self._store.run(work, write=viewer is not None)
+
+    def record_keys(self, tasks: Sequence[ReviewTask]) -> dict[int, RecordKey]:
+        """The source keys of the records the tasks are about (what a reviewer looks them up by)."""
+        ids = sorted({i for t in tasks for i in (t.record_id, t.candidate_record_id) if i is not None})
+        records = self._store.run(lambda uow: uow.get_records(ids), write=False) if ids else {}
+        return {record_id: record.key for record_id, record in records.items()}
 
     def get(self, task_id: int) -> ReviewTask:
         def work(uow: UnitOfWork) -> ReviewTask:

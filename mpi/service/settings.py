@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file (``None`` for PostgreSQL)."""
+        if not self.is_sqlite:
+            return None
+        return Path(self.database_url.removeprefix("sqlite:///").split("?", 1)[0])
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from ``overrides`` (command-line flags), the environment and ``.env``, validated.

@@ -288,7 +288,11 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
             "postgresql+psycopg://mpi:***@127.0.0.1:1/registry",
             "refused",
         ),
-        ("sqlite:///{tmp}/no/such/folder/mpi.db", "sqlite:///{tmp}/no/such/folder/mpi.db", "unable to open"),
+        (
+            "sqlite:///{tmp}/no/such/folder/mpi.db",
+            "sqlite:///{tmp}/no/such/folder/mpi.db",
+            "no registry there",
+        ),
     ],
     ids=["server not listening", "no such folder"],
 )
@@ -302,3 +306,13 @@ def test_a_database_that_cannot_be_used_is_one_message_without_the_password(
         assert result.exit_code == 2, result.output
         assert f"error: cannot use the database {shown}: " in result.output and why in result.output
         assert "secret" not in result.output and "Traceback" not in result.output
+
+
+def test_reading_a_registry_that_is_not_there_does_not_create_an_empty_one(tmp_path: Path) -> None:
+    """A mistyped --db (or a command run in the wrong folder) would otherwise answer every read
+    with "nothing found" from a registry it just created."""
+    missing = tmp_path / "mpi.db"
+    for command in (["audit"], ["review", "list"], ["person", "search", "--birth-date", "1980-01-02"]):
+        result = runner.invoke(app, [*command, "--db", f"sqlite:///{missing}"])
+        assert result.exit_code == 2 and "no registry there" in result.output, result.output
+    assert not missing.exists()

@@ -77,6 +77,8 @@ def test_search_refuses_what_it_cannot_use(seeded: dict[str, str]) -> None:
         assert code == 2 and message in output and "Traceback" not in output
     code, output = run("person", "search", "--family-name", "Weber", "--db", db)
     assert code == 0 and "no person found; a search needs a birth date" in output
+    code, output = run("person", "search", "--family-name", "Zzyzx", "--birth-date", "1901-01-01", "--db", db)
+    assert code == 0 and "no person found" in output and "a search needs" not in output
 
 
 def test_record_show_gives_the_person_and_versions_and_the_trail_says_who_looked(

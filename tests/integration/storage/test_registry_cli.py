@@ -80,6 +80,8 @@ def test_review_list_and_resolve(seeded: dict[str, str]) -> None:
     db = seeded["db"]
     code, output = run("review", "list", "--db", db)
     assert code == 0 and "1 review task(s)" in output
+    # The records by the keys a reviewer looks them up with (`mpi record show`), not row numbers.
+    assert "record HOSP|2 vs HOSP|1" in output or "record HOSP|2 vs LAB|1" in output
     code, output = run("review", "list", "--db", db, "--json")
     (task,) = json.loads(output)
     assert (
