@@ -58,8 +58,12 @@ class _Element:
 
     @property
     def is_empty(self) -> bool:
-        """True when nothing was sent (the sender leaves the value unchanged)."""
-        return not self.raw
+        """True when nothing was sent (the sender leaves the value unchanged): no text, or only
+        separators (``^^^``, as some interface engines write a field they have no value for)."""
+        if not self.raw or self._literal:
+            return not self.raw
+        d = self._delimiters
+        return not self.raw.replace(d.component, "").replace(d.subcomponent, "").replace(d.repetition, "")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.raw!r})"

@@ -103,6 +103,24 @@ def test_empty_fields_keep_values_and_explicit_null_removes_them(mpi: Harness) -
     assert updated.birth_date == "1982-08-02" and updated.family_name == "Weber"
 
 
+def test_a_field_of_separators_only_is_empty_and_keeps_the_values(mpi: Harness) -> None:
+    """Some interface engines write every field of their layout, empty ones as ``^^^``: that
+    carries no value, so it changes nothing (it is not a null)."""
+    register(mpi, "C1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M|||Rue X^^Diekirch^^9201^LU||+352123")
+    separators = "PID|||A-1^^^CHL||^^^^^^~^||||||^^^^^^||^^^&&"
+    assert register(mpi, "C2", separators, trigger="A08") == ["MSA|AA|C2"]
+    kept = record(mpi, "CHL", "A-1")
+    assert kept is not None
+    assert (kept.family_name, kept.given_names, kept.street, kept.city, kept.postcode, kept.phone) == (
+        "Weber",
+        "Jean",
+        "Rue X",
+        "Diekirch",
+        "9201",
+        "+352123",
+    )
+
+
 def test_partial_birth_dates_keep_unknown_parts_as_00(mpi: Harness) -> None:
     register(mpi, "C1", "PID|||A-1^^^CHL||Weber^Jean||198208|M")
     register(mpi, "C2", "PID|||A-2^^^CHL||Schmit^Anne||1975|F")
