@@ -250,6 +250,8 @@ class FeedTransaction:
     # -- link and unlink ------------------------------------------------------------
     def link(self, first: RecordKey, second: RecordKey, reason: str) -> FeedResult:
         """The source says both local ids are the same patient: ``second`` joins ``first``'s person."""
+        if first == second:
+            return FeedResult(FeedOutcome.IGNORED, "the two identifiers are the same")
         one, other = self.current(first), self.current(second)
         if one is None or other is None:
             missing = first if one is None else second
@@ -262,7 +264,10 @@ class FeedTransaction:
         return FeedResult(FeedOutcome.APPLIED, f"{second} linked to {first}")
 
     def unlink(self, first: RecordKey, second: RecordKey, reason: str) -> FeedResult:
-        """The source says the two local ids are different patients."""
+        """The source says the two local ids are different patients (one id named twice is not two
+        patients: nothing to do)."""
+        if first == second:
+            return FeedResult(FeedOutcome.IGNORED, "the two identifiers are the same")
         one, other = self.current(first), self.current(second)
         if one is None or other is None:
             missing = first if one is None else second

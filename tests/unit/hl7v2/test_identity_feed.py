@@ -344,3 +344,15 @@ def test_a24_links_and_a37_unlinks_and_unknown_ids_are_no_error(mpi: Harness) ->
     unknown = mpi.send(f"{msh(kind='ADT^A24^ADT_A24', control='K3')}\nPID|||A-1^^^CHL\nPID|||Z-9^^^CHL")
     assert named(unknown, "MSA") == ["MSA|AA|K3"]
     assert verify(mpi.services.store).ok
+
+
+@pytest.mark.parametrize("kind", ["ADT^A37^ADT_A37", "ADT^A24^ADT_A24"])
+def test_a_link_or_unlink_naming_one_patient_twice_changes_nothing(mpi: Harness, kind: str) -> None:
+    register(mpi, "C1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M")
+    register(mpi, "C2", "PID|||L-1^^^LABO||Weber^Jean||19820802|M", sender="LIS|LAB")
+    assert person_of(mpi, "CHL", "A-1") == person_of(mpi, "LABO", "L-1")
+    events = mpi.events()
+    answer = mpi.send(f"{msh(kind=kind, control='K1')}\nPID|||A-1^^^CHL\nPID|||A-1^^^CHL")
+    assert named(answer, "MSA") == ["MSA|AA|K1"]
+    assert mpi.events() == events  # A-1 was not split off its person, nor relinked by hand
+    assert person_of(mpi, "CHL", "A-1") == person_of(mpi, "LABO", "L-1")
