@@ -57,9 +57,7 @@ def identifiers_of(uow: UnitOfWork, mpi_ids: Sequence[str]) -> dict[str, PersonI
         person = uow.get_person(mpi_id)
         if person is None or not person.is_active:
             continue
-        records = uow.records_of_person(mpi_id)
-        retired = uow.superseded_records([r.record_id for r in records])
-        found[mpi_id] = _identifiers(mpi_id, [r for r in records if r.record_id not in retired])
+        found[mpi_id] = _identifiers(mpi_id, uow.records_of_person(mpi_id))  # its current records
     return found
 
 

@@ -230,7 +230,11 @@ class _FakeUnitOfWork:
         self.s.links[link.record_id] = link
 
     def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
-        return [self.s.records[link.record_id] for link in self.links_of_person(mpi_id)]
+        return [
+            self.s.records[link.record_id]
+            for link in self.links_of_person(mpi_id)
+            if link.record_id not in self.t.superseded
+        ]
 
     def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
         return [

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from mpi.domain.commands import LinkRecord, MergePersons, UnlinkRecord
-from mpi.domain.events import Event, EventKind, RecordChanged
+from mpi.domain.events import EventKind, RecordChanged
 from mpi.domain.persons import LinkProvenance
 from mpi.domain.records import (
     DEMOGRAPHIC_FIELDS,
@@ -231,20 +231,13 @@ class FeedTransaction:
         kept, gone = self._mpi_id(new), self._mpi_id(old)
         if kept != gone:
             self.services.lifecycle.merge(MergePersons(kept, gone, self.actor, reason))
-        now = self._clock()
-        self.uow.supersede_record(old.record_id, new.record_id, now, self.actor)
-        # The supersession changes the person's cross-references: say so in the log, where
-        # the history and the notifications of PIX consumers read it.
-        self.uow.append_event(
-            Event(
-                kind=EventKind.RECORD_UPDATED,
-                occurred_at=now,
-                actor=self.actor,
-                changes=(),
-                reason=f"{reason}: local id {retired} superseded by {survivor}",
-                subjects=(kept,),
-            )
-        )
+        op = _FeedOperation(self.uow, self._survivorship, self._clock(), self.actor)
+        self.uow.supersede_record(old.record_id, new.record_id, op.now, self.actor)
+        # The retired id no longer speaks for the person: its golden record is made again without
+        # it. The supersession changes the person's cross-references even if the golden record
+        # stays: the event names the person, for the history and the PIX consumers' notifications.
+        op.touch(kept)
+        op.finish(EventKind.RECORD_UPDATED, f"{reason}: local id {retired} superseded by {survivor}", (kept,))
         return FeedResult(FeedOutcome.APPLIED, f"{retired} merged into {survivor}")
 
     # -- link and unlink ------------------------------------------------------------

@@ -417,11 +417,12 @@ class Operation:
         self._changes.append(PersonChanged(mpi_id, person, after))
         return after
 
-    def finish(self, kind: EventKind, reason: str | None = None) -> Event:
-        """Recompute what the changes invalidated and append the one event of this operation."""
+    def finish(self, kind: EventKind, reason: str | None = None, about: Sequence[str] = ()) -> Event:
+        """Recompute what the changes invalidated and append the one event of this operation
+        (about the persons its changes name, and ``about``)."""
         # Saved with the event (one statement where the store can): nothing reads them before.
         refreshed_persons = [p for p in (self._refresh(m) for m in sorted(self._touched)) if p is not None]
-        subjects: dict[str, None] = {}
+        subjects: dict[str, None] = dict.fromkeys(about)
         for change in self._changes:
             match change:
                 case PersonChanged(mpi_id=mpi_id):

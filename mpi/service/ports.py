@@ -261,7 +261,8 @@ class UnitOfWork(Protocol):
         ...
 
     def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
-        """The current versions of the records linked to ``mpi_id``, by record id."""
+        """The current versions of the records linked to ``mpi_id``, by record id, without those
+        their source superseded (``supersede_record``)."""
         ...
 
     def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:

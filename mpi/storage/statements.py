@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    exists,
     func,
     insert,
     literal,
@@ -184,10 +185,15 @@ LINKS_BY_RECORD = select(t.link).where(t.link.c.record_id.in_(bindparam("ids", e
 LINKS_OF_PERSON = select(t.link).where(t.link.c.mpi_id == bindparam("mpi_id")).order_by(t.link.c.record_id)
 INSERT_LINK = insert(t.link)
 LINKED_TO_PERSONS = select(t.link.c.record_id).where(t.link.c.mpi_id.in_(bindparam("ids", expanding=True)))
+# A person's current records: one its source superseded (merged into another of its ids,
+# ADT^A40) still links to the person but no longer speaks for it.
 RECORDS_OF_PERSON = (
     select(_record)
     .join(t.link, t.link.c.record_id == _record.c.record_id)
-    .where(t.link.c.mpi_id == bindparam("mpi_id"))
+    .where(
+        t.link.c.mpi_id == bindparam("mpi_id"),
+        ~exists().where(t.superseded_record.c.record_id == _record.c.record_id),
+    )
     .order_by(_record.c.record_id)
 )
 _WITH_KEY = select(t.blocking_key.c.record_id).where(

@@ -274,6 +274,32 @@ def test_a40_merges_the_persons_and_supersedes_the_prior_identifier(mpi: Harness
     assert verify(mpi.services.store).ok
 
 
+@pytest.mark.parametrize("same_person", [False, True])
+def test_after_a40_the_golden_record_is_made_without_the_retired_identifier(
+    mpi: Harness, same_person: bool
+) -> None:
+    """The source said its id A-2 was a mistake for A-1: A-2's data no longer speaks for the person."""
+    register(mpi, "C1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M|||^^Esch^^L-4131^LU")
+    retired = (
+        "PID|||A-2^^^CHL||Weber^Jean||19820802|M|||^^Diekirch^^L-9201^LU"
+        if same_person
+        else "PID|||A-2^^^CHL||Hoffmann^Marc||19550101|M|||^^Diekirch^^L-9201^LU"
+    )
+    register(mpi, "C2", retired)
+    assert (person_of(mpi, "CHL", "A-1") == person_of(mpi, "CHL", "A-2")) is same_person
+    answer = mpi.send(f"{msh(kind='ADT^A40^ADT_A39', control='M1')}\nPID|||A-1^^^CHL\nMRG|A-2^^^CHL")
+    assert named(answer, "MSA") == ["MSA|AA|M1"]
+    golden = mpi.services.persons.show(person_of(mpi, "CHL", "A-1") or "").person.golden
+    assert (golden.family_name, golden.birth_date, golden.city) == ("Weber", "1982-08-02", "Esch")
+    pdq = mpi.send(
+        "MSH|^~\\&|PORTAL|ANY|DEMOGRAPHICS|ESANTE|20240101||QBP^Q22^QBP_Q21|P1|P|2.5\n"
+        "QPD|IHE PDQ Query|T2|@PID.5.1.1^WEBER\nRCP|I"
+    )
+    (pid,) = named(pdq, "PID")
+    assert "Weber^Jean" in pid and "Diekirch" not in pid
+    assert verify(mpi.services.store).ok
+
+
 def test_a40_with_an_unknown_target_changes_the_identifier(mpi: Harness) -> None:
     register(mpi, "C1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M")
     before = person_of(mpi, "CHL", "A-1")
