@@ -3,9 +3,10 @@
 :func:`compose_notifications` is the outbox's composer: for a person whose
 cross-references changed it writes, per consumer, an A31 whose PID-3 lists the
 person's identifiers in the consumer's domains, PID-5 a single space and PV1-2
-``N`` (ITI TF-2 3.10.4.1.2). Only persons with identifiers in two or more of
-those domains are announced, and the outbox drops an announcement equal to the
-last one the consumer got.
+``N`` (ITI TF-2 3.10.4.1.2). A person with identifiers in two or more of those
+domains is cross-referenced; one with fewer is announced only to withdraw a
+cross-reference the consumer was told of (the outbox decides, and drops an
+announcement that tells the consumer nothing new).
 
 :class:`Notifier` delivers: it moves new events into the outbox, then sends
 each consumer's oldest pending message over MLLP and files the outcome: AA/CA
@@ -47,10 +48,20 @@ def compose_notifications(config: HL7Config, clock: Callable[[], datetime]) -> C
         notes = []
         for consumer in config.consumers:
             wanted = [i for i in identifiers if consumer.wants(i.domain.authority)]
-            if len({i.domain.authority for i in wanted}) < 2:
+            if not wanted:
                 continue
+            # ITI TF-2 3.10.4.1.1: the manager notifies a consumer "when there is a change in a
+            # set of cross-referenced patient identifiers for any of the patient identifiers
+            # belonging to Patient Identifier Domains of interest to the consumer"; what it sends
+            # lists identifiers cross-referenced in two or more domains (design notes,
+            # INTEROP.md: only persons with identifiers in 2+ domains). A person left with one
+            # domain after being announced with more is such a change: it is announced with
+            # what is left, so the consumer drops the old cross-reference. One never announced
+            # with others is not (the outbox decides: see mpi.service.outbox).
+            cross_referenced = len({i.domain.authority for i in wanted}) >= 2
             announced = "\n".join(sorted(f"{i.domain.authority}|{i.value}" for i in wanted))
-            notes.append(Notification(consumer.name, announced, _a31(config, consumer, wanted, clock())))
+            payload = _a31(config, consumer, wanted, clock())
+            notes.append(Notification(consumer.name, announced, payload, cross_referenced))
         return notes
 
     return compose

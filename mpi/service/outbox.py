@@ -3,10 +3,24 @@
 Every change to the MPI, whichever adapter made it, is an event in the log.
 :meth:`Outbox.collect` reads the events after its cursor, finds the persons
 whose cross-references they may have changed, asks a *composer* (the HL7
-adapter) for the messages each consumer should get about each person, keeps
-those that announce something new to that consumer, and stores them with the
-advanced cursor in one transaction. So no change is missed and none is
-announced twice, across restarts, whichever process made it.
+adapter) for the message each consumer could get about each person, keeps
+those that tell that consumer something new, and stores them with the
+advanced cursor in one transaction. So no change is missed, across restarts,
+whichever process made it.
+
+Something new is judged by identifier, not by person alone: what a consumer
+believes about an identifier is what the last message listing it said, and
+that message may be about another person than the one holding it now (an
+unmerge gives identifiers back to a person retired meanwhile; a record moved
+away and back leaves its holder's own last message stale). So a person is
+announced unless the last message about it lists exactly its identifiers and
+no message about a person concerned by the same events lists one of them with
+others; a person that is not cross-referenced (see :class:`Notification`) is
+announced only when such a message lists one of its identifiers. Whatever the
+consumer was told about an identifier is, after each collection, the last
+message about the person holding it; an identifier that moves is in the last
+message about the person it left, a person concerned by the move: so it is
+among those compared, and a change is never missed (a repeat can happen).
 
 The cursor must not pass a transaction that has not committed yet: on
 PostgreSQL a later event can commit before an earlier one. A hole in the
@@ -40,8 +54,12 @@ class Notification:
     """A message a composer wants sent to one consumer about one person."""
 
     consumer: str
-    identifiers: str  # what it announces, as canonical text (equal text: nothing new)
+    identifiers: str  # what it announces: one identifier a line, sorted (equal text: nothing new)
     payload: bytes
+    # The person has identifiers in two or more of the consumer's domains. If not, the
+    # message only withdraws cross-references the consumer was told of, and goes out only
+    # when the consumer was told of one of its identifiers with others.
+    cross_referenced: bool = True
 
 
 Composer = Callable[[PersonIdentifiers, int], list[Notification]]
@@ -81,6 +99,18 @@ def persons_concerned(uow: UnitOfWork, events: Sequence[Event]) -> list[str]:
         links = uow.get_links(list(records))
         persons.update(dict.fromkeys(links[record_id].mpi_id for record_id in records if record_id in links))
     return list(persons)
+
+
+def _news(note: Notification, own: set[str] | None, told: Sequence[set[str]]) -> bool:
+    """Whether ``note`` tells its consumer something new, given the last message about its person
+    (``own``) and those about every person concerned by the events (``told``)."""
+    mine = set(note.identifiers.splitlines())
+    listed = [identifiers for identifiers in told if identifiers & mine]
+    if any(identifiers != mine for identifiers in listed):
+        return True  # the consumer links one of them with others
+    if own == mine:
+        return False  # the consumer knows exactly this
+    return note.cross_referenced or bool(listed)
 
 
 class Outbox:
@@ -129,7 +159,11 @@ class Outbox:
         fresh: list[OutboundMessage] = []
         for consumer in sorted({n.consumer for _, n in drafts}):
             wanted = [(p, n) for p, n in drafts if n.consumer == consumer]
-            announced = uow.last_announced(consumer, [p.mpi_id for p, _ in wanted])
+            # Retired persons too: their last messages may still list identifiers of others.
+            told = {
+                mpi_id: set(text.splitlines())
+                for mpi_id, text in uow.last_announced(consumer, persons).items()
+            }
             fresh.extend(
                 OutboundMessage(
                     message_id=0,
@@ -144,7 +178,7 @@ class Outbox:
                     next_attempt_at=now,
                 )
                 for person, note in wanted
-                if announced.get(person.mpi_id) != note.identifiers
+                if _news(note, told.get(person.mpi_id), list(told.values()))
             )
         uow.add_outbound(fresh)
         uow.set_event_cursor(self._cursor, seq)

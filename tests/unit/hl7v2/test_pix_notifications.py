@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from hl7_harness import CHL_OID, CONFIG, LAB_OID, MATRICULE, Harness, make_harness, msh
 
+from mpi.domain.commands import LinkRecord, MergePersons, UnlinkRecord, UnmergePerson
+from mpi.domain.records import RecordKey
 from mpi.hl7v2.config import parse_config
 from mpi.hl7v2.framing import Frame, MLLPDecoder, frame
 from mpi.hl7v2.notify import Notifier
 from mpi.hl7v2.parse import parse_message
+from mpi.service.crossrefs import CrossReferences
 from mpi.service.delivery import OutboundStatus
 
 
@@ -106,3 +110,124 @@ def test_an_unreachable_consumer_keeps_the_message_pending() -> None:
     rows = mpi.services.store.run(lambda uow: uow.pending_outbound(10), write=False)
     assert len(rows) == 1 and rows[0].attempts == 1 and rows[0].status is OutboundStatus.PENDING
     assert rows[0].next_attempt_at > rows[0].created_at
+
+
+# -- which persons are announced when cross-references change (ITI-10) ---------------------
+# A second consumer follows CHL and GP only: none of these persons ever has identifiers in two
+# of its domains, so it is never told anything (nor is a withdrawal owed to it).
+TWO_CONSUMERS: dict[str, Any] = {
+    **CONFIG,
+    "consumer": [*CONFIG["consumer"], {**CONFIG["consumer"][0], "name": "gp", "domains": ["CHL", "GP"]}],
+}
+
+Announced = list[tuple[str, str, list[str]]]
+
+
+def collect(mpi: Harness) -> Announced:
+    """Collect the new changes; the A31s they add: consumer, person, PID-3 as ``id^^^namespace``."""
+    store = mpi.services.store
+    before = {m.message_id for m in store.run(lambda uow: uow.pending_outbound(1000), write=False)}
+    mpi.outbox.collect()
+    rows = store.run(lambda uow: uow.pending_outbound(1000), write=False)
+    return [(m.consumer, m.mpi_id, _pid3(m.payload)) for m in rows if m.message_id not in before]
+
+
+def _pid3(payload: bytes) -> list[str]:
+    pid = parse_message(payload).find_segment("PID")
+    assert pid is not None
+    found = []
+    for repetition in pid.field(3).raw.split("~"):
+        components = repetition.split("^")
+        found.append(f"{components[0]}^^^{components[3].split('&')[0]}")
+    return found
+
+
+def person_of(mpi: Harness, authority: str, local_id: str) -> str:
+    found = CrossReferences(mpi.services.store).by_record(RecordKey(authority, local_id))
+    assert found is not None
+    return found.mpi_id
+
+
+def two_announced_persons() -> tuple[Harness, str, str]:
+    """p1 = {A-1, L-1} and p2 = {A-2, L-2}, both announced to the registry."""
+    mpi = make_harness(TWO_CONSUMERS)
+    mpi.outbox.collect()
+    feed(mpi, "HIS|CHL", "C1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M")
+    feed(mpi, "LIS|X", "L1", "PID|||L-1^^^LABO||Weber^Jean||19820802|M")
+    feed(mpi, "HIS|CHL", "C2", "PID|||A-2^^^CHL||Kremer^Paul||19600505|M")
+    feed(mpi, "LIS|X", "L2", "PID|||L-2^^^LABO||Kremer^Paul||19600505|M")
+    p1, p2 = person_of(mpi, "CHL", "A-1"), person_of(mpi, "CHL", "A-2")
+    assert p1 != p2
+    assert collect(mpi) == [
+        ("registry", p1, ["A-1^^^CHL", "L-1^^^LABO"]),
+        ("registry", p2, ["A-2^^^CHL", "L-2^^^LABO"]),
+    ]
+    return mpi, p1, p2
+
+
+def test_an_unmerge_announces_the_restored_person_again() -> None:
+    mpi, p1, p2 = two_announced_persons()
+    mpi.services.lifecycle.merge(MergePersons(p1, p2, "steward"))
+    assert collect(mpi) == [("registry", p1, ["A-1^^^CHL", "A-2^^^CHL", "L-1^^^LABO", "L-2^^^LABO"])]
+    mpi.services.lifecycle.unmerge(UnmergePerson(p2, "steward"))
+    # p2's identifiers are as when it was last announced, but the consumer was told since
+    # that they belong with A-1: it must hear that they do not any more.
+    assert sorted(collect(mpi)) == sorted(
+        [("registry", p1, ["A-1^^^CHL", "L-1^^^LABO"]), ("registry", p2, ["A-2^^^CHL", "L-2^^^LABO"])]
+    )
+    assert collect(mpi) == []
+
+
+def test_a_record_linked_away_and_back_announces_both_persons_each_time() -> None:
+    mpi, p1, p2 = two_announced_persons()
+    mpi.services.lifecycle.link(LinkRecord(RecordKey("LABO", "L-1"), p2, "steward"))
+    assert sorted(collect(mpi)) == sorted(
+        [
+            ("registry", p1, ["A-1^^^CHL"]),  # left with one domain: the link to L-1 is gone
+            ("registry", p2, ["A-2^^^CHL", "L-1^^^LABO", "L-2^^^LABO"]),
+        ]
+    )
+    mpi.services.lifecycle.link(LinkRecord(RecordKey("LABO", "L-1"), p1, "steward"))
+    assert sorted(collect(mpi)) == sorted(
+        [("registry", p1, ["A-1^^^CHL", "L-1^^^LABO"]), ("registry", p2, ["A-2^^^CHL", "L-2^^^LABO"])]
+    )
+
+
+def test_an_unlink_announces_the_persons_left_with_one_domain() -> None:
+    mpi, p1, _ = two_announced_persons()
+    mpi.services.lifecycle.unlink(UnlinkRecord(RecordKey("LABO", "L-1"), "steward"))
+    split_off = person_of(mpi, "LABO", "L-1")
+    assert person_of(mpi, "CHL", "A-1") == p1 and split_off != p1
+    assert sorted(collect(mpi)) == sorted(
+        [("registry", p1, ["A-1^^^CHL"]), ("registry", split_off, ["L-1^^^LABO"])]
+    )
+    # Told once: a later change of the same person that leaves its identifiers alone is silent.
+    feed(mpi, "HIS|CHL", "C3", "PID|||A-1^^^CHL||Weber^Jean||19820802|M|||^^Esch")
+    assert collect(mpi) == []
+
+
+def test_an_a24_announces_the_person_a_record_left() -> None:
+    mpi, p1, p2 = two_announced_persons()
+    answer = mpi.send(f"{msh('HIS|CHL', 'ADT^A24^ADT_A24', 'K1')}\nEVN|A24\nPID|||A-1^^^CHL\nPID|||A-2^^^CHL")
+    assert answer.find_segment("MSA") is not None and answer.get("MSA-1") == "AA"
+    assert person_of(mpi, "CHL", "A-2") == p1 and person_of(mpi, "LABO", "L-2") == p2
+    assert sorted(collect(mpi)) == sorted(
+        [
+            ("registry", p1, ["A-1^^^CHL", "A-2^^^CHL", "L-1^^^LABO"]),
+            ("registry", p2, ["L-2^^^LABO"]),  # A-2 is no longer cross-referenced with L-2
+        ]
+    )
+
+
+def test_each_consumer_hears_only_of_cross_references_in_its_domains() -> None:
+    mpi = make_harness(TWO_CONSUMERS)
+    mpi.outbox.collect()
+    feed(mpi, "HIS|CHL", "C1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M")
+    assert collect(mpi) == []
+    feed(mpi, "GPSOFT|X", "G1", "PID|||G-1^^^GP||Weber^Jean||19820802|M")
+    p1 = person_of(mpi, "CHL", "A-1")
+    assert person_of(mpi, "GP", "G-1") == p1
+    assert collect(mpi) == [("gp", p1, ["A-1^^^CHL", "G-1^^^GP"])]  # one registry domain only
+    mpi.services.lifecycle.unlink(UnlinkRecord(RecordKey("GP", "G-1"), "steward"))
+    split_off = person_of(mpi, "GP", "G-1")
+    assert sorted(collect(mpi)) == sorted([("gp", p1, ["A-1^^^CHL"]), ("gp", split_off, ["G-1^^^GP"])])
