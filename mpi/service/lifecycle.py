@@ -157,6 +157,7 @@ class Lifecycle:
             kept = current.mpi_id == target
             action = ReviewAction.CONFIRM_LINK if kept else ReviewAction.UNLINK_RECORD
             answer_record_mismatches(op, record.record_id, current.mpi_id, action, command.reason)
+            follow_moved_record(op, record.record_id, current.mpi_id, command.reason)
             if current.mpi_id != target and not op.uow.links_of_person(current.mpi_id):
                 merge_in(op, target, current.mpi_id, command.reason or f"its last record moved to {target}")
             return op.finish(EventKind.RECORD_LINKED, command.reason)
@@ -187,6 +188,7 @@ class Lifecycle:
             answer_record_mismatches(
                 op, record.record_id, current.mpi_id, ReviewAction.UNLINK_RECORD, command.reason
             )
+            follow_moved_record(op, record.record_id, current.mpi_id, command.reason)
             return op.finish(EventKind.RECORD_UNLINKED, command.reason)
 
         return self._run(command.actor, work)
@@ -238,6 +240,30 @@ def answer_record_mismatches(
     for task in op.uow.pending_reviews_of_persons([mpi_id]):
         if task.kind is ReviewKind.RECORD_MISMATCH and task.record_id == record_id:
             op.close_review(task, action, note)
+
+
+def follow_moved_record(op: Operation, record_id: int, left: str, note: str | None) -> None:
+    """The pending pair tasks judged on a record moved by hand away from ``left`` follow it to
+    its person: a task now pairing a person with itself is answered by the move (the record was
+    put with the candidate), one pairing persons judged not duplicates is answered by that."""
+    for task in op.uow.pending_reviews_of_persons([left]):
+        if task.kind is ReviewKind.RECORD_MISMATCH or record_id not in (
+            task.record_id,
+            task.candidate_record_id,
+        ):
+            continue
+        mine = op.link_of(task.record_id).mpi_id
+        theirs = (
+            op.link_of(task.candidate_record_id).mpi_id
+            if task.candidate_record_id is not None
+            else task.candidate_mpi_id
+        )
+        if mine == theirs:
+            op.close_review(task, ReviewAction.CONFIRM_LINK, note or "its record was linked by hand")
+        elif theirs in op.uow.not_duplicate_partners(mine):
+            op.close_review(task, ReviewAction.NOT_A_DUPLICATE, "the pair was judged not a duplicate")
+        else:
+            op.save_review(task, replace(task, mpi_id=mine, candidate_mpi_id=theirs))
 
 
 def _following_its_records(op: Operation, task: ReviewTask) -> ReviewTask:

@@ -384,6 +384,28 @@ def test_a_record_mismatch_is_answered_by_moving_the_record_by_hand(services: Se
     assert verify(services.store).ok
 
 
+def test_pair_tasks_follow_a_record_moved_by_hand(services: Services) -> None:
+    """A task is judged on two records: when a steward moves one, the task is about the persons
+    that now hold them (or answered, when the move put the two records together)."""
+    jean = register(services, "HOSP", "1", JEAN)
+    webber = register(services, "HOSP", "2", replace(JEAN, family_name="Webber"))
+    assert register(services, "LAB", "2", replace(JEAN, family_name="Webber", postcode=None)) == webber
+    (task,) = services.reviews.list()
+    hosp_2 = services.persons.record(RecordKey("HOSP", "2")).record.record_id
+    assert (task.record_id, task.mpi_id, task.candidate_mpi_id) == (hosp_2, webber, jean)
+
+    services.lifecycle.unlink(UnlinkRecord(RecordKey("HOSP", "2"), "alice", "a registration mix-up"))
+    alone = services.persons.record(RecordKey("HOSP", "2")).link.mpi_id
+    (moved,) = services.reviews.list()
+    assert (moved.task_id, moved.mpi_id, moved.candidate_mpi_id) == (task.task_id, alone, jean)
+
+    services.lifecycle.link(LinkRecord(RecordKey("HOSP", "2"), jean, "alice", "same ID card"))
+    assert services.reviews.list() == []  # the steward put the two records together
+    assert services.reviews.get(task.task_id).resolution is ReviewAction.CONFIRM_LINK
+    assert services.persons.show(jean).person.flags == frozenset()
+    assert verify(services.store).ok
+
+
 def test_identity_validation_and_strict_trait_change(services: Services) -> None:
     jean = register(services, "RNPP", "1", replace(JEAN, national_id="1893120105732"))
     assert services.persons.show(jean).person.trust is TrustStatus.RETRIEVED
