@@ -69,6 +69,18 @@ _ID_FIELDS = {"PID.3", "PID.3.1"}
 _ID_AUTHORITY_FIELDS = {"PID.3.4": 1, "PID.3.4.1": 1, "PID.3.4.2": 2, "PID.3.4.3": 3}
 _ACCOUNT_FIELDS = {"PID.18", "PID.18.1"}
 _ACCOUNT_AUTHORITY_FIELDS = {"PID.18.4": 1, "PID.18.4.1": 1, "PID.18.4.2": 2, "PID.18.4.3": 3}
+_SUPPORTED_FIELDS = frozenset().union(
+    _NAME_FIELDS,
+    _GIVEN_FIELDS,
+    _DATE_FIELDS,
+    _SEX_FIELDS,
+    _CITY_FIELDS,
+    _POSTCODE_FIELDS,
+    _ID_FIELDS,
+    _ID_AUTHORITY_FIELDS,
+    _ACCOUNT_FIELDS,
+    _ACCOUNT_AUTHORITY_FIELDS,
+)
 
 
 @dataclass(frozen=True)
@@ -132,13 +144,15 @@ class PdqQuery:
             total = len(hits)
         if not hits:
             return QueryAnswer("AA", "NF", (), ()), (0, 0, 0)
-        page, rest = hits[:limit], hits[limit:]
-        profiles = self._crossrefs.profiles([hit.mpi_id for hit in page])
+        found, rest = hits[:limit], hits[limit:]
+        profiles = self._crossrefs.profiles([hit.mpi_id for hit in found])
+        # A person merged away since the query's first page is no longer there to answer: the
+        # counts say what is returned, not what was found then.
+        page = [hit for hit in found if hit.mpi_id in profiles]
+        total -= len(found) - len(page)
         body: list[str] = []
         for hit in page:
-            profile = profiles.get(hit.mpi_id)
-            if profile is not None:
-                body += self._person_segments(message, profile, hit, query.domains)
+            body += self._person_segments(message, profiles[hit.mpi_id], hit, query.domains)
         if rest:
             token = self._continuations.remember(sender, qpd.get(2), qpd.raw, rest, total)
             body.append(encode_segment("DSC", {1: token, 2: "I"}, message.delimiters))
@@ -192,6 +206,16 @@ class PdqQuery:
             name = repetition.component(1).value.strip().lstrip("@").upper()
             value = repetition.component(2).value.strip()
             where = f"QPD^1^3^{number}"
+            if not name and not value:
+                continue  # an empty repetition asks for nothing
+            # A field this supplier does not search is refused even without a value: the
+            # consumer meant something by it, and answering as if it were absent misleads.
+            if name not in _SUPPORTED_FIELDS:
+                raise HL7Error(
+                    f"query field @{name} is not supported",
+                    code=ErrorCode.TABLE_VALUE_NOT_FOUND,
+                    location=f"{where}^1",
+                )
             if not value:
                 continue
             if name in _ID_FIELDS:
@@ -216,12 +240,6 @@ class PdqQuery:
                 values["city"] = value
             elif name in _POSTCODE_FIELDS:
                 values["postcode"] = value
-            else:
-                raise HL7Error(
-                    f"query field @{name} is not supported",
-                    code=ErrorCode.TABLE_VALUE_NOT_FOUND,
-                    location=f"{where}^1",
-                )
         if (identifier is None) != (not authority):
             raise HL7Error(
                 "@PID.3.1 and @PID.3.4 go together: an identifier means nothing without its domain",

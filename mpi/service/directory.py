@@ -65,18 +65,21 @@ class Criteria:
     city: str | None = None
 
     def probe(self) -> Demographics:
-        """The criteria as a record to score candidates against (wildcards dropped)."""
+        """The criteria as a record to score candidates against: only the exact ones. A name
+        with a wildcard or a partial birth date is a filter every hit has met already; scored,
+        ``Schm*`` would read as the name "Schm" and count against a Schmit it found."""
 
-        def plain(value: str | None) -> str | None:
-            return value.rstrip(WILDCARD).strip() or None if value else None
+        def exact(value: str | None) -> str | None:
+            return None if not value or WILDCARD in value else value.strip() or None
 
+        full_date = self.birth_date if self.birth_date and "-00" not in self.birth_date else None
         return Demographics(
-            family_name=plain(self.family_name),
-            given_names=plain(self.given_name),
-            birth_date=self.birth_date,
+            family_name=exact(self.family_name),
+            given_names=exact(self.given_name),
+            birth_date=full_date,
             sex=self.sex,
             postcode=self.postcode,
-            city=self.city,
+            city=exact(self.city),
         )
 
 

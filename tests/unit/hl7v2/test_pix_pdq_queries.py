@@ -7,7 +7,17 @@ answer case the transactions define.
 from __future__ import annotations
 
 import pytest
-from hl7_harness import CHL_OID, LAB_OID, MATRICULE, Harness, another_process, make_harness, msh, named
+from hl7_harness import (
+    CHL_OID,
+    CONFIG,
+    LAB_OID,
+    MATRICULE,
+    Harness,
+    another_process,
+    make_harness,
+    msh,
+    named,
+)
 
 from mpi.domain.records import RecordKey
 from mpi.service.audit import verify
@@ -218,6 +228,49 @@ def test_a_pdq_answer_in_ascii_keeps_the_letters_of_accented_names(mpi: Harness)
     answer = mpi.send(f"{header}\nQPD|IHE PDQ Query|T2|@PID.3.1^L-1~@PID.3.4.1^LABO\nRCP|I")
     (pid,) = named(answer, "PID")
     assert "|Weber^Jean" in pid and "?" not in pid
+
+
+def test_a_wildcard_or_partial_date_a_hit_meets_does_not_lower_its_confidence() -> None:
+    """Schm* found Schmit: scoring the query as the name "Schm" would call that a disagreement,
+    and a confidence floor would then drop the very persons the query found."""
+    harness = make_harness({**CONFIG, "queries": {"default_limit": 10, "min_confidence": 0.5}})
+    sent = harness.send(f"{msh('HIS|CHL', 'ADT^A04^ADT_A01', 'H1')}\nPID|||A-1^^^CHL||Weber^Jean||19820802|M")
+    assert named(sent, "MSA") == ["MSA|AA|H1"]
+    for criteria in ("@PID.5.1.1^WEBER", "@PID.5.1.1^WEB*", "@PID.5.1.1^WEBER~@PID.7^1982", "@PID.5.2^J*"):
+        answer = pdq(harness, criteria)
+        assert "QAK|T2|OK|IHE PDQ Query|1|1|0" in answer, criteria
+        (qri,) = [s for s in answer if s.startswith("QRI")]
+        assert qri.startswith("QRI|1.0000|"), criteria
+
+
+def test_an_unsupported_query_field_is_refused_even_without_a_value(mpi: Harness) -> None:
+    answer = pdq(mpi, "@PID.5.1.1^SCHMIT~@PID.99^")
+    assert answer[1] == "MSA|AE|P1"
+    assert [s.rsplit("|", 3)[0] for s in answer if s.startswith("ERR")] == [
+        "ERR||QPD^1^3^2^1|103^Table Value Not Found^HL70357|E"
+    ]
+
+
+def test_a_person_merged_away_between_pages_is_not_counted(mpi: Harness) -> None:
+    first = pdq(mpi, "@PID.5.1.1^SCHM*", rcp="RCP|I|1^RD")
+    assert "QAK|T2|OK|IHE PDQ Query|3|1|2" in first
+    pointer = next(s for s in first if s.startswith("DSC")).split("|")[1]
+    shown = next(s for s in first if s.startswith("PID"))
+    rest = [k for k in ("A-2", "A-3", "A-4") if f"|{k}^" not in shown]
+    merged = mpi.send(
+        f"{msh(kind='ADT^A40^ADT_A39', control='M1')}\nPID|||{rest[0]}^^^CHL\nMRG|{rest[1]}^^^CHL"
+    )
+    assert named(merged, "MSA") == ["MSA|AA|M1"]
+    pages = []
+    while pointer:
+        page = pdq(mpi, "@PID.5.1.1^SCHM*", control=f"P{len(pages) + 2}", rcp=f"RCP|I|1^RD\nDSC|{pointer}|I")
+        pages.append(page)
+        dsc = [s for s in page if s.startswith("DSC")]
+        pointer = dsc[0].split("|")[1] if dsc else ""
+    for page in pages:
+        (qak,) = [s for s in page if s.startswith("QAK")]
+        returned = len([s for s in page if s.startswith("PID")])
+        assert int(qak.split("|")[5]) == returned, page  # QAK-5: the persons in this answer
 
 
 def test_pdq_domains_to_return(mpi: Harness) -> None:
