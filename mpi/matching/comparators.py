@@ -140,7 +140,10 @@ def first_token_codes(records: EncodedRecords, column: str) -> Codes:
     token_code = np.array(
         [position.get(value.split(" ", 1)[0], -1) for value in col.vocab.tolist()], dtype=np.int32
     )
-    codes = np.where(col.codes >= 0, token_code[np.maximum(col.codes, 0)], -1).astype(np.int32)
+    if token_code.size == 0:  # no record has a value in the column
+        codes = np.full(col.codes.shape, -1, dtype=np.int32)
+    else:
+        codes = np.where(col.codes >= 0, token_code[np.maximum(col.codes, 0)], -1).astype(np.int32)
     records.memo[key] = codes
     return codes
 

@@ -184,3 +184,15 @@ def test_stored_forms_change_only_with_their_stamp(matcher: EngineMatcher) -> No
         f"the standardised forms changed (digest {digest}): bump LAYOUT_VERSION in "
         "mpi/matching/stored_form.py, then record the new digest here"
     )
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [Demographics(), Demographics(birth_date="1980-01-02"), Demographics(sex="F", postcode="1234")],
+    ids=["nothing", "a birth date", "sex and postcode"],
+)
+def test_records_without_any_name_are_scored(matcher: EngineMatcher, probe: Demographics) -> None:
+    """A PDQ by birth date alone scores its probe against itself: no record has a name then."""
+    (alone,) = matcher.score(probe, [probe])
+    (against,) = matcher.score(probe, [Demographics(family_name="Schmit", birth_date="1980-01-02")])
+    assert np.isfinite(alone.match_weight) and np.isfinite(against.match_weight)
