@@ -4,8 +4,8 @@ QPD-3 holds the criteria as ``@field^value`` repetitions; supported fields:
 
 =========================================  =========================================
 ``@PID.3.1`` with ``@PID.3.4[.n]``         an identifier in a domain (both needed)
-``@PID.5``, ``@PID.5.1``, ``@PID.5.1.1``   family name (or birth name); ``*`` ends a prefix
-``@PID.5.2``                               given name; ``*`` ends a prefix
+``@PID.5``, ``@PID.5.1``, ``@PID.5.1.1``   family name (or birth name); ``*`` any letters
+``@PID.5.2``                               given name; ``*`` any letters
 ``@PID.7``, ``@PID.7.1``                   birth date, ``YYYY[MM[DD]]``
 ``@PID.8``                                 sex
 ``@PID.11.3``, ``@PID.11.5``               city, postal code
@@ -14,9 +14,11 @@ QPD-3 holds the criteria as ``@field^value`` repetitions; supported fields:
 =========================================  =========================================
 
 Names match ignoring case and accents, exactly or phonetically (Double
-Metaphone), through :class:`~mpi.service.directory.PersonDirectory`; the hits are
-scored by the matching engine, whose confidence goes in QRI-1. QPD-8 limits the
-identifiers returned (and the persons: only those with one in those domains);
+Metaphone), a surname with particles also by its words run together or its last
+word ("Delacruz", "Cruz" for "de la Cruz"), through
+:class:`~mpi.service.directory.PersonDirectory`; the hits are scored by the
+matching engine, whose confidence goes in QRI-1. QPD-8 limits the identifiers
+returned (and the persons: only those with one in those domains);
 an unknown QPD-8 domain is AE with ``QPD^1^8^<repetition>`` 204. RCP-2 caps a
 response; when more hits remain the response says so in QAK-4/5/6 and carries
 ``DSC|<pointer>|I``, and the consumer asks for the next ones by repeating the

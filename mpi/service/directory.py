@@ -19,6 +19,7 @@ tenth of the base, the base is rebuilt.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ _EVENT_BATCH = 5000
 _ATTRIBUTES = (
     "family",
     "family_dm",
+    "family_compact",
+    "family_last",
     "birth_name",
     "birth_name_dm",
     "given",
@@ -55,7 +58,7 @@ Codes = npt.NDArray[np.int32]
 
 @dataclass(frozen=True)
 class Criteria:
-    """What a query asks for; ``None`` is "any". Names may end with ``*`` (a prefix)."""
+    """What a query asks for; ``None`` is "any". In names and the city ``*`` stands for any letters."""
 
     family_name: str | None = None
     given_name: str | None = None
@@ -117,6 +120,10 @@ def _search_keys(records: Sequence[SourceRecord]) -> dict[str, list[str]]:
             distinct = list(set(folded))
             code_of = dict(zip(distinct, double_metaphone(distinct), strict=True))
             keys[f"{column}_dm"] = [code_of[value] for value in folded]
+    # A surname with particles is found under its other spellings: "de la Cruz" by "Delacruz"
+    # (the words run together) and by "Cruz" (its last word), "van der Berg" by "Berg".
+    keys["family_compact"] = [value.replace(" ", "") for value in keys["family"]]
+    keys["family_last"] = [value.rsplit(" ", 1)[-1] if " " in value else "" for value in keys["family"]]
     keys["birth_date"] = [d.birth_date or "" for d in demographics]
     keys["sex"] = [(d.sex or "").strip().upper()[:1] for d in demographics]
     keys["postcode"] = [(d.postcode or "").strip().upper() for d in demographics]
@@ -156,6 +163,15 @@ class _Table:
         offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
         self.visible[self._order[starts + offsets]] = False
 
+    def match_pattern(self, attribute: str, pattern: re.Pattern[str]) -> npt.NDArray[np.bool_]:
+        """Rows whose value matches ``pattern`` whole (tried once per distinct value)."""
+        vocabulary = self.vocabularies[attribute]
+        fits = np.fromiter(
+            (pattern.fullmatch(v) is not None for v in vocabulary.tolist()), bool, len(vocabulary)
+        )
+        matched: npt.NDArray[np.bool_] = fits[self.codes[attribute]] if len(vocabulary) else fits
+        return matched
+
     def match(self, attribute: str, wanted: str, prefix: bool = False) -> npt.NDArray[np.bool_]:
         vocabulary = self.vocabularies[attribute]
         codes = self.codes[attribute]
@@ -173,9 +189,13 @@ class _Table:
 
 
 def _name_mask(table: _Table, attributes: tuple[str, ...], value: str) -> npt.NDArray[np.bool_]:
-    """Folded-exact or phonetic agreement on any of ``attributes`` (a prefix when ``value`` ends in *)."""
-    is_prefix = value.endswith(WILDCARD)
-    folded = fold(value.rstrip(WILDCARD))
+    """Folded-exact or phonetic agreement on any of ``attributes``; ``*`` stands for any letters
+    (at the end: a prefix; elsewhere: a pattern)."""
+    stem = value.rstrip(WILDCARD)
+    if WILDCARD in stem:
+        return _pattern_mask(table, attributes, value)
+    is_prefix = stem != value
+    folded = fold(stem)
     if attributes[0] == "given":
         folded = folded.split(" ")[0] if folded else ""
     mask = np.zeros(len(table), dtype=bool)
@@ -186,6 +206,21 @@ def _name_mask(table: _Table, attributes: tuple[str, ...], value: str) -> npt.ND
         mask |= table.match(attribute, folded, prefix=is_prefix)
         if phonetic:
             mask |= table.match(f"{attribute}_dm", phonetic)
+    if attributes[0] == "family":
+        compact = folded.replace(" ", "")
+        mask |= table.match("family_compact", compact, prefix=is_prefix)
+        if " " not in folded:
+            mask |= table.match("family_last", folded, prefix=is_prefix)
+    return mask
+
+
+def _pattern_mask(table: _Table, attributes: tuple[str, ...], value: str) -> npt.NDArray[np.bool_]:
+    """``value`` with a ``*`` before its end: each part folded, ``*`` any letters in between."""
+    parts = [fold(part) for part in value.split(WILDCARD)]
+    pattern = re.compile(".*".join(re.escape(part) for part in parts))
+    mask = np.zeros(len(table), dtype=bool)
+    for attribute in attributes:
+        mask |= table.match_pattern(attribute, pattern)
     return mask
 
 
@@ -214,7 +249,7 @@ def _criteria_mask(table: _Table, criteria: Criteria) -> npt.NDArray[np.bool_]:
     if criteria.city:
         mask &= (
             _name_mask(table, ("city",), criteria.city)
-            if criteria.city.endswith(WILDCARD)
+            if WILDCARD in criteria.city
             else (table.match("city", fold(criteria.city)))
         )
     return mask

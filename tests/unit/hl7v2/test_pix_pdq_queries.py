@@ -273,6 +273,35 @@ def test_a_person_merged_away_between_pages_is_not_counted(mpi: Harness) -> None
         assert int(qak.split("|")[5]) == returned, page  # QAK-5: the persons in this answer
 
 
+@pytest.mark.parametrize(
+    ("criteria", "found"),
+    [
+        ("@PID.5.1.1^*MIT", 1),  # Schmit
+        ("@PID.5.1.1^*MIT*", 2),  # Schmit, Schmitt
+        ("@PID.5.1.1^S*T", 3),  # Schmit, Schmitt, Schmidt
+        ("@PID.5.1.1^S*TT", 1),  # Schmitt
+        ("@PID.5.1.1^*DT", 1),  # Schmidt
+        ("@PID.5.2^*AIRE", 1),  # Claire
+        ("@PID.11.3^E*H", 1),  # Esch
+    ],
+)
+def test_a_wildcard_anywhere_in_a_name_stands_for_any_letters(
+    mpi: Harness, criteria: str, found: int
+) -> None:
+    answer = pdq(mpi, criteria)
+    assert f"QAK|T2|OK|IHE PDQ Query|{found}|{found}|0" in answer, answer
+
+
+@pytest.mark.parametrize("surname", ["de la Cruz", "Delacruz", "DE-LA-CRUZ", "Cruz", "Dela*", "cru*"])
+def test_a_surname_with_particles_is_found_under_its_other_spellings(mpi: Harness, surname: str) -> None:
+    sent = mpi.send(
+        f"{msh('HIS|CHL', 'ADT^A04^ADT_A01', 'H9')}\nPID|||A-9^^^CHL||de la Cruz^Maria||19770707|F"
+    )
+    assert named(sent, "MSA") == ["MSA|AA|H9"]
+    answer = pdq(mpi, f"@PID.5.1.1^{surname}")
+    assert "QAK|T2|OK|IHE PDQ Query|1|1|0" in answer, answer
+
+
 def test_pdq_domains_to_return(mpi: Harness) -> None:
     answer = pdq(mpi, "@PID.5.1.1^WEBER", extra="|||||^^^LABO")
     pids = [s for s in answer if s.startswith("PID")]
