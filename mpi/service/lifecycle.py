@@ -244,40 +244,38 @@ def answer_record_mismatches(
 
 def follow_moved_record(op: Operation, record_id: int, left: str, note: str | None) -> None:
     """The pending pair tasks judged on a record moved by hand away from ``left`` follow it to
-    its person: a task now pairing a person with itself is answered by the move (the record was
-    put with the candidate), one pairing persons judged not duplicates is answered by that."""
+    its person (answered when the move put the task's two records together)."""
     for task in op.uow.pending_reviews_of_persons([left]):
-        if task.kind is ReviewKind.RECORD_MISMATCH or record_id not in (
+        if task.kind is not ReviewKind.RECORD_MISMATCH and record_id in (
             task.record_id,
             task.candidate_record_id,
         ):
-            continue
-        mine = op.link_of(task.record_id).mpi_id
-        theirs = (
-            op.link_of(task.candidate_record_id).mpi_id
-            if task.candidate_record_id is not None
-            else task.candidate_mpi_id
-        )
-        if mine == theirs:
-            op.close_review(task, ReviewAction.CONFIRM_LINK, note or "its record was linked by hand")
-        elif theirs in op.uow.not_duplicate_partners(mine):
-            op.close_review(task, ReviewAction.NOT_A_DUPLICATE, "the pair was judged not a duplicate")
-        else:
-            op.save_review(task, replace(task, mpi_id=mine, candidate_mpi_id=theirs))
+            mine, theirs = _holders(op, task)
+            op.repoint_review(
+                task,
+                mine,
+                theirs,
+                together=ReviewAction.CONFIRM_LINK,
+                note=note or "its record was linked by hand",
+            )
 
 
 def _following_its_records(op: Operation, task: ReviewTask) -> ReviewTask:
     """``task`` pointing at the persons its records are now linked to (unchanged if that would
     pair a person with itself where two persons are meant)."""
-    mpi_id = op.link_of(task.record_id).mpi_id
+    mine, theirs = _holders(op, task)
     if task.kind is ReviewKind.RECORD_MISMATCH:
-        return replace(task, mpi_id=mpi_id, candidate_mpi_id=mpi_id)
-    candidate = (
-        op.link_of(task.candidate_record_id).mpi_id
-        if task.candidate_record_id is not None
-        else task.candidate_mpi_id
-    )
-    return task if mpi_id == candidate else replace(task, mpi_id=mpi_id, candidate_mpi_id=candidate)
+        return replace(task, mpi_id=mine, candidate_mpi_id=mine)
+    return task if mine == theirs else replace(task, mpi_id=mine, candidate_mpi_id=theirs)
+
+
+def _holders(op: Operation, task: ReviewTask) -> tuple[str, str]:
+    """The persons that now hold the task's record and its candidate (the candidate person as
+    raised when the task names no candidate record)."""
+    theirs = task.candidate_mpi_id
+    if task.candidate_record_id is not None:
+        theirs = op.link_of(task.candidate_record_id).mpi_id
+    return op.link_of(task.record_id).mpi_id, theirs
 
 
 _MERGES = frozenset({EventKind.PERSONS_MERGED, EventKind.REVIEW_RESOLVED})

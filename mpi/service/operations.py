@@ -377,20 +377,29 @@ class Operation:
         return closed
 
     def transfer_reviews(self, source: str, target: str, note: str) -> None:
-        """Point the pending tasks of ``source`` at ``target``; a task that now pairs ``target``
-        with itself is answered by the merge that caused it, and one that now pairs two persons
-        already judged not to be duplicates by that judgement (such a pair is never proposed
-        again)."""
-        kept_apart = self.uow.not_duplicate_partners(target)
+        """Point the pending tasks of ``source`` at ``target`` (see :meth:`repoint_review`: a task
+        now pairing ``target`` with itself is answered by the merge that caused it)."""
         for task in self.uow.pending_reviews_of_persons([source]):
             mpi_id = target if task.mpi_id == source else task.mpi_id
             candidate = target if task.candidate_mpi_id == source else task.candidate_mpi_id
-            if task.kind is not ReviewKind.RECORD_MISMATCH and mpi_id == candidate:
-                self.close_review(task, ReviewAction.MERGE, note)
-            elif task.kind is not ReviewKind.RECORD_MISMATCH and {mpi_id, candidate} - {target} <= kept_apart:
-                self.close_review(task, ReviewAction.NOT_A_DUPLICATE, "the pair was judged not a duplicate")
-            else:
+            if task.kind is ReviewKind.RECORD_MISMATCH:
                 self.save_review(task, replace(task, mpi_id=mpi_id, candidate_mpi_id=candidate))
+            else:
+                self.repoint_review(task, mpi_id, candidate, together=ReviewAction.MERGE, note=note)
+
+    def repoint_review(
+        self, task: ReviewTask, mpi_id: str, candidate: str, *, together: ReviewAction, note: str | None
+    ) -> None:
+        """Point a pending pair task at ``mpi_id`` and ``candidate``. One that would pair a person
+        with itself is answered with ``together`` (what brought its records together); one that
+        would pair persons judged not duplicates is answered by that judgement (such a pair is
+        never proposed again)."""
+        if mpi_id == candidate:
+            self.close_review(task, together, note)
+        elif candidate in self.uow.not_duplicate_partners(mpi_id):
+            self.close_review(task, ReviewAction.NOT_A_DUPLICATE, "the pair was judged not a duplicate")
+        else:
+            self.save_review(task, replace(task, mpi_id=mpi_id, candidate_mpi_id=candidate))
 
     def add_not_duplicate(self, first: str, second: str, reason: str | None) -> None:
         pair = person_pair(first, second)

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         if url.startswith("postgresql+psycopg://"):
             return url
         if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///").split("?", 1)[0]
+            path = _sqlite_path(url)
             if not path or path == ":memory:":
                 raise ValueError("an in-memory SQLite database is lost between connections; name a file")
             return url
@@ -86,7 +86,12 @@ class Settings(BaseSettings):
         """The SQLite database file (``None`` for PostgreSQL)."""
         if not self.is_sqlite:
             return None
-        return Path(self.database_url.removeprefix("sqlite:///").split("?", 1)[0])
+        return Path(_sqlite_path(self.database_url))
+
+
+def _sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///PATH[?options]`` URL, as written."""
+    return url.removeprefix("sqlite:///").split("?", 1)[0]
 
 
 def load_settings(**overrides: Any) -> Settings:
