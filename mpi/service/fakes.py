@@ -31,6 +31,7 @@ from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
 from mpi.service.ports import (
     Candidate,
+    CandidateQuery,
     Continuation,
     LinkRow,
     NewIdentifier,
@@ -196,6 +197,15 @@ class _FakeUnitOfWork:
             for r, m in self.linked_records(sorted(found))
             for form in [self.t.forms.get(r.record_id)]
         ]
+
+    def lock_then_read(
+        self, lock: Sequence[str], record: RecordKey | None, candidates: CandidateQuery | None
+    ) -> tuple[SourceRecord | None, list[Candidate] | None]:
+        self.lock_keys(lock)
+        found = self.find_record(record) if record is not None else None
+        if candidates is None:
+            return found, None
+        return found, self.candidate_records(candidates.keys, candidates.identifier)
 
     def get_person(self, mpi_id: str) -> Person | None:
         return self.s.persons.get(mpi_id)

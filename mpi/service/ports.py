@@ -89,6 +89,15 @@ class Candidate:
         return self.holder_traits is not None
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateQuery:
+    """What a probe's candidates are read by: its blocking keys, and the identifier its other
+    holders are found by (``(system, value)``, or ``None``)."""
+
+    keys: Sequence[str]
+    identifier: tuple[str, str] | None = None
+
+
 @dataclass(frozen=True)
 class NewIdentifier:
     """An identifier to store with a new record (see ``UnitOfWork.add_indexed_record``)."""
@@ -235,6 +244,14 @@ class UnitOfWork(Protocol):
         """Records sharing a blocking key, or the active ``(system, value)`` identifier, by record
         id: a probe's candidates, each with its person and its stored form; the record itself is
         read only for those without a form."""
+        ...
+
+    def lock_then_read(
+        self, lock: Sequence[str], record: RecordKey | None, candidates: CandidateQuery | None
+    ) -> tuple[SourceRecord | None, list[Candidate] | None]:
+        """``lock_keys(lock)``, then ``find_record(record)`` and ``candidate_records`` of
+        ``candidates`` (each ``None`` when not asked for), both read once the locks are held:
+        in one round trip to a database server that allows it."""
         ...
 
     # -- persons and links ----------------------------------------------------------

@@ -107,3 +107,43 @@ def test_a_column_default_computed_in_python_is_still_applied() -> None:
     with engine.connect() as connection, connection.begin():
         DirectStatements(connection).execute(insert(table), {"id": 1})
         assert connection.execute(select(table.c.by)).scalar_one() == "mpi"
+
+
+def test_statements_run_together_give_what_each_gives_alone(engine: Engine) -> None:
+    with engine.connect() as connection, connection.begin():
+        mpi_id = connection.exec_driver_sql("SELECT mpi_id FROM person").scalar_one()
+        calls: list[tuple[Executable, dict[str, Any]]] = [
+            (q.FIND_RECORD, {"authority": "CHL", "local_id": "1"}),
+            (q.PERSON, {"mpi_id": mpi_id}),
+            (q.LINKS_OF_PERSON, {"mpi_id": mpi_id}),
+            (q.FIND_RECORD, {"authority": "CHL", "local_id": "nobody"}),
+        ]
+        direct = DirectStatements(connection)
+        together = [result.mappings().all() for result in direct.execute_all(calls)]
+        alone = [direct.execute(statement, params).mappings().all() for statement, params in calls]
+        assert together == alone
+        assert [len(rows) for rows in together] == [1, 1, 2, 0]
+
+
+def test_a_failing_statement_among_several_raises_and_the_connection_stays_usable(engine: Engine) -> None:
+    with engine.connect() as connection:
+        with pytest.raises(IntegrityError) as raised, connection.begin():
+            mpi_id = connection.exec_driver_sql("SELECT mpi_id FROM person").scalar_one()
+            direct = DirectStatements(connection)
+            row = direct.execute(q.PERSON, {"mpi_id": mpi_id}).mappings().first()
+            assert row is not None
+            direct.execute_all(
+                [
+                    (q.FIND_RECORD, {"authority": "CHL", "local_id": "1"}),
+                    (q.INSERT_PERSON, row),  # the same id again
+                    (q.PERSON, {"mpi_id": mpi_id}),
+                ]
+            )
+        assert raised.value.orig is not None  # the driver's error, for the store's retry decision
+        with connection.begin():
+            direct = DirectStatements(connection)
+            rows = direct.execute_all(
+                [(q.PERSON, {"mpi_id": mpi_id}), (q.LINKS_OF_PERSON, {"mpi_id": mpi_id})]
+            )
+            assert [len(result.all()) for result in rows] == [1, 2]
+            assert connection.exec_driver_sql("SELECT count(*) FROM person").scalar_one() == 1
