@@ -9,6 +9,7 @@ HL7 AE/AR) without ever showing a traceback::
     ├── InputError      an input file is unusable (names the file, row and column)
     ├── NotFound        an id that does not exist            (HTTP 404)
     ├── Conflict        a request that contradicts the state  (HTTP 409)
+    ├── NotReady        a part of the service still starting   (HTTP 503, HL7 AR)
     └── HL7Error        an HL7 message that must be refused   (AE/AR)
 """
 
@@ -63,6 +64,10 @@ class Conflict(MPIError):
 
 class DatabaseUnavailable(MPIError):
     """The database cannot be reached or refuses the connection."""
+
+
+class NotReady(MPIError):
+    """A part of the service is still starting (the person directory loading): ask again shortly."""
 
 
 class ListenError(MPIError):

@@ -36,7 +36,7 @@ from datetime import datetime
 
 from mpi.domain.access import AccessAction
 from mpi.domain.records import Demographics
-from mpi.errors import HL7Error
+from mpi.errors import HL7Error, NotReady
 from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack
 from mpi.hl7v2.codes import ErrorCode
 from mpi.hl7v2.config import DomainConfig, DomainKind, HL7Config
@@ -118,6 +118,9 @@ class PdqQuery:
             answer, counts = self._answer(message, message.segment("QPD"))
         except HL7Error as error:
             answer, counts = QueryAnswer("AE", "AE", unknown_domain_errors(error), ()), None
+        except NotReady as error:  # a server still starting: AR, the consumer may ask again
+            starting = HL7Error(str(error), code=ErrorCode.APPLICATION_INTERNAL_ERROR)
+            answer, counts = QueryAnswer("AR", "AR", (ErrorDetail.from_error(starting),), ()), None
         audit_query(self._audit, message, AccessAction.DEMOGRAPHICS_QUERIED, answer, self._clock())
         requested = message.msh.receiving_application
         sender = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,8 +91,11 @@ async def run(
     executor = ThreadPoolExecutor(max_workers=listener.workers, thread_name_prefix="mpi-hl7")
     loop = asyncio.get_running_loop()
     runtime.access_log.start()
+    background: list[asyncio.Task[None]] = []
     try:
-        await loop.run_in_executor(executor, runtime.directory.refresh)
+        # The PDQ directory loads in the background (seconds per million records): feeds and PIX
+        # are served meanwhile, and a PDQ query gets AR until it is loaded.
+        background.append(asyncio.create_task(runtime_directory_refresher(runtime, executor, stop)))
         if runtime.outbox is not None:
             # Before the first message: a first run starts the outbox's cursor at the end of the log.
             await loop.run_in_executor(executor, runtime.outbox.collect)
@@ -99,7 +103,6 @@ async def run(
             listener, runtime.application.handle, runtime.application.refuse_unparsable, executor
         )
         await server.start(sock)
-        background = [asyncio.create_task(runtime_directory_refresher(runtime, executor, stop))]
         if runtime.outbox is not None:
             notifier = Notifier(runtime.config, runtime.outbox, executor)
             background.append(asyncio.create_task(notifier.run(stop)))
@@ -111,6 +114,8 @@ async def run(
         await server.stop()
         await asyncio.gather(*background, return_exceptions=True)
     finally:
+        for task in background:  # only still running when the server failed to start
+            task.cancel()
         executor.shutdown(wait=True)
         try:
             runtime.access_log.close()  # every answered query is in the trail before the process ends
@@ -125,9 +130,17 @@ async def runtime_directory_refresher(
     """Keep the PDQ directory current with changes made by every process, not only this one."""
     loop = asyncio.get_running_loop()
     interval = runtime.config.notifications.poll_interval_seconds
+    directory = runtime.directory
     while not stop.is_set():
         try:
-            await loop.run_in_executor(executor, runtime.directory.refresh)
+            if directory.loaded:
+                await loop.run_in_executor(executor, directory.refresh)
+            else:
+                started = time.perf_counter()
+                log.info("loading the PDQ directory")
+                await loop.run_in_executor(executor, directory.refresh)
+                took = time.perf_counter() - started
+                log.info("PDQ directory loaded: %d records in %.1f s", len(directory), took)
         except Exception:
             log.exception("refreshing the PDQ directory failed; retrying")
         with_timeout = asyncio.ensure_future(stop.wait())

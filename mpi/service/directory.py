@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,14 +29,16 @@ import numpy.typing as npt
 
 from mpi.domain.events import IdentifierChanged, LinkChanged, RecordChanged
 from mpi.domain.records import Demographics, SourceRecord
+from mpi.errors import NotReady
 from mpi.matching.phonetics import double_metaphone
 from mpi.matching.standardise import fold
-from mpi.service.ports import Matcher, Store, UnitOfWork
+from mpi.service.ports import SEARCHED_FIELDS, Matcher, Store, UnitOfWork
 
 WILDCARD = "*"
 _REBUILD_SHARE = 0.1
 _MAX_DELTA_TABLES = 32
 _EVENT_BATCH = 5000
+_READ_BATCH = 50_000  # records per fetch when the whole directory is read
 _ATTRIBUTES = (
     "family",
     "family_dm",
@@ -96,18 +98,18 @@ def _first_given(values: Sequence[str]) -> list[str]:
     return [value.split(" ")[0] if value else "" for value in values]
 
 
-def _search_keys(records: Sequence[SourceRecord]) -> dict[str, list[str]]:
-    """Per attribute, the folded or phonetic key of each record, computed once per distinct value.
+def _search_keys(traits: Mapping[str, Sequence[str | None]]) -> dict[str, list[str]]:
+    """Per attribute, the folded or phonetic key of each record, computed once per distinct value
+    (``traits``: the records' searched fields, one list per name of ``SEARCHED_FIELDS``).
 
     Plain lists and dicts: the directory builds a small table at every catch-up,
     where a data frame's fixed cost would be most of the work.
     """
-    demographics = [r.demographics for r in records]
     raw = {
-        "family": [d.family_name or "" for d in demographics],
-        "birth_name": [d.birth_name or "" for d in demographics],
-        "given": [d.given_names or "" for d in demographics],
-        "city": [d.city or "" for d in demographics],
+        "family": [value or "" for value in traits["family_name"]],
+        "birth_name": [value or "" for value in traits["birth_name"]],
+        "given": [value or "" for value in traits["given_names"]],
+        "city": [value or "" for value in traits["city"]],
     }
     keys: dict[str, list[str]] = {}
     for column, values in raw.items():
@@ -124,31 +126,48 @@ def _search_keys(records: Sequence[SourceRecord]) -> dict[str, list[str]]:
     # (the words run together) and by "Cruz" (its last word), "van der Berg" by "Berg".
     keys["family_compact"] = [value.replace(" ", "") for value in keys["family"]]
     keys["family_last"] = [value.rsplit(" ", 1)[-1] if " " in value else "" for value in keys["family"]]
-    keys["birth_date"] = [d.birth_date or "" for d in demographics]
-    keys["sex"] = [(d.sex or "").strip().upper()[:1] for d in demographics]
-    keys["postcode"] = [(d.postcode or "").strip().upper() for d in demographics]
+    keys["birth_date"] = [value or "" for value in traits["birth_date"]]
+    sexes = {value: (value or "").strip().upper()[:1] for value in set(traits["sex"])}
+    keys["sex"] = [sexes[value] for value in traits["sex"]]
+    postcodes = {value: (value or "").strip().upper() for value in set(traits["postcode"])}
+    keys["postcode"] = [postcodes[value] for value in traits["postcode"]]
     return keys
+
+
+def _coded(values: list[str]) -> tuple[npt.NDArray[np.str_], Codes]:
+    """The sorted distinct ``values`` and each value's position among them.
+
+    A dict finds the distinct values of a column (a few per thousand rows) in one pass;
+    sorting those alone is far cheaper than sorting every row's string (``np.unique``).
+    Python orders strings by code point, as numpy's binary search over the vocabulary does."""
+    distinct = sorted(dict.fromkeys(values))
+    position = dict(zip(distinct, range(len(distinct)), strict=True))
+    codes = np.fromiter(map(position.__getitem__, values), dtype=np.int32, count=len(values))
+    return np.array(distinct, dtype=str), codes
 
 
 class _Table:
     """Rows of records with their person and a coded column per attribute."""
 
-    def __init__(self, records: Sequence[tuple[SourceRecord, str]]) -> None:
-        self.record_ids = np.array([r.record_id for r, _ in records], dtype=np.int64)
-        self.mpi_ids = np.array([m for _, m in records], dtype=object)
-        self.visible = np.ones(len(records), dtype=bool)
+    def __init__(self, record_ids: Sequence[int], mpi_ids: Sequence[str], keys: dict[str, list[str]]) -> None:
+        self.record_ids = np.array(record_ids, dtype=np.int64)
+        self.mpi_ids = np.empty(len(mpi_ids), dtype=object)
+        self.mpi_ids[:] = mpi_ids
+        self.visible = np.ones(len(record_ids), dtype=bool)
         # Rows by record id, so hiding a catch-up's few records costs a binary search each
         # rather than a pass over every row of the base.
         self._order = np.argsort(self.record_ids, kind="stable")
         self._sorted_ids = self.record_ids[self._order]
-        keys = _search_keys([r for r, _ in records])
         self.vocabularies: dict[str, npt.NDArray[np.str_]] = {}
         self.codes: dict[str, Codes] = {}
         for attribute in _ATTRIBUTES:
-            values = np.array(keys[attribute], dtype=str)
-            vocabulary, codes = np.unique(values, return_inverse=True)
-            self.vocabularies[attribute] = vocabulary
-            self.codes[attribute] = codes.astype(np.int32)
+            self.vocabularies[attribute], self.codes[attribute] = _coded(keys[attribute])
+
+    @classmethod
+    def of_records(cls, records: Sequence[tuple[SourceRecord, str]]) -> _Table:
+        demographics = [record.demographics for record, _ in records]
+        traits = {name: [getattr(d, name) for d in demographics] for name in SEARCHED_FIELDS}
+        return cls([r.record_id for r, _ in records], [m for _, m in records], _search_keys(traits))
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -256,10 +275,13 @@ def _criteria_mask(table: _Table, criteria: Criteria) -> npt.NDArray[np.bool_]:
 
 
 class PersonDirectory:
-    def __init__(self, store: Store, matcher: Matcher, *, max_scored: int = 2000) -> None:
+    def __init__(
+        self, store: Store, matcher: Matcher, *, max_scored: int = 2000, load_wait: float = 5.0
+    ) -> None:
         self._store = store
         self._matcher = matcher
         self._max_scored = max_scored
+        self._load_wait = load_wait
         self._lock = threading.Lock()
         self._base: _Table | None = None
         # One small table per catch-up, merged now and then: rebuilding a single delta table
@@ -269,6 +291,17 @@ class PersonDirectory:
         self._cursor = 0
 
     # -- keeping current ------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        """Whether the directory holds the registry (the first refresh has finished)."""
+        return self._base is not None
+
+    def __len__(self) -> int:
+        """Records the directory can find."""
+        with self._lock:
+            tables = [t for t in (self._base, *self._deltas) if t is not None]
+            return sum(int(t.visible.sum()) for t in tables)
+
     def refresh(self) -> None:
         """Catch up with the event log (the first call loads every current record)."""
         with self._lock:
@@ -279,8 +312,15 @@ class PersonDirectory:
 
     def _rebuild(self, uow: UnitOfWork) -> None:
         cursor = uow.last_event_seq()
-        records = [pair for batch in _all_linked(uow) for pair in batch]
-        self._base = _Table(_current(uow, records))
+        record_ids: list[int] = []
+        mpi_ids: list[str] = []
+        traits: dict[str, list[str | None]] = {name: [] for name in SEARCHED_FIELDS}
+        for batch in uow.search_columns(_READ_BATCH):
+            record_ids.extend(batch.record_ids)
+            mpi_ids.extend(batch.mpi_ids)
+            for name, values in batch.traits.items():
+                traits[name].extend(values)
+        self._base = _Table(record_ids, mpi_ids, _search_keys(traits))
         self._deltas, self._delta_records, self._cursor = [], {}, cursor
 
     def _catch_up(self, uow: UnitOfWork) -> None:
@@ -313,9 +353,9 @@ class PersonDirectory:
             for record, mpi_id in fresh:
                 self._delta_records[record.record_id] = (record, mpi_id)
             if fresh:
-                self._deltas.append(_Table(fresh))
+                self._deltas.append(_Table.of_records(fresh))
             if len(self._deltas) > _MAX_DELTA_TABLES:
-                self._deltas = [_Table(list(self._delta_records.values()))]
+                self._deltas = [_Table.of_records(list(self._delta_records.values()))]
             self._cursor = events[-1].seq or self._cursor
 
     # -- searching ------------------------------------------------------------------
@@ -323,7 +363,13 @@ class PersonDirectory:
         """Every person with a current record meeting all criteria, most confident first.
 
         The directory first catches up with the log, so a search sees every committed change.
+        While another thread loads it (a server starting), the search waits for the load up to
+        ``load_wait`` seconds, then gives up with ``NotReady``.
         """
+        if self._base is None:
+            if not self._lock.acquire(timeout=self._load_wait):
+                raise NotReady("the person directory is still loading; send the query again shortly")
+            self._lock.release()
         self.refresh()
         with self._lock:
             tables = [t for t in (self._base, *self._deltas) if t is not None and len(t)]
@@ -354,12 +400,6 @@ class PersonDirectory:
             hits.append(Hit(mpi_id, round(confidence, 4)))
         hits.sort(key=lambda hit: (-hit.confidence, hit.mpi_id))
         return hits
-
-
-def _all_linked(uow: UnitOfWork, batch_size: int = 50_000) -> list[list[tuple[SourceRecord, str]]]:
-    rows = [row for batch in uow.link_rows(batch_size) for row in batch]
-    ids = [row.record_id for row in rows]
-    return [uow.linked_records(ids[start : start + batch_size]) for start in range(0, len(ids), batch_size)]
 
 
 def _current(uow: UnitOfWork, records: list[tuple[SourceRecord, str]]) -> list[tuple[SourceRecord, str]]:

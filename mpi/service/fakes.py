@@ -30,6 +30,7 @@ from mpi.domain.registry_state import RegistryState
 from mpi.domain.reviews import NotDuplicate, ReviewStatus, ReviewTask
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
 from mpi.service.ports import (
+    SEARCHED_FIELDS,
     Candidate,
     CandidateQuery,
     Continuation,
@@ -37,6 +38,7 @@ from mpi.service.ports import (
     NewIdentifier,
     NewLink,
     RecordIndex,
+    SearchColumns,
     UnitOfWork,
 )
 
@@ -369,6 +371,17 @@ class _FakeUnitOfWork:
 
     def superseded_records(self, record_ids: Sequence[int]) -> dict[int, int]:
         return {i: self.t.superseded[i] for i in record_ids if i in self.t.superseded}
+
+    def search_columns(self, batch_size: int) -> Iterator[SearchColumns]:
+        in_use = [i for i in sorted(self.s.records) if i in self.s.links and i not in self.t.superseded]
+        for start in range(0, len(in_use), batch_size):
+            ids = in_use[start : start + batch_size]
+            records = [self.s.records[i].demographics for i in ids]
+            yield SearchColumns(
+                ids,
+                [self.s.links[i].mpi_id for i in ids],
+                {name: [getattr(d, name) for d in records] for name in SEARCHED_FIELDS},
+            )
 
     def find_receipt(self, key: MessageKey) -> Receipt | None:
         return self.t.receipts.get(key)

@@ -145,6 +145,20 @@ class LinkRow:
     score: float | None
 
 
+# The traits a demographics search looks at, in ``SearchColumns`` (and ``Demographics``) order.
+SEARCHED_FIELDS = ("family_name", "birth_name", "given_names", "birth_date", "sex", "postcode", "city")
+
+
+@dataclass(frozen=True)
+class SearchColumns:
+    """Records in use with their person and searchable traits, column by column: entry ``i``
+    of every list is one record. ``traits`` holds one list per name of ``SEARCHED_FIELDS``."""
+
+    record_ids: list[int]
+    mpi_ids: list[str]
+    traits: dict[str, list[str | None]]
+
+
 @dataclass(frozen=True)
 class Continuation:
     """The rest of a paged query's answer, kept until its consumer asks for the next page (PDQ's
@@ -362,6 +376,11 @@ class UnitOfWork(Protocol):
 
     # -- whole-registry reads -------------------------------------------------------
     def link_rows(self, batch_size: int) -> Iterator[list[LinkRow]]: ...
+
+    def search_columns(self, batch_size: int) -> Iterator[SearchColumns]:
+        """Every record in use (linked, and not superseded by its source's merge) with its
+        person and searchable traits, by record id, ``batch_size`` records at a time."""
+        ...
 
     def count_records(self) -> int: ...
 

@@ -9,12 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, select
 
 from mpi.domain.events import Event, EventKind, decode_changes
 from mpi.domain.registry_state import RegistryState
-from mpi.service.ports import LinkRow
+from mpi.service.ports import SEARCHED_FIELDS, LinkRow, SearchColumns
 from mpi.storage import tables as t
+
+_record = t.source_record
+_SEARCH_COLUMNS = (
+    select(_record.c.record_id, t.link.c.mpi_id, *(_record.c[name] for name in SEARCHED_FIELDS))
+    .join(t.link, t.link.c.record_id == _record.c.record_id)
+    .where(~exists().where(t.superseded_record.c.record_id == _record.c.record_id))
+    .order_by(_record.c.record_id)
+)
 
 
 class RegistryReads:
@@ -65,6 +73,22 @@ class RegistryReads:
         result = self._c.execution_options(yield_per=batch_size).execute(query)
         for partition in result.partitions(batch_size):
             yield [LinkRow(*row) for row in partition]
+
+    def search_columns(self, batch_size: int) -> Iterator[SearchColumns]:
+        # On the driver's cursor: a million rows through SQLAlchemy's result rows cost seconds
+        # more, for columns that need no conversion (a server-side cursor on PostgreSQL).
+        sql = str(_SEARCH_COLUMNS.compile(dialect=self._c.dialect))
+        self._c.get_transaction() or self._c.begin()
+        driver: Any = self._c.connection.dbapi_connection
+        streamed = self._c.dialect.name == "postgresql"
+        cursor = driver.cursor(name="mpi_search_columns") if streamed else driver.cursor()
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(batch_size):
+                record_ids, mpi_ids, *traits = (list(column) for column in zip(*rows, strict=True))
+                yield SearchColumns(record_ids, mpi_ids, dict(zip(SEARCHED_FIELDS, traits, strict=True)))
+        finally:
+            cursor.close()
 
     def count_records(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(t.source_record)).scalar_one())

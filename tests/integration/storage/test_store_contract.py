@@ -535,3 +535,44 @@ def test_reindex_gives_every_record_its_keys_and_form_again(any_services: Servic
     assert candidates(anna_keys) == [(r.record_id, True) for r in registered[1::2]]
     # The index is not registry state: nothing else changed, and no event was written.
     assert any_services.store.run(lambda uow: (uow.snapshot(), uow.events()), write=False) == before
+
+
+def test_search_columns_give_every_record_in_use_with_its_person_in_batches(any_services: Services) -> None:
+    owner, other = person(), person()
+    anna = Demographics(
+        family_name="Weber", birth_name="Muller", given_names="Anna", sex="F", postcode="L-1234"
+    )
+
+    def write(uow: UnitOfWork) -> list[int]:
+        uow.add_person(owner)
+        uow.add_person(other)
+        ids = []
+        for i, (demographics, mpi_id) in enumerate(
+            [(JOAO, owner.mpi_id), (anna, other.mpi_id), (JOAO, owner.mpi_id), (anna, other.mpi_id)]
+        ):
+            record = uow.add_record(RecordKey("A", str(i)), demographics, MatriculeFlag.MISSING, AT, "feed")
+            if i < 3:  # the last one is not linked (yet): not in use
+                uow.save_link(Link(record.record_id, mpi_id, LinkProvenance.AUTO, AT, "feed"))
+            ids.append(record.record_id)
+        uow.supersede_record(ids[2], ids[0], AT, "feed")  # retired by its source's merge
+        return ids
+
+    ids = any_services.store.run(write)
+
+    def read(uow: UnitOfWork) -> None:
+        batches = list(uow.search_columns(1))
+        assert [b.record_ids for b in batches] == [[ids[0]], [ids[1]]]
+        (together,) = list(uow.search_columns(10))
+        assert together.record_ids == [ids[0], ids[1]]
+        assert together.mpi_ids == [owner.mpi_id, other.mpi_id]
+        assert together.traits == {
+            "family_name": ["Ferreira dos Santos", "Weber"],
+            "birth_name": [None, "Muller"],
+            "given_names": ["João Maria", "Anna"],
+            "birth_date": ["1975-00-00", None],
+            "sex": ["M", "F"],
+            "postcode": [None, "L-1234"],
+            "city": ["Esch-sur-Alzette", None],
+        }
+
+    any_services.store.run(read, write=False)

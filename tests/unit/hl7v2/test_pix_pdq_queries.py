@@ -20,6 +20,7 @@ from hl7_harness import (
 )
 
 from mpi.domain.records import RecordKey
+from mpi.errors import NotReady
 from mpi.service.audit import verify
 from mpi.service.crossrefs import CrossReferences
 
@@ -127,6 +128,25 @@ def test_pdq_matches_ignoring_case_and_accents_and_phonetically(mpi: Harness) ->
     )
     assert "^Jean^^^^^L||19820802|M|||^^Esch^^L-4131^LU^H" in pids[0]
     assert [s.split("|")[1] for s in answer if s.startswith("QRI")] == ["1.0000"]
+
+
+def test_a_pdq_while_the_directory_is_still_loading_is_rejected_for_a_retry(
+    mpi: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def loading(criteria: object) -> None:
+        raise NotReady("the person directory is still loading; send the query again shortly")
+
+    monkeypatch.setattr(mpi.directory, "search", loading)
+    answer = pdq(mpi, "@PID.5.1.1^WEBER")
+    assert answer[1] == "MSA|AR|P1"  # AR: the consumer may send the same query again
+    assert "QAK|T2|AR|IHE PDQ Query" in answer
+    assert answer[2] == (
+        "ERR|||207^Application Internal Error^HL70357|E|||"
+        "the person directory is still loading; send the query again shortly"
+    )
+    assert not [s for s in answer if s.startswith("PID")]
+    monkeypatch.undo()
+    assert pdq(mpi, "@PID.5.1.1^WEBER", control="P2")[1] == "MSA|AA|P2"
 
 
 def test_pdq_phonetic_and_wildcard_names(mpi: Harness) -> None:
