@@ -383,7 +383,8 @@ class _FakeUnitOfWork:
                 {name: [getattr(d, name) for d in records] for name in SEARCHED_FIELDS},
             )
 
-    def find_receipt(self, key: MessageKey) -> Receipt | None:
+    def find_receipt(self, key: MessageKey, lock: Sequence[str] = ()) -> Receipt | None:
+        self.lock_keys(lock)
         return self.t.receipts.get(key)
 
     def add_receipt(self, receipt: Receipt) -> None:

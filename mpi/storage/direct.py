@@ -40,7 +40,7 @@ class _Compiled:
     construct: Callable[[Mapping[str, Any]], dict[str, Any]]
     positions: tuple[str, ...] | None  # the parameters' order, for a positional paramstyle
     binds: tuple[tuple[str, Processor], ...]
-    columns: tuple[str, ...] | None  # None: taken from the cursor (a text statement)
+    columns: tuple[str, ...] | None  # None: taken from the cursor at the first run (a text statement)
     types: tuple[TypeEngine[Any], ...]
     # Set at the first run: a result processor may depend on the driver's column type.
     results: tuple[Processor | None, ...] | None = None
@@ -200,8 +200,8 @@ class DirectStatements:
         else:
             description = cursor.description
             rows = cursor.fetchall() if description is not None else []
-            if columns is None:
-                columns = tuple(str(column[0]) for column in description or ())
+            if columns is None:  # a text statement: its columns are known from now on
+                columns = compiled.columns = tuple(str(column[0]) for column in description or ())
             if processors is None:
                 processors = compiled.results = self._result_processors(compiled, description)
         if rows and processors:

@@ -17,6 +17,7 @@ from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services
+from mpi.service.delivery import MessageKey, Receipt
 from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.ports import CandidateQuery, NewIdentifier, NewLink, RecordIndex, UnitOfWork
 from mpi.service.registry import FormCoverage
@@ -576,3 +577,16 @@ def test_search_columns_give_every_record_in_use_with_its_person_in_batches(any_
         }
 
     any_services.store.run(read, write=False)
+
+
+def test_a_receipt_is_found_with_the_message_lock_held(any_services: Services) -> None:
+    key, other = MessageKey("HIS", "CHL", "M1"), MessageKey("HIS", "CHL", "M2")
+    any_services.store.run(lambda uow: uow.add_receipt(Receipt(key, b"MSA|AA|M1", AT)))
+
+    def read(uow: UnitOfWork) -> None:
+        found = uow.find_receipt(key, lock=["msg:HIS|CHL|M1"])
+        assert found is not None and found.response == b"MSA|AA|M1" and found.received_at == AT
+        assert uow.find_receipt(other, lock=["msg:HIS|CHL|M2"]) is None
+        assert uow.find_receipt(key) == found
+
+    any_services.store.run(read)
