@@ -151,8 +151,9 @@ class _Table:
 
     def __init__(self, record_ids: Sequence[int], mpi_ids: Sequence[str], keys: dict[str, list[str]]) -> None:
         self.record_ids = np.array(record_ids, dtype=np.int64)
-        self.mpi_ids = np.empty(len(mpi_ids), dtype=object)
-        self.mpi_ids[:] = mpi_ids
+        # Fixed-width text rather than an array of str objects: the garbage collector never
+        # walks a million entries (the directory loads after start-up froze what it built).
+        self.mpi_ids = np.array(mpi_ids, dtype=str)
         self.visible = np.ones(len(record_ids), dtype=bool)
         # Rows by record id, so hiding a catch-up's few records costs a binary search each
         # rather than a pass over every row of the base.

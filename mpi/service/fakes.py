@@ -32,7 +32,6 @@ from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Re
 from mpi.service.ports import (
     SEARCHED_FIELDS,
     Candidate,
-    CandidateQuery,
     Continuation,
     LinkRow,
     NewIdentifier,
@@ -199,15 +198,6 @@ class _FakeUnitOfWork:
             for r, m in self.linked_records(sorted(found))
             for form in [self.t.forms.get(r.record_id)]
         ]
-
-    def lock_then_read(
-        self, lock: Sequence[str], record: RecordKey | None, candidates: CandidateQuery | None
-    ) -> tuple[SourceRecord | None, list[Candidate] | None]:
-        self.lock_keys(lock)
-        found = self.find_record(record) if record is not None else None
-        if candidates is None:
-            return found, None
-        return found, self.candidate_records(candidates.keys, candidates.identifier)
 
     def get_person(self, mpi_id: str) -> Person | None:
         return self.s.persons.get(mpi_id)
@@ -383,8 +373,7 @@ class _FakeUnitOfWork:
                 {name: [getattr(d, name) for d in records] for name in SEARCHED_FIELDS},
             )
 
-    def find_receipt(self, key: MessageKey, lock: Sequence[str] = ()) -> Receipt | None:
-        self.lock_keys(lock)
+    def find_receipt(self, key: MessageKey) -> Receipt | None:
         return self.t.receipts.get(key)
 
     def add_receipt(self, receipt: Receipt) -> None:

@@ -311,7 +311,8 @@ class Feed:
         """
 
         def work(uow: UnitOfWork) -> tuple[bytes, bool]:
-            stored = uow.find_receipt(key, lock=[_lock_key(key)])
+            uow.lock_keys([_lock_key(key)])
+            stored = uow.find_receipt(key)
             if stored is not None:
                 return stored.response, True
             feed = FeedTransaction(uow, self._services, self._settings.survivorship, self._clock, actor)
@@ -326,7 +327,8 @@ class Feed:
         """Store the answer to a message refused without any change (unless one is stored already)."""
 
         def work(uow: UnitOfWork) -> tuple[bytes, bool]:
-            stored = uow.find_receipt(key, lock=[_lock_key(key)])
+            uow.lock_keys([_lock_key(key)])
+            stored = uow.find_receipt(key)
             if stored is not None:
                 return stored.response, True
             uow.add_receipt(Receipt(key, response, self._clock()))

@@ -89,15 +89,6 @@ class Candidate:
         return self.holder_traits is not None
 
 
-@dataclass(frozen=True, slots=True)
-class CandidateQuery:
-    """What a probe's candidates are read by: its blocking keys, and the identifier its other
-    holders are found by (``(system, value)``, or ``None``)."""
-
-    keys: Sequence[str]
-    identifier: tuple[str, str] | None = None
-
-
 @dataclass(frozen=True)
 class NewIdentifier:
     """An identifier to store with a new record (see ``UnitOfWork.add_indexed_record``)."""
@@ -260,14 +251,6 @@ class UnitOfWork(Protocol):
         read only for those without a form."""
         ...
 
-    def lock_then_read(
-        self, lock: Sequence[str], record: RecordKey | None, candidates: CandidateQuery | None
-    ) -> tuple[SourceRecord | None, list[Candidate] | None]:
-        """``lock_keys(lock)``, then ``find_record(record)`` and ``candidate_records`` of
-        ``candidates`` (each ``None`` when not asked for), both read once the locks are held:
-        in one round trip to a database server that allows it."""
-        ...
-
     # -- persons and links ----------------------------------------------------------
     def get_person(self, mpi_id: str) -> Person | None: ...
 
@@ -401,11 +384,7 @@ class UnitOfWork(Protocol):
         ...
 
     # -- at-least-once messaging: receipts in, outbox out ---------------------------
-    def find_receipt(self, key: MessageKey, lock: Sequence[str] = ()) -> Receipt | None:
-        """The answer stored for the message ``key`` (``None``: none yet), read once the keys
-        ``lock`` are held (as ``lock_keys`` holds them): in one round trip where the database
-        allows."""
-        ...
+    def find_receipt(self, key: MessageKey) -> Receipt | None: ...
 
     def add_receipt(self, receipt: Receipt) -> None: ...
 

@@ -23,10 +23,10 @@ from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRec
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, Decision
 from mpi.service.access import Viewer
-from mpi.service.evidence import PersonEvidence, Probe, candidate_query, gather, make_probe, make_probes
+from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.operations import Operation
-from mpi.service.ports import Candidate, LinkRow, Matcher, NewLink, RecordIndex, Store, UnitOfWork
+from mpi.service.ports import LinkRow, Matcher, NewLink, RecordIndex, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
 Outcome = Literal["created", "linked", "updated", "unchanged"]
@@ -116,16 +116,15 @@ class Registry:
         matcher = self._matcher()
 
         def work(uow: UnitOfWork) -> RegistrationResult:
-            current, _ = uow.lock_then_read([record_lock_key(key)], key, None)
+            uow.lock_keys([record_lock_key(key)])
+            current = uow.find_record(key)
             demographics = demographics_of(current)
             probe = make_probe(matcher, demographics)
-            candidates = None
-            if current is None:  # as register does: see _register
-                _, candidates = uow.lock_then_read(probe.lock_keys, None, candidate_query(probe))
-            elif demographics != current.demographics:
-                uow.lock_keys(probe.lock_keys)
-            command = RegisterRecord(key, demographics, actor)
-            return self._register_found(uow, matcher, probe, command, current, candidates)
+            if current is None or demographics != current.demographics:
+                uow.lock_keys(probe.lock_keys)  # as register does: see _register
+            return self._register_found(
+                uow, matcher, probe, RegisterRecord(key, demographics, actor), current
+            )
 
         return self._store.run(work)
 
@@ -256,12 +255,9 @@ class Registry:
         self, uow: UnitOfWork, matcher: Matcher, probe: Probe, command: RegisterRecord
     ) -> RegistrationResult:
         # Racing registrations of one person wait here for each other, so the later
-        # one finds the earlier one among its candidates (see UnitOfWork.lock_keys). The
-        # candidates are read with the record, for the usual case of a new record.
-        existing, candidates = uow.lock_then_read(
-            [record_lock_key(command.key), *probe.lock_keys], command.key, candidate_query(probe)
-        )
-        return self._register_found(uow, matcher, probe, command, existing, candidates)
+        # one finds the earlier one among its candidates (see UnitOfWork.lock_keys).
+        uow.lock_keys([record_lock_key(command.key), *probe.lock_keys])
+        return self._register_found(uow, matcher, probe, command, uow.find_record(command.key))
 
     def _register_found(
         self,
@@ -270,15 +266,13 @@ class Registry:
         probe: Probe,
         command: RegisterRecord,
         existing: SourceRecord | None,
-        candidates: Sequence[Candidate] | None = None,
     ) -> RegistrationResult:
-        """Register, with the record's key and the probe's keys locked and the record read
-        (``candidates``: the probe's, read under those locks, if they were)."""
+        """Register, with the record's key and the probe's keys locked and the record read."""
         op = Operation(uow, self._rules, self._clock(), command.actor)
         if existing is not None:
             return self._update(op, matcher, probe, existing, command.demographics)
 
-        evidence = gather(uow, matcher, probe, candidates=candidates)
+        evidence = gather(uow, matcher, probe)
         targets = [e for e in evidence if e.decision == "link"]
         # Every person this registration may write (the one it links to, those it raises tasks
         # on) locked at once, in one order: a merge of two of them, which locks them in the same

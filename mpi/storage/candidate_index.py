@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, INTEGER, TEXT, VARCHAR
-from sqlalchemy.sql.base import Executable
 
 from mpi.storage.direct import DirectStatements
 from mpi.storage.statements import chunks
@@ -75,14 +73,8 @@ class CandidateIndex:
         self._is_postgres = connection.dialect.name == "postgresql"
 
     def lock_keys(self, keys: Sequence[str]) -> None:
-        if (statement := self.lock_statement(keys)) is not None:
-            self._direct.execute(*statement)
-
-    def lock_statement(self, keys: Sequence[str]) -> tuple[Executable, dict[str, Any]] | None:
-        """The statement that locks ``keys`` until commit (``None``: nothing to run)."""
         if self._is_postgres and keys:
-            return _LOCK_MANY, {"keys": sorted({lock_id(k) for k in keys})}
-        return None
+            self._direct.execute(_LOCK_MANY, {"keys": sorted({lock_id(k) for k in keys})})
 
     def index_new(self, record_id: int, version: int, keys: Sequence[str], form: str | None) -> None:
         """The keys and form of a record that has neither yet."""

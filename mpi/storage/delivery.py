@@ -19,7 +19,6 @@ from mpi.domain.records import RecordKey, SourceRecord
 from mpi.service.delivery import MessageKey, OutboundMessage, OutboundStatus, Receipt
 from mpi.storage import statements as q
 from mpi.storage import tables as t
-from mpi.storage.candidate_index import CandidateIndex
 from mpi.storage.direct import DirectStatements
 
 _IN_USE = ~exists().where(t.superseded_record.c.record_id == t.source_record.c.record_id)
@@ -46,7 +45,6 @@ class DeliveryRows:
 
     _c: Connection
     _direct: DirectStatements
-    _index: CandidateIndex
 
     # -- superseded records -------------------------------------------------------------
     def supersede_record(self, record_id: int, replaced_by: int, at: datetime, actor: str) -> None:
@@ -73,12 +71,8 @@ class DeliveryRows:
         return t.person_of(owner), [t.source_record_of(row) for row in rows]
 
     # -- receipts and outbox ----------------------------------------------------------
-    def find_receipt(self, key: MessageKey, lock: Sequence[str] = ()) -> Receipt | None:
-        calls: list[tuple[Any, dict[str, Any]]] = []
-        if (locking := self._index.lock_statement(lock)) is not None:
-            calls.append(locking)
-        calls.append((q.RECEIPT, _receipt_key(key)))
-        row = self._direct.execute_all(calls)[-1].mappings().first()
+    def find_receipt(self, key: MessageKey) -> Receipt | None:
+        row = self._direct.execute(q.RECEIPT, _receipt_key(key)).mappings().first()
         return None if row is None else Receipt(key, bytes(row["response"]), row["received_at"])
 
     def add_receipt(self, receipt: Receipt) -> None:

@@ -17,7 +17,6 @@ invalidated so that the pool replaces it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -31,7 +30,7 @@ from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any]
 _MAX_COMPILED = 1000  # statements kept compiled; far more than the hot path has
-_CURSORS = "mpi_direct_cursors"  # key of the kept cursors in the pooled connection's info
+_CURSOR = "mpi_direct_cursor"  # key of the kept cursor in the pooled connection's info
 
 
 @dataclass
@@ -111,14 +110,6 @@ class DirectMappings:
         return self._rows[0] if self._rows else None
 
 
-def _bound(compiled: _Compiled, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-    """The parameters as the driver takes them, each converted as SQLAlchemy would."""
-    values = compiled.construct(params)
-    for name, processor in compiled.binds:
-        values[name] = processor(values[name])
-    return values if compiled.positions is None else [values[name] for name in compiled.positions]
-
-
 class DirectStatements:
     """Runs statements on ``connection``'s driver connection, inside its current transaction."""
 
@@ -130,32 +121,6 @@ class DirectStatements:
         self._dialect = connection.dialect
 
     def execute(self, statement: Executable, params: Mapping[str, Any]) -> DirectResult:
-        compiled = self._compiled(statement, params)
-        if compiled is None:
-            return self._through_sqlalchemy(statement, params)
-        cursor = self._cursors(1)[0]
-        with self._driver_errors(compiled.sql, cursor):
-            cursor.execute(compiled.sql, _bound(compiled, params))
-            return self._collect(compiled, cursor)
-
-    def execute_all(self, calls: Sequence[tuple[Executable, Mapping[str, Any]]]) -> list[DirectResult]:
-        """Run the statements in order, and on PostgreSQL in one round trip (psycopg's pipeline
-        mode, which also carries the transaction's ``BEGIN``): the server still runs each one
-        after the one before has finished, so a statement reads what the earlier ones locked or
-        wrote. If one fails, the ones after it do not run and the error is raised."""
-        compiled = [self._compiled(statement, params) for statement, params in calls]
-        if self._dialect.driver != "psycopg" or len(calls) < 2 or any(c is None for c in compiled):
-            return [self.execute(statement, params) for statement, params in calls]
-        ready = cast(list[_Compiled], compiled)
-        cursors = self._cursors(len(calls))
-        driver = cursors[0].connection
-        with self._driver_errors(ready[0].sql, None):
-            with driver.pipeline():
-                for cursor, one, (_, params) in zip(cursors, ready, calls, strict=False):
-                    cursor.execute(one.sql, _bound(one, params))
-            return [self._collect(one, cursor) for one, cursor in zip(ready, cursors, strict=False)]
-
-    def _compiled(self, statement: Executable, params: Mapping[str, Any]) -> _Compiled | None:
         names = tuple(params)
         key = (type(self._dialect), id(statement), names)
         cached = self._cache.get(key)
@@ -163,66 +128,54 @@ class DirectStatements:
             if len(self._cache) >= _MAX_COMPILED:  # only module-level statements come here
                 self._cache.clear()
             cached = self._cache[key] = (statement, _compile(statement, self._dialect, names))
-        return cached[1]
+        compiled = cached[1]
+        if compiled is None:
+            result = self._connection.execute(statement, dict(params))
+            columns = tuple(result.keys()) if result.returns_rows else ()
+            rows = [tuple(row) for row in result.all()] if result.returns_rows else []
+            return DirectResult(columns, rows, result.rowcount)
+        values = compiled.construct(params)
+        for name, processor in compiled.binds:
+            values[name] = processor(values[name])
+        bound: Sequence[Any] | dict[str, Any] = (
+            values if compiled.positions is None else [values[name] for name in compiled.positions]
+        )
+        return self._run(compiled, bound)
 
-    def _through_sqlalchemy(self, statement: Executable, params: Mapping[str, Any]) -> DirectResult:
-        result = self._connection.execute(statement, dict(params))
-        columns = tuple(result.keys()) if result.returns_rows else ()
-        rows = [tuple(row) for row in result.all()] if result.returns_rows else []
-        return DirectResult(columns, rows, result.rowcount)
-
-    def _cursors(self, count: int) -> list[Any]:
-        """``count`` cursors of the driver connection, inside the connection's transaction."""
+    def _run(self, compiled: _Compiled, bound: Sequence[Any] | dict[str, Any]) -> DirectResult:
         # The connection's own transaction is begun (SQLite: BEGIN IMMEDIATE) before a
         # statement runs; the driver connection then runs inside it.
         self._connection.get_transaction() or self._connection.begin()
         pooled = self._connection.connection
         driver = pooled.dbapi_connection
         assert driver is not None
-        # Cursors kept with the pooled connection: a driver caches its parameter adapters per
-        # cursor (psycopg: 7-22 µs a statement saved by keeping them). A pipeline needs one per
-        # statement, each holding its own statement's rows.
-        kept = pooled.info.get(_CURSORS)
+        # One cursor per driver connection, kept with the pooled connection: a driver caches its
+        # parameter adapters per cursor (psycopg: 7-22 µs a statement saved by keeping them).
+        kept = pooled.info.get(_CURSOR)
         if kept is None or kept[0] is not driver:
-            kept = pooled.info[_CURSORS] = (driver, [])
-        cursors: list[Any] = kept[1]
-        while len(cursors) < count:
-            cursors.append(driver.cursor())
-        return cursors[:count]
-
-    def _collect(self, compiled: _Compiled, cursor: Any) -> DirectResult:
-        """The rows ``cursor`` holds for ``compiled``, converted as SQLAlchemy would."""
-        columns, processors = compiled.columns, compiled.results
-        if columns is not None and processors is not None:
-            # Known since its first run: a statement with columns returns rows. Reading the
-            # cursor's description again would build its column objects at every call.
-            rows = cursor.fetchall() if columns else []
-        else:
-            description = cursor.description
-            rows = cursor.fetchall() if description is not None else []
-            if columns is None:  # a text statement: its columns are known from now on
-                columns = compiled.columns = tuple(str(column[0]) for column in description or ())
-            if processors is None:
-                processors = compiled.results = self._result_processors(compiled, description)
-        if rows and processors:
-            rows = [
-                tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
-                for row in rows
-            ]
-        return DirectResult(columns, cast(list[tuple[Any, ...]], rows), cursor.rowcount)
-
-    @contextmanager
-    def _driver_errors(self, sql: str, cursor: Any) -> Iterator[None]:
-        """A driver error raised as SQLAlchemy's ``DBAPIError``; a lost connection invalidated."""
+            kept = pooled.info[_CURSOR] = (driver, driver.cursor())
+        cursor = kept[1]
         try:
-            yield
+            cursor.execute(compiled.sql, bound)
+            columns, processors = compiled.columns, compiled.results
+            if columns is not None and processors is not None:
+                # Known since its first run: a statement with columns returns rows. Reading the
+                # cursor's description again would build its column objects at every call.
+                rows = cursor.fetchall() if columns else []
+            else:
+                description = cursor.description
+                rows = cursor.fetchall() if description is not None else []
+                if columns is None:  # a text statement: its columns are known from now on
+                    columns = compiled.columns = tuple(str(column[0]) for column in description or ())
+                if processors is None:
+                    processors = compiled.results = self._result_processors(compiled, description)
+            rowcount = cursor.rowcount
         except self._dialect.loaded_dbapi.Error as error:
-            driver = self._connection.connection.dbapi_connection
             lost = self._dialect.is_disconnect(error, driver, cursor)
             if lost:
                 self._connection.invalidate(error)
             raise DBAPIError.instance(
-                sql,
+                compiled.sql,
                 None,
                 error,
                 self._dialect.loaded_dbapi.Error,
@@ -230,6 +183,12 @@ class DirectStatements:
                 dialect=self._dialect,
                 connection_invalidated=lost,
             ) from error
+        if rows and processors:
+            rows = [
+                tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
+                for row in rows
+            ]
+        return DirectResult(columns, cast(list[tuple[Any, ...]], rows), rowcount)
 
     def _result_processors(self, compiled: _Compiled, description: Any) -> tuple[Processor | None, ...]:
         """Per column, SQLAlchemy's conversion of the driver's value; empty when none converts."""

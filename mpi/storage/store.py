@@ -34,7 +34,7 @@ from mpi.domain.records import (
     SourceRecord,
 )
 from mpi.domain.reviews import ReviewTask
-from mpi.service.ports import Candidate, CandidateQuery, NewIdentifier, NewLink, RecordIndex
+from mpi.service.ports import Candidate, NewIdentifier, NewLink, RecordIndex
 from mpi.storage import statements as q
 from mpi.storage import tables as t
 from mpi.storage.access_rows import AccessRows
@@ -291,80 +291,33 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
     ) -> list[Candidate]:
         distinct = sorted(set(keys))
-        if len(distinct) > q.SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
-            return self._many_candidates(distinct, identifier)
-        statement, params = self._candidate_statement(distinct, identifier)
-        return self._candidates(self._direct.execute(statement, params).all(), identifier)
-
-    def lock_then_read(
-        self, lock: Sequence[str], record: RecordKey | None, candidates: CandidateQuery | None
-    ) -> tuple[SourceRecord | None, list[Candidate] | None]:
-        calls: list[tuple[Any, dict[str, Any]]] = []
-        if (locking := self._index.lock_statement(lock)) is not None:
-            calls.append(locking)
-        if record is not None:
-            calls.append((q.FIND_RECORD, {"authority": record.authority, "local_id": record.local_id}))
-        distinct = sorted(set(candidates.keys)) if candidates is not None else []
-        one_statement = candidates is not None and len(distinct) <= q.SELECT_CHUNK
-        if candidates is not None and one_statement:
-            calls.append(self._candidate_statement(distinct, candidates.identifier))
-        results = self._direct.execute_all(calls)
-        # Without the lock's result, what is left is the record's row and the candidates' rows.
-        results = results[1:] if locking is not None else results
-        found: SourceRecord | None = None
-        if record is not None:
-            row = results.pop(0).mappings().first()
-            found = None if row is None else t.source_record_of(row)
-        if candidates is None:
-            return found, None
-        if not one_statement:
-            return found, self._many_candidates(distinct, candidates.identifier)
-        return found, self._candidates(results[0].all(), candidates.identifier)
-
-    def _candidate_statement(
-        self, distinct: list[str], identifier: tuple[str, str] | None
-    ) -> tuple[Any, dict[str, Any]]:
-        if identifier is None:
-            by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
-            return by_key, {"keys": distinct}
-        by_either = (
-            q.PG_CANDIDATES_BY_KEY_OR_IDENTIFIER if self._is_postgres else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
-        )
-        return by_either, {"keys": distinct, "system": identifier[0], "value": identifier[1]}
-
-    def _candidates(self, matched: Sequence[Any], identifier: tuple[str, str] | None) -> list[Candidate]:
-        """The candidates of the candidate statement's rows (with the holders' traits when it
-        asked for an identifier's holders)."""
         traits: dict[int, tuple[str | None, str | None]] = {}  # of the identifier's holders
-        if identifier is None:
-            rows = [(r[0], r[1], r[2]) for r in matched]
+        rows: list[tuple[int, str, str | None]]
+        if len(distinct) > q.SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
+            found = set(self.records_with_keys(distinct))
+            holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
+            rows = [
+                (r["record_id"], r["mpi_id"], r["form"])
+                for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found | holders))
+            ]
+            for record_id, record in self.get_records(sorted(holders)).items():
+                traits[record_id] = (record.demographics.sex, record.demographics.birth_date)
+        elif identifier is None:
+            by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
+            rows = [(r[0], r[1], r[2]) for r in self._direct.execute(by_key, {"keys": distinct}).all()]
         else:
+            params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
+            by_either = (
+                q.PG_CANDIDATES_BY_KEY_OR_IDENTIFIER
+                if self._is_postgres
+                else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
+            )
             rows = []
+            matched = self._direct.execute(by_either, params).all()
             for record_id, mpi_id, form, holds, sex, birth_date in matched:
                 rows.append((record_id, mpi_id, form))
                 if holds:
                     traits[record_id] = (sex, birth_date)
-        return self._with_records(rows, traits)
-
-    def _many_candidates(self, distinct: list[str], identifier: tuple[str, str] | None) -> list[Candidate]:
-        found = set(self.records_with_keys(distinct))
-        holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
-        rows = [
-            (r["record_id"], r["mpi_id"], r["form"])
-            for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found | holders))
-        ]
-        traits = {
-            record_id: (record.demographics.sex, record.demographics.birth_date)
-            for record_id, record in self.get_records(sorted(holders)).items()
-        }
-        return self._with_records(rows, traits)
-
-    def _with_records(
-        self,
-        rows: list[tuple[int, str, str | None]],
-        traits: dict[int, tuple[str | None, str | None]],
-    ) -> list[Candidate]:
-        """Candidates by record id; the records themselves read only for those without a form."""
         without_form = [record_id for record_id, _, form in rows if form is None]
         records = self.get_records(without_form) if without_form else {}
         candidates = [

@@ -17,9 +17,8 @@ from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict
 from mpi.service.audit import verify
 from mpi.service.bootstrap import Services
-from mpi.service.delivery import MessageKey, Receipt
 from mpi.service.fake_matcher import FakeMatcher
-from mpi.service.ports import CandidateQuery, NewIdentifier, NewLink, RecordIndex, UnitOfWork
+from mpi.service.ports import NewIdentifier, NewLink, RecordIndex, UnitOfWork
 from mpi.service.registry import FormCoverage
 
 AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -477,19 +476,6 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
             ids[2],
         ]
         assert uow.candidate_records([], None) == []
-        # Locked and read in one go: what the three calls give one after the other.
-        many = ["k-b", "k-a", *(f"k{i}" for i in range(2000))]
-        for record, query in [
-            (RecordKey("A", "1"), CandidateQuery(["k-b", "k-a"])),
-            (RecordKey("A", "none"), CandidateQuery(["k-c"], ("nid", "1893120105732"))),
-            (None, CandidateQuery(many, ("nid", "1893120105732"))),
-            (RecordKey("A", "2"), None),
-        ]:
-            found, candidates = uow.lock_then_read(["k-a", "k-c"], record, query)
-            assert found == (uow.find_record(record) if record is not None else None)
-            expected = uow.candidate_records(query.keys, query.identifier) if query is not None else None
-            assert candidates == expected
-        assert uow.lock_then_read([], RecordKey("A", "1"), None)[0] is not None
         linked = uow.linked_records([ids[2], ids[0], ids[1], 999_999])
         assert [(r.record_id, r.demographics.given_names, m) for r, m in linked] == [
             (ids[0], "G0", owner.mpi_id),
@@ -577,16 +563,3 @@ def test_search_columns_give_every_record_in_use_with_its_person_in_batches(any_
         }
 
     any_services.store.run(read, write=False)
-
-
-def test_a_receipt_is_found_with_the_message_lock_held(any_services: Services) -> None:
-    key, other = MessageKey("HIS", "CHL", "M1"), MessageKey("HIS", "CHL", "M2")
-    any_services.store.run(lambda uow: uow.add_receipt(Receipt(key, b"MSA|AA|M1", AT)))
-
-    def read(uow: UnitOfWork) -> None:
-        found = uow.find_receipt(key, lock=["msg:HIS|CHL|M1"])
-        assert found is not None and found.response == b"MSA|AA|M1" and found.received_at == AT
-        assert uow.find_receipt(other, lock=["msg:HIS|CHL|M2"]) is None
-        assert uow.find_receipt(key) == found
-
-    any_services.store.run(read)
