@@ -48,6 +48,14 @@ class ListenerConfig(_Strict):
     idle_timeout_seconds: float = Field(300.0, gt=0, description="A silent connection is closed after this.")
     max_connections: int = Field(256, ge=1)
     workers: int = Field(4, ge=1, le=64, description="Threads applying messages to the database.")
+    writers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Transactions of messages committed at once per process (messages arriving "
+        "meanwhile share the next one). 2 gives PostgreSQL a little more throughput and a longer "
+        "ACK tail; SQLite always commits one at a time.",
+    )
     processes: int = Field(
         1, ge=1, le=64, description="Server processes sharing the listening socket (see mpi.hl7v2.processes)."
     )

@@ -62,7 +62,8 @@ def build_runtime(
     continuations = Continuations(store, timedelta(seconds=config.queries.continuation_ttl_seconds), clock)
     pdq = PdqQuery(config, crossrefs, directory, continuations, matcher, clock, audit=access_log.record)
     pix = PixQuery(config, crossrefs, clock, audit=access_log.record)
-    application = HL7Application(config, Feed(settings, store, matcher, clock), pix, pdq, clock)
+    feed = Feed(settings, store, matcher, clock, writers=config.listener.writers)
+    application = HL7Application(config, feed, pix, pdq, clock)
     outbox = None
     if config.consumers and sends_notifications:
         notifications = config.notifications

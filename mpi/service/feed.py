@@ -281,17 +281,18 @@ class Feed:
         matcher: Matcher | Callable[[], Matcher],
         clock: Clock = utc_now,
         *,
-        writers: int | None = None,
+        writers: int = 1,
     ) -> None:
         self._settings = settings
         self._store = store
         self._clock = clock
         self._joined = _JoinedStore()
         self._services = wire(settings, self._joined, matcher, clock)
-        # SQLite runs one writer at a time anyway; on PostgreSQL a second batch can run its
-        # statements while the first waits for its commit to reach the disk.
-        default_writers = 1 if settings.is_sqlite else 2
-        self._commits = GroupCommit(store, writers=writers or default_writers)
+        # SQLite runs one writer at a time anyway. On PostgreSQL a second batch could run its
+        # statements while the first waits for its commit, but the two threads then contend for
+        # Python's interpreter lock: interleaved on a 2-core machine, one writer took 0.5-1.0 ms
+        # less server CPU per message and kept the ACK p99 under 50 ms, for ~8 % less throughput.
+        self._commits = GroupCommit(store, writers=1 if settings.is_sqlite else writers)
 
     def answered(self, key: MessageKey) -> bytes | None:
         """The answer already given to this message, if any."""

@@ -25,6 +25,7 @@ domains = ["CHL"]
 def test_the_documented_example_loads() -> None:
     config = load_config(EXAMPLE)
     assert (config.listener.host, config.listener.port) == ("127.0.0.1", 2575)
+    assert (config.listener.workers, config.listener.writers) == (4, 1)
     matricule = config.domain_of_kind(DomainKind.MATRICULE)
     assert matricule is not None and matricule.universal_id == "1.3.182.4.4"
     sender = config.sender(HierarchicDesignator("HIS"), HierarchicDesignator("CHL"))
@@ -37,6 +38,7 @@ def test_the_documented_example_loads() -> None:
     [
         ("[listener]\nport = 70000\n", "listener.port: Input should be less than or equal to 65535"),
         ("[listener]\nprot = 1\n", "listener.prot: Extra inputs are not permitted"),
+        ("[listener]\nwriters = 0\n", "listener.writers: Input should be greater than or equal to 1"),
         ('[[sender]]\napplication = "LIS"\ndomains = ["CHL"]\n', "one source per domain"),
         ('[[sender]]\napplication = "LIS"\ndomains = ["NOWHERE"]\n', "feeds unknown domain 'NOWHERE'"),
         (
