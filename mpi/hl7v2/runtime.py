@@ -95,7 +95,7 @@ async def run(
     background: list[asyncio.Task[None]] = []
     try:
         # The PDQ directory loads in the background (seconds per million records): feeds and PIX
-        # are served meanwhile, and a PDQ query gets AR until it is loaded.
+        # are served meanwhile; a PDQ query waits up to 5 s for it, then gets AR (try again).
         background.append(asyncio.create_task(runtime_directory_refresher(runtime, executor, stop)))
         if runtime.outbox is not None:
             # Before the first message: a first run starts the outbox's cursor at the end of the log.

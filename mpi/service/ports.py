@@ -136,7 +136,7 @@ class LinkRow:
     score: float | None
 
 
-# The traits a demographics search looks at, in ``SearchColumns`` (and ``Demographics``) order.
+# The traits a demographics search looks at (the keys of ``SearchColumns.traits``).
 SEARCHED_FIELDS = ("family_name", "birth_name", "given_names", "birth_date", "sex", "postcode", "city")
 
 

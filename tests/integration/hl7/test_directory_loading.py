@@ -1,0 +1,95 @@
+"""`mpi serve` listens before its PDQ directory is loaded: feeds and PIX queries are answered
+meanwhile, and a PDQ query is answered once the directory has loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from mllp_listener import CHL_OID, CONFIG, MLLPConnection, er7
+
+from mpi.hl7v2.config import parse_config
+from mpi.hl7v2.parse import parse_message
+from mpi.hl7v2.runtime import build_runtime, run
+from mpi.service.bootstrap import bootstrap
+from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.ports import SearchColumns, Store, UnitOfWork
+from mpi.service.registry import utc_now
+from mpi.service.settings import Settings
+
+T = TypeVar("T")
+
+
+class _HeldDirectoryLoad:
+    """A store whose whole-directory read waits for ``release`` (a large registry loading)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.loading = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
+        def held(uow: UnitOfWork) -> T:
+            original = uow.search_columns
+
+            def search_columns(batch_size: int) -> Iterator[SearchColumns]:
+                self.loading.set()
+                assert self.release.wait(30)
+                yield from original(batch_size)
+
+            uow.search_columns = search_columns  # type: ignore[method-assign]
+            return work(uow)
+
+        return self._store.run(held, write=write)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def test_feeds_are_answered_while_the_pdq_directory_loads(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'mpi.db'}", _env_file=None)  # type: ignore[call-arg]
+    services = bootstrap(settings, FakeMatcher())
+    store = _HeldDirectoryLoad(services.store)
+    config = parse_config(tomllib.loads(CONFIG))
+    runtime = build_runtime(config, settings, store, services.registry, FakeMatcher(), utc_now)
+    bound: list[int] = []
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def ready(port: int) -> None:
+        bound.append(port)
+        started.set()
+
+    server = threading.Thread(target=lambda: loop.run_until_complete(run(runtime, stop, ready)))
+    server.start()
+    try:
+        assert started.wait(30) and store.loading.wait(30)
+        connection = MLLPConnection(bound[0])
+        feed = er7(
+            "MSH|^~\\&|HIS|CHL|MPI|ESANTE|20240101||ADT^A04^ADT_A01|L-1|P|2.5\n"
+            f"PID|||L-1^^^CHL&{CHL_OID}&ISO||Kremer^Luc||19700101|M\nPV1||N"
+        )
+        ack = parse_message(connection.ask(feed))
+        assert ack.segment("MSA").get(1) == "AA" and not runtime.directory.loaded
+
+        store.release.set()
+        query = er7(
+            "MSH|^~\\&|PORTAL|X|MPI|ESANTE|20240101||QBP^Q22^QBP_Q21|L-Q|P|2.5\n"
+            "QPD|IHE PDQ Query|T2|@PID.5.1.1^KREMER\nRCP|I"
+        )
+        answer = parse_message(connection.ask(query))
+        assert answer.segment("MSA").get(1) == "AA"
+        assert answer.segment("QAK").get(2) == "OK"
+        assert answer.segment("PID").raw.split("|")[3].startswith("L-1^^^CHL")
+        connection.close()
+    finally:
+        store.release.set()
+        loop.call_soon_threadsafe(stop.set)
+        server.join(30)
+        loop.close()
+        services.close()
