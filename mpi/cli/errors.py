@@ -7,15 +7,14 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from mpi.cli.consoles import stderr
 from mpi.errors import MPIError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-stderr = Console(stderr=True)
 
 # The largest number a task, an access or a limit can be: a database integer (64 bits). A larger
 # one is refused as a bad option, not carried to the driver that cannot convert it.

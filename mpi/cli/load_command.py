@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mpi.batch.progress import Progress, SilentProgress
+from mpi.cli.consoles import stderr as _stderr
+from mpi.cli.consoles import stdout as _stdout
 from mpi.cli.errors import handles_errors
-from mpi.cli.errors import stderr as _stderr
 from mpi.cli.options import DbOpt
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from mpi.service.settings import Settings
 
 load_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-_stdout = Console()
 
 
 @dataclass(frozen=True)

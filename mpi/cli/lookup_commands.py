@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from mpi.cli.consoles import stdout as _stdout
 from mpi.cli.errors import LARGEST_NUMBER, handles_errors
 from mpi.cli.options import DbOpt
 from mpi.cli.registry_commands import (
@@ -25,7 +26,6 @@ from mpi.cli.registry_commands import (
     _plain,
     _record_key,
     _services,
-    _stdout,
     _table,
     person_app,
     registry_app,

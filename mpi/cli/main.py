@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mpi.cli import lookup_commands  # noqa: F401  (registers person search, record show, audit)
+from mpi.cli.consoles import stderr as _stderr
+from mpi.cli.consoles import stdout as _stdout
 from mpi.cli.errors import fail, handles_errors
-from mpi.cli.errors import stderr as _stderr
 from mpi.cli.load_command import load_app
 from mpi.cli.registry_commands import registry_app
 from mpi.cli.serve_command import serve_app
@@ -36,7 +36,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-_stdout = Console()
 
 InputsArg = Annotated[
     list[Path],

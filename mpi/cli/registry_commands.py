@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mpi.cli.consoles import stderr as _stderr
+from mpi.cli.consoles import stdout as _stdout
 from mpi.cli.errors import LARGEST_NUMBER, handles_errors
 from mpi.cli.options import DbOpt
 from mpi.domain.access import AccessChannel
@@ -55,8 +56,6 @@ registry_app.add_typer(person_app, name="person")
 registry_app.add_typer(review_app, name="review")
 registry_app.add_typer(db_app, name="db")
 
-_stdout = Console()
-_stderr = Console(stderr=True)
 
 ActorOpt = Annotated[
     str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -278,6 +279,25 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
     assert len(errors) == 1
     assert str(path) in errors[0]
     assert "record_id" in errors[0]
+
+
+def test_a_message_longer_than_a_terminal_stays_on_one_line_when_piped(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("mpi")
+    folder = tmp_path / "exports-from-the-hospital-information-system" / "patients-of-december"
+    folder.mkdir(parents=True)
+    path = write(folder / "registrations-with-a-rather-long-file-name.csv", "id,family_name\n1,Weber\n")
+    completed = subprocess.run(
+        [str(script), "dedup", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert completed.returncode == 2
+    (line,) = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    # A script or a log gets it whole, not broken where an 80-column terminal would end.
+    assert line.startswith(f"error: {path}") and "record_id" in line and len(line) > 120
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +266,19 @@ def test_help_explains_every_option_with_an_example(command: str) -> None:
             continue
         assert param.help, f"mpi {command} {param.opts[0]} has no help text"
         assert param.opts[0] in result.stdout
+
+
+def test_a_line_longer_than_a_terminal_stays_whole_when_piped(tmp_path: Path) -> None:
+    """Output read by a script or kept in a log is not broken where an 80-column terminal ends."""
+    out = tmp_path / "synthetic-registrations-for-the-identity-vigilance-team"
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("mpi")), "synth", "--n", "20", "--seed", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    (line,) = [line for line in completed.stdout.splitlines() if line.startswith("wrote ")]
+    assert line.startswith(f"wrote 20 records: {out / 'records.csv'}, ")
+    assert line.endswith(str(out / "README.md")) and len(line) > 200

@@ -1,0 +1,24 @@
+"""The command line's two consoles.
+
+On a terminal, rich fits tables to its width. Piped or redirected, it would assume 80 columns
+and break lines there: a path, a message naming a file, row and column, or a table cell would
+then reach a log or a script in pieces. There, lines are as long as their content instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+
+_UNBOUNDED = 10_000  # columns: wider than any line the commands print
+
+
+def _console(stream: TextIO, *, stderr: bool) -> Console:
+    width = None if stream.isatty() else _UNBOUNDED
+    return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+stdout = _console(sys.stdout, stderr=False)
+stderr = _console(sys.stderr, stderr=True)
