@@ -12,10 +12,9 @@ registered through the online path, in order, as if sent one by one.
 from __future__ import annotations
 
 import gc
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,7 +23,7 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from mpi.batch.progress import Progress, SilentProgress
+from mpi.batch.progress import Progress
 from mpi.cli.consoles import stderr as _stderr
 from mpi.cli.consoles import stdout as _stdout
 from mpi.cli.errors import handles_errors
@@ -50,18 +49,10 @@ class LoadReport:
     details: dict[str, Any]
 
 
-@contextmanager
-def _progress(quiet: bool) -> Iterator[Progress]:
-    if quiet or not sys.stderr:
-        yield SilentProgress()
-        return
-    from mpi.cli.progress import RichProgress
+def _progress(quiet: bool) -> AbstractContextManager[Progress]:
+    from mpi.cli.progress import progress_bars
 
-    progress = RichProgress(_stderr)
-    try:
-        yield progress
-    finally:
-        progress.close()
+    return progress_bars(_stderr, quiet)
 
 
 def batch_blocking_keys(clustering: Clustering, rules_path: Path) -> KeysOf:

@@ -7,8 +7,6 @@ Every command turns bad input into one clear message on stderr and exit code 2
 from __future__ import annotations
 
 import json
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -72,20 +70,10 @@ LinkOnlyOpt = Annotated[
 ]
 
 
-@contextmanager
 def _progress(quiet: bool) -> Any:
-    from mpi.batch.progress import SilentProgress
+    from mpi.cli.progress import progress_bars
 
-    if quiet or not sys.stderr:
-        yield SilentProgress()
-        return
-    from mpi.cli.progress import RichProgress
-
-    progress = RichProgress(_stderr)
-    try:
-        yield progress
-    finally:
-        progress.close()
+    return progress_bars(_stderr, quiet)
 
 
 def _print_dedup_summary(summary: dict[str, Any], out: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
@@ -14,6 +17,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from mpi.batch.progress import Progress as Steps
+from mpi.batch.progress import SilentProgress
 
 
 class RichProgress:
@@ -57,6 +63,34 @@ class RichProgress:
             total = self._progress.tasks[-1].total
             self._progress.update(task, description=self._step, completed=total or 1, total=total or 1)  # type: ignore[arg-type]
 
+    def abandon(self) -> None:
+        """The step in progress failed: its bar goes, rather than staying as if it had finished."""
+        if self._task is not None:
+            self._progress.remove_task(self._task)  # type: ignore[arg-type]
+            self._task = None
+
     def close(self) -> None:
         self.finish()
-        self._progress.stop()
+        if self._progress.tasks:
+            self._progress.stop()
+            return
+        # No bar to leave behind: not even the empty line rich ends a non-terminal display with.
+        self._progress.live.transient = True
+        self._progress.live.stop()
+
+
+@contextmanager
+def progress_bars(console: Console, quiet: bool) -> Iterator[Steps]:
+    """Bars for a command's steps on ``console`` (none with ``quiet`` or without a stderr). A
+    step that fails leaves no bar behind, so a refused input ends with its error line alone."""
+    if quiet or not sys.stderr:
+        yield SilentProgress()
+        return
+    bars = RichProgress(console)
+    try:
+        yield bars
+    except BaseException:
+        bars.abandon()
+        raise
+    finally:
+        bars.close()

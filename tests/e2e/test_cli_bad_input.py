@@ -281,7 +281,7 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
     assert "record_id" in errors[0]
 
 
-def test_a_message_longer_than_a_terminal_stays_on_one_line_when_piped(tmp_path: Path) -> None:
+def test_a_refusal_longer_than_a_terminal_is_one_line_alone_when_piped(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("mpi")
     folder = tmp_path / "exports-from-the-hospital-information-system" / "patients-of-december"
     folder.mkdir(parents=True)
@@ -295,8 +295,9 @@ def test_a_message_longer_than_a_terminal_stays_on_one_line_when_piped(tmp_path:
         env={**os.environ, "COLUMNS": "80"},
     )
     assert completed.returncode == 2
-    (line,) = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
-    # A script or a log gets it whole, not broken where an 80-column terminal would end.
+    # A script or a log gets the error whole, not broken where an 80-column terminal would end,
+    # and alone: the bar of the step it stopped is not left behind as if that step had finished.
+    (line,) = completed.stderr.splitlines()
     assert line.startswith(f"error: {path}") and "record_id" in line and len(line) > 120
 
 
