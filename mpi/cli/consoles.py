@@ -15,8 +15,9 @@ from rich.console import Console
 _UNBOUNDED = 10_000  # columns: wider than any line the commands print
 
 
-def _console(stream: TextIO, *, stderr: bool) -> Console:
-    width = None if stream.isatty() else _UNBOUNDED
+def _console(stream: TextIO | None, *, stderr: bool) -> Console:
+    # A closed stream (``mpi ... >&-``) is None: rich then writes nowhere, at any width.
+    width = _UNBOUNDED if stream is not None and not stream.isatty() else None
     return Console(stderr=stderr, soft_wrap=True, width=width)
 
 

@@ -32,6 +32,7 @@ from mpi.service.ports import Matcher, Store
 from mpi.service.registry import Registry
 from mpi.service.settings import Settings
 
+_MAX_REFRESH_BACKOFF_SECONDS = 60.0  # between attempts of a PDQ directory refresh that keeps failing
 log = logging.getLogger("mpi.hl7v2")
 
 
@@ -57,7 +58,7 @@ def build_runtime(
     """The pieces of one server process; ``sends_notifications`` False: this process sends no PIX
     update notifications (another process of the same server does)."""
     crossrefs = CrossReferences(store)
-    directory = PersonDirectory(store, matcher)
+    directory = PersonDirectory(store, matcher, loads_in_background=True)
     access_log = DeferredAccessLog(store)
     continuations = Continuations(store, timedelta(seconds=config.queries.continuation_ttl_seconds), clock)
     pdq = PdqQuery(config, crossrefs, directory, continuations, matcher, clock, audit=access_log.record)
@@ -95,7 +96,7 @@ async def run(
     background: list[asyncio.Task[None]] = []
     try:
         # The PDQ directory loads in the background (seconds per million records): feeds and PIX
-        # are served meanwhile; a PDQ query waits up to 5 s for it, then gets AR (try again).
+        # are served meanwhile, a PDQ query gets AR (send it again) until it has loaded.
         background.append(asyncio.create_task(runtime_directory_refresher(runtime, executor, stop)))
         if runtime.outbox is not None:
             # Before the first message: a first run starts the outbox's cursor at the end of the log.
@@ -128,10 +129,15 @@ async def run(
 async def runtime_directory_refresher(
     runtime: Runtime, executor: ThreadPoolExecutor, stop: asyncio.Event
 ) -> None:
-    """Keep the PDQ directory current with changes made by every process, not only this one."""
+    """Keep the PDQ directory current with changes made by every process, not only this one.
+
+    A failing refresh (the first one is a load of the whole registry) is tried again after a
+    wait that doubles each time, up to ``_MAX_REFRESH_BACKOFF_SECONDS``; its traceback is logged
+    once, the failures after it in one line each."""
     loop = asyncio.get_running_loop()
     interval = runtime.config.notifications.poll_interval_seconds
     directory = runtime.directory
+    failures = 0
     while not stop.is_set():
         try:
             if directory.loaded:
@@ -142,10 +148,18 @@ async def runtime_directory_refresher(
                 await loop.run_in_executor(executor, directory.refresh)
                 took = time.perf_counter() - started
                 log.info("PDQ directory loaded: %d records in %.1f s", len(directory), took)
-        except Exception:
-            log.exception("refreshing the PDQ directory failed; retrying")
+            if failures:
+                log.info("the PDQ directory is current again after %d failed refreshes", failures)
+            failures = 0
+        except Exception as error:
+            failures += 1
+            if failures == 1:
+                log.exception("refreshing the PDQ directory failed; retrying")
+            else:
+                log.error("refreshing the PDQ directory failed %d times in a row: %s", failures, error)
+        wait = min(interval * 2 ** min(failures, 16), _MAX_REFRESH_BACKOFF_SECONDS) if failures else interval
         with_timeout = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({with_timeout}, timeout=interval)
+        await asyncio.wait({with_timeout}, timeout=wait)
         with_timeout.cancel()
 
 

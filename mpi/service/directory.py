@@ -277,12 +277,15 @@ def _criteria_mask(table: _Table, criteria: Criteria) -> npt.NDArray[np.bool_]:
 
 class PersonDirectory:
     def __init__(
-        self, store: Store, matcher: Matcher, *, max_scored: int = 2000, load_wait: float = 5.0
+        self, store: Store, matcher: Matcher, *, max_scored: int = 2000, loads_in_background: bool = False
     ) -> None:
+        """``loads_in_background``: the first ``refresh`` runs elsewhere (a server's refresher);
+        a search before it has finished gets ``NotReady`` at once rather than loading or waiting
+        in the caller's thread, which a server shares with its feeds."""
         self._store = store
         self._matcher = matcher
         self._max_scored = max_scored
-        self._load_wait = load_wait
+        self._loads_in_background = loads_in_background
         self._lock = threading.Lock()
         self._base: _Table | None = None
         # One small table per catch-up, merged now and then: rebuilding a single delta table
@@ -364,13 +367,10 @@ class PersonDirectory:
         """Every person with a current record meeting all criteria, most confident first.
 
         The directory first catches up with the log, so a search sees every committed change.
-        While another thread loads it (a server starting), the search waits for the load up to
-        ``load_wait`` seconds, then gives up with ``NotReady``.
+        Loaded in the background and not loaded yet: ``NotReady``.
         """
-        if self._base is None:
-            if not self._lock.acquire(timeout=self._load_wait):
-                raise NotReady("the person directory is still loading; send the query again shortly")
-            self._lock.release()
+        if self._base is None and self._loads_in_background:
+            raise NotReady("the person directory is still loading; send the query again shortly")
         self.refresh()
         with self._lock:
             tables = [t for t in (self._base, *self._deltas) if t is not None and len(t)]

@@ -282,3 +282,15 @@ def test_a_line_longer_than_a_terminal_stays_whole_when_piped(tmp_path: Path) ->
     (line,) = [line for line in completed.stdout.splitlines() if line.startswith("wrote ")]
     assert line.startswith(f"wrote 20 records: {out / 'records.csv'}, ")
     assert line.endswith(str(out / "README.md")) and len(line) > 200
+
+
+def test_a_command_runs_with_its_output_closed(tmp_path: Path) -> None:
+    """A cron job or a service manager may start mpi with stdout or stderr closed."""
+    mpi = Path(sys.executable).with_name("mpi")
+    database = tmp_path / "mpi.db"
+    for command in (f"'{mpi}' --help >&-", f"'{mpi}' db upgrade --db 'sqlite:///{database}' 2>&- >&-"):
+        completed = subprocess.run(
+            ["sh", "-c", command], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert completed.returncode == 0, completed.stderr
+    assert database.exists()

@@ -92,7 +92,9 @@ def write_config(directory: Path, extra: str = "") -> Path:
 def start_listener(
     config: Path, database_url: str, log: Path | None = None, extra_args: Sequence[str] = ()
 ) -> Listener:
-    """A running ``mpi serve`` (with ``extra_args``); its warnings go to ``log`` if given."""
+    """A running ``mpi serve`` (with ``extra_args``) whose PDQ directories have loaded (it
+    listens before they have); its log goes to ``log`` if given, else next to ``config``."""
+    log = log if log is not None else config.with_name(f"{config.stem}-serve.log")
     command = [
         sys.executable,
         "-c",
@@ -102,16 +104,12 @@ def start_listener(
         "--db",
         database_url,
         "--log-level",
-        "warning",
+        "info",
         *extra_args,
     ]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    stderr = log.open("wb") if log is not None else subprocess.DEVNULL
-    try:
+    with log.open("wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=environment)
-    finally:
-        if log is not None:
-            stderr.close()  # type: ignore[union-attr]
     assert process.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT
     line = b""
@@ -120,11 +118,26 @@ def start_listener(
         if ready:
             line = process.stdout.readline()
             if b"listening on" in line:
-                return Listener(process, int(line.rsplit(b":", 1)[1]))
+                listener = Listener(process, int(line.rsplit(b":", 1)[1]))
+                _wait_for_directories(listener, log, _processes(extra_args), deadline)
+                return listener
             if not line and process.poll() is not None:
                 break
     process.kill()
     raise AssertionError(f"mpi serve did not start (last line {line!r}, exit {process.poll()})")
+
+
+def _processes(extra_args: Sequence[str]) -> int:
+    arguments = list(extra_args)
+    return int(arguments[arguments.index("--processes") + 1]) if "--processes" in arguments else 1
+
+
+def _wait_for_directories(listener: Listener, log: Path, processes: int, deadline: float) -> None:
+    while log.read_text(encoding="utf-8", errors="replace").count("PDQ directory loaded") < processes:
+        if time.monotonic() > deadline or listener.process.poll() is not None:
+            listener.process.kill()
+            raise AssertionError(f"mpi serve did not load its PDQ directory; see {log}")
+        time.sleep(0.05)
 
 
 @pytest.fixture

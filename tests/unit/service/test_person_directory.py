@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from typing import TypeVar
-
 import pytest
 
 from mpi.domain.commands import RegisterRecord
@@ -14,9 +10,6 @@ from mpi.errors import NotReady
 from mpi.service.bootstrap import Services
 from mpi.service.directory import Criteria, PersonDirectory
 from mpi.service.fake_matcher import FakeMatcher
-from mpi.service.ports import SearchColumns, Store, UnitOfWork
-
-T = TypeVar("T")
 
 
 def anna(family_name: str, postcode: str) -> Demographics:
@@ -51,68 +44,19 @@ def test_each_change_replaces_the_old_row_across_many_catch_ups(services: Servic
     assert len(directory.search(Criteria(given_name="Anna", birth_date="1980-01-02"))) == 9
 
 
-class _SlowFirstLoad:
-    """A store whose whole-directory read waits for ``release`` (a large registry loading)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.loading = threading.Event()
-        self.release = threading.Event()
-
-    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
-        def slow(uow: UnitOfWork) -> T:
-            original = uow.search_columns
-
-            def search_columns(batch_size: int) -> Iterator[SearchColumns]:
-                self.loading.set()
-                assert self.release.wait(10)
-                yield from original(batch_size)
-
-            uow.search_columns = search_columns  # type: ignore[method-assign]
-            try:
-                return work(uow)
-            finally:
-                del uow.search_columns
-
-        return self._store.run(slow, write=write)
-
-    def close(self) -> None:
-        self._store.close()
-
-
-def _loading(
-    services: Services, load_wait: float
-) -> tuple[PersonDirectory, _SlowFirstLoad, threading.Thread]:
-    """A directory whose first load, started in another thread, waits for ``store.release``."""
-    store = _SlowFirstLoad(services.store)
-    directory = PersonDirectory(store, FakeMatcher(), load_wait=load_wait)
-    assert not directory.loaded
-    loader = threading.Thread(target=directory.refresh)
-    loader.start()
-    assert store.loading.wait(5)
-    return directory, store, loader
-
-
-def test_a_search_while_the_directory_loads_too_long_says_not_ready(services: Services) -> None:
+def test_a_directory_loaded_in_the_background_is_not_ready_until_it_has_loaded(services: Services) -> None:
     first = services.registry.register(RegisterRecord(RecordKey("CHL", "1"), anna("Muller", "4001")))
-    directory, store, loader = _loading(services, load_wait=0.05)
+    directory = PersonDirectory(services.store, FakeMatcher(), loads_in_background=True)
     with pytest.raises(NotReady, match="still loading"):
         directory.search(Criteria(family_name="Muller"))
-    store.release.set()
-    loader.join(5)
+    assert not directory.loaded  # the search neither loaded it nor waited for it
+    directory.refresh()  # the server's refresher
     assert directory.loaded and len(directory) == 1
     assert [h.mpi_id for h in directory.search(Criteria(family_name="Muller"))] == [first.mpi_id]
 
 
-def test_a_search_while_the_directory_loads_is_answered_once_it_is_loaded(services: Services) -> None:
+def test_a_directory_of_its_own_loads_at_its_first_search(services: Services) -> None:
     first = services.registry.register(RegisterRecord(RecordKey("CHL", "1"), anna("Muller", "4001")))
-    directory, store, loader = _loading(services, load_wait=5.0)
-    answers: list[list[str]] = []
-    searching = threading.Thread(
-        target=lambda: answers.append([h.mpi_id for h in directory.search(Criteria(family_name="Muller"))])
-    )
-    searching.start()
-    store.release.set()
-    loader.join(5)
-    searching.join(5)
-    assert answers == [[first.mpi_id]]
+    directory = PersonDirectory(services.store, FakeMatcher())
+    assert [h.mpi_id for h in directory.search(Criteria(family_name="Muller"))] == [first.mpi_id]
+    assert directory.loaded
