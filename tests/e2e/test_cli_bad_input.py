@@ -263,16 +263,21 @@ def test_recoverable_cells_are_counted_not_refused(tmp_path: Path) -> None:
     assert "birth_date: 1" in mentions[0]
 
 
-def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
-    script = Path(sys.executable).with_name("mpi")
-    path = write(tmp_path / "patients.csv", "id,family_name\n1,Weber\n")
-    completed = subprocess.run(
-        [str(script), "dedup", str(path), "--out", str(tmp_path / "out")],
+def dedup_through_the_console_script(path: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """``mpi dedup`` as a shell or a scheduler runs it: its output piped, 80 columns assumed."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("mpi")), "dedup", str(path), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, "COLUMNS": "80"},
     )
+
+
+def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path / "patients.csv", "id,family_name\n1,Weber\n")
+    completed = dedup_through_the_console_script(path, tmp_path / "out")
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr + completed.stdout
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
@@ -282,18 +287,10 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
 
 
 def test_a_refusal_longer_than_a_terminal_is_one_line_alone_when_piped(tmp_path: Path) -> None:
-    script = Path(sys.executable).with_name("mpi")
     folder = tmp_path / "exports-from-the-hospital-information-system" / "patients-of-december"
     folder.mkdir(parents=True)
     path = write(folder / "registrations-with-a-rather-long-file-name.csv", "id,family_name\n1,Weber\n")
-    completed = subprocess.run(
-        [str(script), "dedup", str(path), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "COLUMNS": "80"},
-    )
+    completed = dedup_through_the_console_script(path, tmp_path / "out")
     assert completed.returncode == 2
     # A script or a log gets the error whole, not broken where an 80-column terminal would end,
     # and alone: the bar of the step it stopped is not left behind as if that step had finished.
