@@ -14,7 +14,7 @@ value and broadcast.
 It follows the registry, whichever process changes it: :meth:`refresh` reads
 the event log after its cursor, re-reads the records the new events touched
 into a small delta table and hides their old rows; when the delta grows past a
-tenth of the base, the base is rebuilt.
+tenth of the base, every record is loaded again, without the lock searches take.
 """
 
 from __future__ import annotations
@@ -286,7 +286,8 @@ class PersonDirectory:
         self._matcher = matcher
         self._max_scored = max_scored
         self._loads_in_background = loads_in_background
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the tables, the deltas and the cursor
+        self._reloading = threading.Lock()  # one load of every record at a time
         self._base: _Table | None = None
         # One small table per catch-up, merged now and then: rebuilding a single delta table
         # at every catch-up would cost time in proportion to every change since the rebuild.
@@ -306,15 +307,31 @@ class PersonDirectory:
             tables = [t for t in (self._base, *self._deltas) if t is not None]
             return sum(int(t.visible.sum()) for t in tables)
 
-    def refresh(self) -> None:
-        """Catch up with the event log (the first call loads every current record)."""
+    def refresh(self, *, may_reload: bool = True) -> None:
+        """Catch up with the event log. The first call loads every current record, and so does
+        a call (``may_reload``) once the changes since the last load pass a tenth of it."""
+        if self._base is None or (may_reload and self._reload_due()):
+            self._reload()
+            return
         with self._lock:
-            if self._base is None or len(self._delta_records) > _REBUILD_SHARE * max(len(self._base), 1000):
-                self._store.run(self._rebuild, write=False)
-                return
             self._store.run(self._catch_up, write=False)
 
-    def _rebuild(self, uow: UnitOfWork) -> None:
+    def _reload_due(self) -> bool:
+        base = self._base
+        return base is None or len(self._delta_records) > _REBUILD_SHARE * max(len(base), 1000)
+
+    def _reload(self) -> None:
+        """Load every current record into a new base table, then put it in place. The load holds
+        no lock searches take (seconds per million records): they use the tables in place."""
+        with self._reloading:
+            if self._base is not None and not self._reload_due():
+                return  # another thread has just reloaded
+            base, cursor = self._store.run(self._load, write=False)
+            with self._lock:
+                # Changes caught up meanwhile are after ``cursor``: the next catch-up reads them again.
+                self._base, self._deltas, self._delta_records, self._cursor = base, [], {}, cursor
+
+    def _load(self, uow: UnitOfWork) -> tuple[_Table, int]:
         cursor = uow.last_event_seq()
         record_ids: list[int] = []
         mpi_ids: list[str] = []
@@ -324,8 +341,7 @@ class PersonDirectory:
             mpi_ids.extend(batch.mpi_ids)
             for name, values in batch.traits.items():
                 traits[name].extend(values)
-        self._base = _Table(record_ids, mpi_ids, _search_keys(traits))
-        self._deltas, self._delta_records, self._cursor = [], {}, cursor
+        return _Table(record_ids, mpi_ids, _search_keys(traits)), cursor
 
     def _catch_up(self, uow: UnitOfWork) -> None:
         while True:
@@ -371,7 +387,7 @@ class PersonDirectory:
         """
         if self._base is None and self._loads_in_background:
             raise NotReady("the person directory is still loading; send the query again shortly")
-        self.refresh()
+        self.refresh(may_reload=not self._loads_in_background)  # a reload is the refresher's job
         with self._lock:
             tables = [t for t in (self._base, *self._deltas) if t is not None and len(t)]
             matched: dict[str, list[int]] = {}

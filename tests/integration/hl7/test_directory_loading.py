@@ -21,6 +21,7 @@ from mpi.hl7v2.parse import parse_message
 from mpi.hl7v2.runtime import build_runtime, run
 from mpi.service.bootstrap import bootstrap
 from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.held_store import HeldDirectoryLoads
 from mpi.service.ports import SearchColumns, Store, UnitOfWork
 from mpi.service.registry import utc_now
 from mpi.service.settings import Settings
@@ -28,36 +29,11 @@ from mpi.service.settings import Settings
 T = TypeVar("T")
 
 
-class _HeldDirectoryLoad:
-    """A store whose whole-directory read waits for ``release`` (a large registry loading)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.loading = threading.Event()
-        self.release = threading.Event()
-
-    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
-        def held(uow: UnitOfWork) -> T:
-            original = uow.search_columns
-
-            def search_columns(batch_size: int) -> Iterator[SearchColumns]:
-                self.loading.set()
-                assert self.release.wait(30)
-                yield from original(batch_size)
-
-            uow.search_columns = search_columns  # type: ignore[method-assign]
-            return work(uow)
-
-        return self._store.run(held, write=write)
-
-    def close(self) -> None:
-        self._store.close()
-
-
 def test_feeds_are_answered_and_pdq_refused_at_once_while_the_pdq_directory_loads(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'mpi.db'}", _env_file=None)  # type: ignore[call-arg]
     services = bootstrap(settings, FakeMatcher())
-    store = _HeldDirectoryLoad(services.store)
+    store = HeldDirectoryLoads(services.store)
+    store.hold.set()
     config = parse_config(tomllib.loads(CONFIG))
     runtime = build_runtime(config, settings, store, services.registry, FakeMatcher(), utc_now)
     bound: list[int] = []
