@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -49,6 +50,19 @@ def goldens(state: RegistryState) -> list[Demographics]:
     return sorted((p.golden for p in state.persons.values()), key=lambda g: g.family_name or "")
 
 
+def registered_one_by_one(rows: Sequence[tuple[RecordKey, Demographics]]) -> RegistryState:
+    """The registry that registering ``rows`` one by one gives (in memory)."""
+    serial = wire(
+        Settings(database_url="sqlite:///unused.db", _env_file=None),  # type: ignore[call-arg]
+        InMemoryStore(),
+        FakeMatcher(),
+        TickingClock(),
+    )
+    for key, demographics in rows:
+        serial.registry.register(RegisterRecord(key, demographics))
+    return serial.store.run(lambda uow: uow.snapshot(), write=False)
+
+
 def test_bulk_load_matches_one_by_one_registration(any_services: Services) -> None:
     summary = any_services.loader.load(
         [BulkRecord(key, d, cluster) for (key, d), cluster in zip(ROWS, [7, 7, 8, 9], strict=True)],
@@ -57,17 +71,8 @@ def test_bulk_load_matches_one_by_one_registration(any_services: Services) -> No
     )
     assert (summary.records, summary.persons, summary.review_tasks) == (4, 3, 1)
 
-    serial = wire(
-        Settings(database_url="sqlite:///unused.db", _env_file=None),  # type: ignore[call-arg]
-        InMemoryStore(),
-        FakeMatcher(),
-        TickingClock(),
-    )
-    for key, demographics in ROWS:
-        serial.registry.register(RegisterRecord(key, demographics))
-
     loaded = any_services.store.run(lambda uow: uow.snapshot(), write=False)
-    expected = serial.store.run(lambda uow: uow.snapshot(), write=False)
+    expected = registered_one_by_one(ROWS)
     assert partition(loaded) == partition(expected)
     assert goldens(loaded) == goldens(expected)
     assert sorted((i.value, i.status) for i in loaded.identifiers.values()) == sorted(
@@ -140,17 +145,8 @@ def test_bulk_load_raises_the_collisions_and_duplicates_of_one_by_one_registrati
     )
     assert (summary.records, summary.persons, summary.review_tasks) == (6, 5, 2)
 
-    serial = wire(
-        Settings(database_url="sqlite:///unused.db", _env_file=None),  # type: ignore[call-arg]
-        InMemoryStore(),
-        FakeMatcher(),
-        TickingClock(),
-    )
-    for key, demographics in rows:
-        serial.registry.register(RegisterRecord(key, demographics))
-
     loaded = any_services.store.run(lambda uow: uow.snapshot(), write=False)
-    expected = serial.store.run(lambda uow: uow.snapshot(), write=False)
+    expected = registered_one_by_one(rows)
     assert partition(loaded) == partition(expected)
     assert task_pairs(loaded) == task_pairs(expected)
     assert [kind for kind, _ in task_pairs(loaded)] == [

@@ -21,6 +21,7 @@ from hl7_harness import (
 
 from mpi.domain.records import RecordKey
 from mpi.errors import NotReady
+from mpi.hl7v2.message import Message
 from mpi.service.audit import verify
 from mpi.service.crossrefs import CrossReferences
 
@@ -116,6 +117,18 @@ def pdq(
     return [segment.raw for segment in answer.segments]
 
 
+def continuation_pointer(answer: list[str]) -> str:
+    """DSC-1 of a PDQ answer that has more to give."""
+    return next(s for s in answer if s.startswith("DSC")).split("|")[1]
+
+
+def cancel_query(mpi: Harness) -> Message:
+    """QCN^J01 cancelling the query tagged T2 (as the consumer PORTAL)."""
+    return mpi.send(
+        "MSH|^~\\&|PORTAL|ANY|MPI|ESANTE|20240101||QCN^J01^QCN_J01|C9|P|2.5\nQID|T2|IHE PDQ Query"
+    )
+
+
 def test_pdq_matches_ignoring_case_and_accents_and_phonetically(mpi: Harness) -> None:
     answer = pdq(mpi, "@PID.5.1.1^WEBER~@PID.7^19820802")
     assert answer[0].split("|")[2] == "DEMOGRAPHICS"  # MSH-5 of the query is MSH-3 of the answer
@@ -181,18 +194,15 @@ def test_pdq_limit_continuation_and_cancel(mpi: Harness) -> None:
         "ERR||DSC^1^1|204^Unknown Key Identifier^HL70357|E"
     ]
     again = pdq(mpi, "@PID.5.1.1^SCHM*", control="P4", rcp="RCP|I|2^RD")
-    pointer = next(s for s in again if s.startswith("DSC")).split("|")[1]
-    cancel = mpi.send(
-        "MSH|^~\\&|PORTAL|ANY|MPI|ESANTE|20240101||QCN^J01^QCN_J01|C9|P|2.5\nQID|T2|IHE PDQ Query"
-    )
-    assert named(cancel, "MSA") == ["MSA|AA|C9"]
+    pointer = continuation_pointer(again)
+    assert named(cancel_query(mpi), "MSA") == ["MSA|AA|C9"]
     after = pdq(mpi, "@PID.5.1.1^SCHM*", control="P5", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
     assert after[1] == "MSA|AE|P5"
 
 
 def test_a_continuation_asked_for_another_query_is_refused_and_kept(mpi: Harness) -> None:
     first = pdq(mpi, "@PID.5.1.1^SCHM*", rcp="RCP|I|2^RD")
-    pointer = next(s for s in first if s.startswith("DSC")).split("|")[1]
+    pointer = continuation_pointer(first)
     wrong = pdq(mpi, "@PID.5.1.1^WEBER", control="P2", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
     assert wrong[1] == "MSA|AE|P2"
     assert [s.rsplit("|", 3)[0] for s in wrong if s.startswith("ERR")] == [
@@ -207,7 +217,7 @@ def test_another_server_process_serves_and_cancels_the_continuations_one_gave(mp
     process, which shares nothing with the first but the database."""
     other = another_process(mpi)
     first = pdq(mpi, "@PID.5.1.1^SCHM*", rcp="RCP|I|2^RD")
-    pointer = next(s for s in first if s.startswith("DSC")).split("|")[1]
+    pointer = continuation_pointer(first)
     second = pdq(other, "@PID.5.1.1^SCHM*", control="P2", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
     assert second[1] == "MSA|AA|P2" and "QAK|T2|OK|IHE PDQ Query|3|1|0" in second
     shown = [s.split("|")[3] for s in first + second if s.startswith("PID")]
@@ -216,11 +226,8 @@ def test_another_server_process_serves_and_cancels_the_continuations_one_gave(mp
     assert used[1] == "MSA|AE|P3"  # used up for every process
 
     again = pdq(other, "@PID.5.1.1^SCHM*", control="P4", rcp="RCP|I|2^RD")
-    pointer = next(s for s in again if s.startswith("DSC")).split("|")[1]
-    cancel = mpi.send(
-        "MSH|^~\\&|PORTAL|ANY|MPI|ESANTE|20240101||QCN^J01^QCN_J01|C9|P|2.5\nQID|T2|IHE PDQ Query"
-    )
-    assert named(cancel, "MSA") == ["MSA|AA|C9"]
+    pointer = continuation_pointer(again)
+    assert named(cancel_query(mpi), "MSA") == ["MSA|AA|C9"]
     after = pdq(other, "@PID.5.1.1^SCHM*", control="P5", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
     assert after[1] == "MSA|AE|P5"
 
@@ -274,7 +281,7 @@ def test_an_unsupported_query_field_is_refused_even_without_a_value(mpi: Harness
 def test_a_person_merged_away_between_pages_is_not_counted(mpi: Harness) -> None:
     first = pdq(mpi, "@PID.5.1.1^SCHM*", rcp="RCP|I|1^RD")
     assert "QAK|T2|OK|IHE PDQ Query|3|1|2" in first
-    pointer = next(s for s in first if s.startswith("DSC")).split("|")[1]
+    pointer = continuation_pointer(first)
     shown = next(s for s in first if s.startswith("PID"))
     rest = [k for k in ("A-2", "A-3", "A-4") if f"|{k}^" not in shown]
     merged = mpi.send(
