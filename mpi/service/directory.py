@@ -15,23 +15,32 @@ It follows the registry, whichever process changes it: :meth:`refresh` reads
 the event log after its cursor, re-reads the records the new events touched
 into a small delta table and hides their old rows; when the delta grows past a
 tenth of the base, every record is loaded again, without the lock searches take.
+
+On PostgreSQL a later event can commit before an earlier one, so the cursor
+passing an event does not mean it was read: a hole in the sequence may be a
+transaction still to commit. The directory does not wait for it (a search
+would lag behind every change meanwhile); it remembers the hole and looks back
+at it at each catch-up, until it is filled or has lasted long enough to be a
+rolled-back transaction's.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from mpi.domain.events import IdentifierChanged, LinkChanged, RecordChanged
+from mpi.domain.events import Event, IdentifierChanged, LinkChanged, RecordChanged
 from mpi.domain.records import Demographics, SourceRecord
 from mpi.errors import NotReady
 from mpi.matching.phonetics import double_metaphone
 from mpi.matching.standardise import fold
+from mpi.service.log_holes import HOLE_GRACE_SECONDS, Hole, holes_before
 from mpi.service.ports import SEARCHED_FIELDS, Matcher, Store, UnitOfWork
 
 WILDCARD = "*"
@@ -39,6 +48,9 @@ _REBUILD_SHARE = 0.1
 _MAX_DELTA_TABLES = 32
 _EVENT_BATCH = 5000
 _READ_BATCH = 50_000  # records per fetch when the whole directory is read
+# A load of every record looks this many sequence numbers below its cursor for transactions
+# not committed yet: far more events than writers can have in flight.
+_LOAD_LOOK_BACK = 2000
 _ATTRIBUTES = (
     "family",
     "family_dm",
@@ -277,11 +289,18 @@ def _criteria_mask(table: _Table, criteria: Criteria) -> npt.NDArray[np.bool_]:
 
 class PersonDirectory:
     def __init__(
-        self, store: Store, matcher: Matcher, *, max_scored: int = 2000, loads_in_background: bool = False
+        self,
+        store: Store,
+        matcher: Matcher,
+        *,
+        max_scored: int = 2000,
+        loads_in_background: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``loads_in_background``: the first ``refresh`` runs elsewhere (a server's refresher);
         a search before it has finished gets ``NotReady`` at once rather than loading or waiting
         in the caller's thread, which a server shares with its feeds."""
+        self._monotonic = monotonic
         self._store = store
         self._matcher = matcher
         self._max_scored = max_scored
@@ -294,6 +313,7 @@ class PersonDirectory:
         self._deltas: list[_Table] = []
         self._delta_records: dict[int, tuple[SourceRecord, str]] = {}
         self._cursor = 0
+        self._holes: list[Hole] = []  # below the cursor, events perhaps still to commit
 
     # -- keeping current ------------------------------------------------------------
     @property
@@ -326,13 +346,19 @@ class PersonDirectory:
         with self._reloading:
             if self._base is not None and not self._reload_due():
                 return  # another thread has just reloaded
-            base, cursor = self._store.run(self._load, write=False)
+            base, cursor, holes = self._store.run(self._load, write=False)
             with self._lock:
                 # Changes caught up meanwhile are after ``cursor``: the next catch-up reads them again.
-                self._base, self._deltas, self._delta_records, self._cursor = base, [], {}, cursor
+                self._base, self._deltas, self._delta_records = base, [], {}
+                self._cursor, self._holes = cursor, holes
 
-    def _load(self, uow: UnitOfWork) -> tuple[_Table, int]:
+    def _load(self, uow: UnitOfWork) -> tuple[_Table, int, list[Hole]]:
         cursor = uow.last_event_seq()
+        # Read before the records: a transaction committing in between is then either a hole
+        # or in the records, never neither.
+        start = max(cursor - _LOAD_LOOK_BACK, 0)
+        recent = uow.events_in([(start + 1, cursor)]) if cursor > start else []
+        holes = holes_before(start, [e.seq or 0 for e in recent], self._monotonic())
         record_ids: list[int] = []
         mpi_ids: list[str] = []
         traits: dict[str, list[str | None]] = {name: [] for name in SEARCHED_FIELDS}
@@ -341,42 +367,64 @@ class PersonDirectory:
             mpi_ids.extend(batch.mpi_ids)
             for name, values in batch.traits.items():
                 traits[name].extend(values)
-        return _Table(record_ids, mpi_ids, _search_keys(traits)), cursor
+        return _Table(record_ids, mpi_ids, _search_keys(traits)), cursor, holes
 
     def _catch_up(self, uow: UnitOfWork) -> None:
+        late = self._filled_holes(uow)
+        if late:
+            self._apply(uow, late)
         while True:
             events = uow.events(after=self._cursor, limit=_EVENT_BATCH)
             if not events:
                 return
-            # Every record of a person an event names: an event may change what a record means
-            # without a change to the record itself (a local id superseded by its source's merge).
-            subjects = {mpi_id for event in events for mpi_id in event.subjects}
-            touched: set[int] = set(uow.records_of_persons(sorted(subjects))) if subjects else set()
-            for event in events:
-                for change in event.changes:
-                    match change:
-                        case RecordChanged(record=record):
-                            touched.add(record.record_id)
-                        case LinkChanged(record_id=record_id):
-                            touched.add(record_id)
-                        case IdentifierChanged(after=identifier):
-                            touched.add(identifier.record_id)
-                        case _:
-                            pass
-            ids = np.array(sorted(touched), dtype=np.int64)
-            for table in (self._base, *self._deltas):
-                if table is not None:
-                    table.hide(ids)
-            for record_id in touched:
-                self._delta_records.pop(record_id, None)
-            fresh = _current(uow, uow.linked_records(sorted(touched)))
-            for record, mpi_id in fresh:
-                self._delta_records[record.record_id] = (record, mpi_id)
-            if fresh:
-                self._deltas.append(_Table.of_records(fresh))
-            if len(self._deltas) > _MAX_DELTA_TABLES:
-                self._deltas = [_Table.of_records(list(self._delta_records.values()))]
+            now = self._monotonic()
+            self._holes.extend(holes_before(self._cursor, [e.seq or 0 for e in events], now))
+            self._apply(uow, events)
             self._cursor = events[-1].seq or self._cursor
+
+    def _filled_holes(self, uow: UnitOfWork) -> list[Event]:
+        """The events committed since into the holes the cursor has passed; holes too old to
+        be filled any more are forgotten."""
+        now = self._monotonic()
+        self._holes = [hole for hole in self._holes if now - hole.seen_at < HOLE_GRACE_SECONDS]
+        if not self._holes:
+            return []
+        late = uow.events_in([(hole.first, hole.last) for hole in self._holes])
+        if late:
+            seqs = sorted(e.seq or 0 for e in late)
+            self._holes = [piece for hole in self._holes for piece in hole.without(seqs)]
+        return late
+
+    def _apply(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """Re-read the records ``events`` touched into a delta table, hiding their old rows."""
+        # Every record of a person an event names: an event may change what a record means
+        # without a change to the record itself (a local id superseded by its source's merge).
+        subjects = {mpi_id for event in events for mpi_id in event.subjects}
+        touched: set[int] = set(uow.records_of_persons(sorted(subjects))) if subjects else set()
+        for event in events:
+            for change in event.changes:
+                match change:
+                    case RecordChanged(record=record):
+                        touched.add(record.record_id)
+                    case LinkChanged(record_id=record_id):
+                        touched.add(record_id)
+                    case IdentifierChanged(after=identifier):
+                        touched.add(identifier.record_id)
+                    case _:
+                        pass
+        ids = np.array(sorted(touched), dtype=np.int64)
+        for table in (self._base, *self._deltas):
+            if table is not None:
+                table.hide(ids)
+        for record_id in touched:
+            self._delta_records.pop(record_id, None)
+        fresh = _current(uow, uow.linked_records(sorted(touched)))
+        for record, mpi_id in fresh:
+            self._delta_records[record.record_id] = (record, mpi_id)
+        if fresh:
+            self._deltas.append(_Table.of_records(fresh))
+        if len(self._deltas) > _MAX_DELTA_TABLES:
+            self._deltas = [_Table.of_records(list(self._delta_records.values()))]
 
     # -- searching ------------------------------------------------------------------
     def search(self, criteria: Criteria) -> list[Hit]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, exists, func, or_, select
 
 from mpi.domain.events import Event, EventKind, decode_changes
 from mpi.domain.registry_state import RegistryState
@@ -17,6 +17,8 @@ from mpi.service.ports import SEARCHED_FIELDS, LinkRow, SearchColumns
 from mpi.storage import tables as t
 
 _record = t.source_record
+# An OR of ranges per statement, well inside SQLite's limit on an expression's depth.
+_SPANS_PER_QUERY = 100
 _SEARCH_COLUMNS = (
     select(_record.c.record_id, t.link.c.mpi_id, *(_record.c[name] for name in SEARCHED_FIELDS))
     .join(t.link, t.link.c.record_id == _record.c.record_id)
@@ -50,6 +52,15 @@ class RegistryReads:
         if limit is not None:
             query = query.limit(limit)
         return self._events(self._c.execute(query).mappings().all())
+
+    def events_in(self, spans: Sequence[tuple[int, int]]) -> list[Event]:
+        found: dict[int, Event] = {}
+        for start in range(0, len(spans), _SPANS_PER_QUERY):
+            chosen = spans[start : start + _SPANS_PER_QUERY]
+            within = or_(*(t.event.c.seq.between(first, last) for first, last in chosen))
+            rows = self._c.execute(select(t.event).where(within)).mappings().all()
+            found.update((event.seq or 0, event) for event in self._events(rows))
+        return [found[seq] for seq in sorted(found)]
 
     def events_about(self, mpi_id: str) -> list[Event]:
         seqs = select(t.event_subject.c.seq).where(t.event_subject.c.mpi_id == mpi_id)

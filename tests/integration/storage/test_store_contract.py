@@ -238,6 +238,11 @@ def test_events_append_in_order_and_round_trip(any_services: Services) -> None:
         assert uow.events(after=seqs[0]) == stored[1:]
         assert uow.events(limit=1) == stored[:1]
         assert uow.events_about(second.mpi_id) == stored[1:]
+        # Spans of sequence numbers, both ends included, in any order: events in order, once.
+        assert uow.events_in([(seqs[1], seqs[1] + 5), (seqs[0] - 3, seqs[0])]) == stored
+        assert uow.events_in([(seqs[0], seqs[1]), (seqs[1], seqs[1])]) == stored
+        assert uow.events_in([(seqs[1] + 1, seqs[1] + 10)]) == []
+        assert uow.events_in([]) == []
 
     any_services.store.run(read, write=False)
 

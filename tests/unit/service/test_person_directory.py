@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 import pytest
 
 from mpi.domain.commands import RegisterRecord
+from mpi.domain.events import Event
 from mpi.domain.records import Demographics, RecordKey
 from mpi.errors import NotReady
 from mpi.service.bootstrap import Services
 from mpi.service.directory import Criteria, PersonDirectory
 from mpi.service.fake_matcher import FakeMatcher
+from mpi.service.log_holes import HOLE_GRACE_SECONDS
+from mpi.service.ports import Store, UnitOfWork
+
+T = TypeVar("T")
 
 
 def anna(family_name: str, postcode: str) -> Demographics:
@@ -60,3 +68,86 @@ def test_a_directory_of_its_own_loads_at_its_first_search(services: Services) ->
     directory = PersonDirectory(services.store, FakeMatcher())
     assert [h.mpi_id for h in directory.search(Criteria(family_name="Muller"))] == [first.mpi_id]
     assert directory.loaded
+
+
+class CommitsOutOfOrder:
+    """A store whose events ``unseen`` stay invisible to readers (their transactions have not
+    committed), as later events commit first on PostgreSQL; counts looks back at holes."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.unseen: set[int] = set()
+        self.looks_back = 0
+
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
+        def filtered(uow: UnitOfWork) -> T:
+            events, events_in = uow.events, uow.events_in
+
+            def visible(after: int = 0, limit: int | None = None) -> list[Event]:
+                return [e for e in events(after, None) if e.seq not in self.unseen][:limit]
+
+            def visible_in(spans: Sequence[tuple[int, int]]) -> list[Event]:
+                self.looks_back += 1
+                return [e for e in events_in(spans) if e.seq not in self.unseen]
+
+            uow.events, uow.events_in = visible, visible_in  # type: ignore[method-assign]
+            return work(uow)
+
+        return self._store.run(filtered, write=write)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+LATE = ("Kremer", "Hoffmann", "Schmit")
+
+
+def stranger(family_name: str, n: int) -> Demographics:
+    """Someone no other stranger is a candidate for (an event about one names no other)."""
+    given = ("Paul", "Ines", "Marc", "Sofia", "Luc")[n]
+    birth_date = f"19{50 + 7 * n}-0{n + 1}-1{n}"
+    return Demographics(family_name=family_name, given_names=given, birth_date=birth_date)
+
+
+def test_records_whose_events_commit_after_later_ones_are_found(services: Services) -> None:
+    store = CommitsOutOfOrder(services.store)
+    clock = [0.0]
+    directory = PersonDirectory(store, FakeMatcher(), monotonic=lambda: clock[0])
+    directory.refresh()
+    late = [
+        services.registry.register(RegisterRecord(RecordKey("CHL", str(n)), stranger(name, n)))
+        for n, name in enumerate(LATE)
+    ]
+    store.unseen = {1, 3}  # the first and last of them: two holes, each below a visible event
+    services.registry.register(RegisterRecord(RecordKey("CHL", "9"), stranger("Weber", 4)))
+    assert len(directory.search(Criteria(family_name="Weber"))) == 1
+    assert [len(directory.search(Criteria(family_name=name))) for name in LATE] == [0, 1, 0]
+
+    store.unseen = {1}  # the later hole commits first
+    clock[0] = HOLE_GRACE_SECONDS / 2
+    assert [h.mpi_id for h in directory.search(Criteria(family_name=LATE[2]))] == [late[2].mpi_id]
+    store.unseen = set()
+    assert [h.mpi_id for h in directory.search(Criteria(family_name=LATE[0]))] == [late[0].mpi_id]
+    assert len(directory) == 4
+
+    store.looks_back = 0
+    directory.search(Criteria(family_name="Weber"))
+    assert store.looks_back == 0  # no hole left to look at
+
+
+def test_a_hole_left_longer_than_a_transaction_can_last_is_no_longer_looked_at(services: Services) -> None:
+    store = CommitsOutOfOrder(services.store)
+    clock = [0.0]
+    directory = PersonDirectory(store, FakeMatcher(), monotonic=lambda: clock[0])
+    directory.refresh()
+    store.unseen = {1}  # a rolled-back transaction's sequence number, never filled
+    for n, name in enumerate(("Kremer", "Weber")):
+        services.registry.register(RegisterRecord(RecordKey("CHL", str(n)), stranger(name, n)))
+    directory.search(Criteria(family_name="Weber"))
+    store.looks_back = 0
+    directory.search(Criteria(family_name="Weber"))
+    assert store.looks_back == 1  # looked at while it may still be filled
+    clock[0] = HOLE_GRACE_SECONDS + 1
+    directory.search(Criteria(family_name="Weber"))
+    directory.search(Criteria(family_name="Weber"))
+    assert store.looks_back == 1
