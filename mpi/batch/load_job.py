@@ -39,6 +39,7 @@ from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, PairScore
 from mpi.errors import InputError
+from mpi.matching.blocking import pairs_examined, pairs_to_examine
 from mpi.matching.encoding import UNORDERED_PAIRS
 from mpi.matching.engine import Engine
 from mpi.matching.scoring import ScoredPairs, Scorer, score_chunks
@@ -195,15 +196,17 @@ def cluster_load_input(
     progress.finish()
     scorer = engine.scorer(records, params)
     review_t = rules.thresholds.review
-    expected = int(sum(int((p.sizes * (p.sizes - 1) // 2).sum()) for p in prepared))
-    progress.start("scoring candidate pairs", total=expected)
+    progress.start("scoring candidate pairs", total=pairs_to_examine(prepared))
     kept = KeptPairs()
     candidate_pairs = 0
+    shown = 0
     chunks = engine.candidate_pairs(records, prepared, chunk_pairs=chunk_pairs)
     for _, scored in score_chunks(scorer, chunks, workers=workers):
         kept.add(scored, scored.match_probability >= review_t)
         candidate_pairs += int(scored.left.size)
-        progress.advance(int(scored.left.size))
+        examined = pairs_examined(prepared)
+        progress.advance(examined - shown)
+        shown = examined
     progress.finish()
     timings["score"] = round(time.perf_counter() - started, 3)
 

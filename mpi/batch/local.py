@@ -23,6 +23,7 @@ from mpi.batch.io import InputTable, read_inputs, write_table
 from mpi.batch.link_decisions import KeptPairs, decide
 from mpi.batch.progress import Progress, SilentProgress
 from mpi.errors import InputError
+from mpi.matching.blocking import pairs_examined, pairs_to_examine
 from mpi.matching.clustering import cluster_size_distribution
 from mpi.matching.encoding import EncodedRecords
 from mpi.matching.engine import Engine
@@ -146,10 +147,6 @@ def train(
     return params, facts
 
 
-def _expected_pairs(prepared_rules: Sequence[Any]) -> int:
-    return int(sum(int((p.sizes * (p.sizes - 1) // 2).sum()) for p in prepared_rules))
-
-
 def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run a whole deduplication or linkage job; returns the summary also written to summary.json."""
     progress = progress or SilentProgress()
@@ -184,7 +181,8 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
     truth = prepared.truth
     true_found = np.zeros(len(prepared_rules), dtype=np.int64)
     scored_pairs = 0
-    progress.start("scoring candidate pairs", total=_expected_pairs(prepared_rules))
+    progress.start("scoring candidate pairs", total=pairs_to_examine(prepared_rules))
+    shown = 0
     chunks = engine.candidate_pairs(
         records, prepared_rules, link_only=options.link_only, chunk_pairs=options.chunk_pairs
     )
@@ -194,7 +192,9 @@ def run_dedup(options: JobOptions, progress: Progress | None = None) -> dict[str
         if truth is not None:
             true_found[r] += int((truth[left] == truth[right]).sum())
         scored_pairs += int(left.size)
-        progress.advance(int(left.size))
+        examined = pairs_examined(prepared_rules)
+        progress.advance(examined - shown)
+        shown = examined
     progress.finish()
     prepared.timings["score"] = round(time.perf_counter() - started, 3)
 

@@ -49,6 +49,9 @@ class OversizedBlock:
 class RuleStats:
     name: str
     pairs: int = 0
+    # Pairs within its blocks gone through so far, kept or not (made by an earlier rule, or
+    # in one file when linking): what progress is counted in, as only these are known ahead.
+    examined: int = 0
     blocks: int = 0
     largest_blocks: list[tuple[str, int]] = field(default_factory=list)
     skipped_blocks: list[OversizedBlock] = field(default_factory=list)
@@ -148,6 +151,16 @@ def _within_block_pairs(
             break
 
 
+def pairs_to_examine(rules: Sequence[PreparedRule]) -> int:
+    """The pairs within the blocks of ``rules``, those several rules make counted once per rule."""
+    return int(sum(int((p.sizes * (p.sizes - 1) // 2).sum()) for p in rules))
+
+
+def pairs_examined(rules: Sequence[PreparedRule]) -> int:
+    """How many of :func:`pairs_to_examine` :func:`candidate_pairs` has gone through so far."""
+    return sum(p.stats.examined for p in rules)
+
+
 def candidate_pairs(
     records: EncodedRecords,
     rules: Sequence[PreparedRule],
@@ -158,6 +171,7 @@ def candidate_pairs(
     """Yield ``(rule index, left, right)`` chunks; every pair once over the union of rules."""
     for r, prepared in enumerate(rules):
         for left, right in _within_block_pairs(prepared.order, prepared.starts, prepared.sizes, chunk_pairs):
+            prepared.stats.examined += int(left.shape[0])
             keep = np.ones(left.shape[0], dtype=bool)
             if link_only:
                 keep &= records.file_index[left] != records.file_index[right]
