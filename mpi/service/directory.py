@@ -40,7 +40,7 @@ from mpi.domain.records import Demographics, SourceRecord
 from mpi.errors import NotReady
 from mpi.matching.phonetics import double_metaphone
 from mpi.matching.standardise import fold
-from mpi.service.log_holes import HOLE_GRACE_SECONDS, Hole, holes_before
+from mpi.service.log_holes import HOLE_GRACE_SECONDS, Hole, distinct_holes, holes_before
 from mpi.service.ports import SEARCHED_FIELDS, Matcher, Store, UnitOfWork
 
 WILDCARD = "*"
@@ -346,11 +346,15 @@ class PersonDirectory:
         with self._reloading:
             if self._base is not None and not self._reload_due():
                 return  # another thread has just reloaded
+            with self._lock:
+                known = list(self._holes)
             base, cursor, holes = self._store.run(self._load, write=False)
             with self._lock:
-                # Changes caught up meanwhile are after ``cursor``: the next catch-up reads them again.
+                # Changes caught up meanwhile are after ``cursor``: the next catch-up reads them
+                # again. A hole known before the load may have been filled after the load read
+                # the records, and applied to the old tables only: it is looked at again.
                 self._base, self._deltas, self._delta_records = base, [], {}
-                self._cursor, self._holes = cursor, holes
+                self._cursor, self._holes = cursor, distinct_holes([*known, *self._holes, *holes])
 
     def _load(self, uow: UnitOfWork) -> tuple[_Table, int, list[Hole]]:
         cursor = uow.last_event_seq()
@@ -370,30 +374,34 @@ class PersonDirectory:
         return _Table(record_ids, mpi_ids, _search_keys(traits)), cursor, holes
 
     def _catch_up(self, uow: UnitOfWork) -> None:
-        late = self._filled_holes(uow)
+        # The holes and the cursor move only once their events are applied: a catch-up that
+        # fails half-way (a lost connection) leaves them for the next one to read again.
+        late, left = self._filled_holes(uow)
         if late:
             self._apply(uow, late)
+        self._holes = left
         while True:
             events = uow.events(after=self._cursor, limit=_EVENT_BATCH)
             if not events:
                 return
             now = self._monotonic()
-            self._holes.extend(holes_before(self._cursor, [e.seq or 0 for e in events], now))
             self._apply(uow, events)
+            self._holes.extend(holes_before(self._cursor, [e.seq or 0 for e in events], now))
             self._cursor = events[-1].seq or self._cursor
 
-    def _filled_holes(self, uow: UnitOfWork) -> list[Event]:
-        """The events committed since into the holes the cursor has passed; holes too old to
-        be filled any more are forgotten."""
+    def _filled_holes(self, uow: UnitOfWork) -> tuple[list[Event], list[Hole]]:
+        """The events committed since into the holes the cursor has passed, and the holes left
+        once they are read (those too old to be filled any more forgotten)."""
         now = self._monotonic()
-        self._holes = [hole for hole in self._holes if now - hole.seen_at < HOLE_GRACE_SECONDS]
-        if not self._holes:
-            return []
-        late = uow.events_in([(hole.first, hole.last) for hole in self._holes])
+        holes = [hole for hole in self._holes if now - hole.seen_at < HOLE_GRACE_SECONDS]
+        if not holes:
+            return [], []
+        late = uow.events_in([(hole.first, hole.last) for hole in holes], limit=_EVENT_BATCH)
         if late:
+            # Past a batch's worth, the rest of a hole's events are read at the next catch-up.
             seqs = sorted(e.seq or 0 for e in late)
-            self._holes = [piece for hole in self._holes for piece in hole.without(seqs)]
-        return late
+            holes = [piece for hole in holes for piece in hole.without(seqs)]
+        return late, holes
 
     def _apply(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
         """Re-read the records ``events`` touched into a delta table, hiding their old rows."""

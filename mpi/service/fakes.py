@@ -286,8 +286,9 @@ class _FakeUnitOfWork:
         chosen = self.t.events[after:]
         return chosen if limit is None else chosen[:limit]
 
-    def events_in(self, spans: Sequence[tuple[int, int]]) -> list[Event]:
-        return [e for e in self.t.events if any(first <= (e.seq or 0) <= last for first, last in spans)]
+    def events_in(self, spans: Sequence[tuple[int, int]], limit: int | None = None) -> list[Event]:
+        chosen = [e for e in self.t.events if any(first <= (e.seq or 0) <= last for first, last in spans)]
+        return chosen if limit is None else chosen[:limit]
 
     def events_about(self, mpi_id: str) -> list[Event]:
         return [event for event in self.t.events if mpi_id in event.subjects]

@@ -50,3 +50,13 @@ def holes_before(cursor: int, seqs: Sequence[int], seen_at: float) -> list[Hole]
             holes.append(Hole(expected, seq - 1, seen_at))
         expected = max(expected, seq + 1)
     return holes
+
+
+def distinct_holes(holes: Sequence[Hole]) -> list[Hole]:
+    """``holes`` without repeats; one seen several times keeps its first sighting. Holes that
+    overlap otherwise are kept as they are: reading a filled hole twice is harmless."""
+    first_seen: dict[tuple[int, int], float] = {}
+    for hole in holes:
+        span = (hole.first, hole.last)
+        first_seen[span] = min(hole.seen_at, first_seen.get(span, hole.seen_at))
+    return [Hole(first, last, seen_at) for (first, last), seen_at in sorted(first_seen.items())]

@@ -314,9 +314,10 @@ class UnitOfWork(Protocol):
 
     def events(self, after: int = 0, limit: int | None = None) -> list[Event]: ...
 
-    def events_in(self, spans: Sequence[tuple[int, int]]) -> list[Event]:
+    def events_in(self, spans: Sequence[tuple[int, int]], limit: int | None = None) -> list[Event]:
         """The events whose sequence number lies in one of ``spans`` (first, last; both
-        included), in order: a reader's look back at holes it left in the log."""
+        included), in order, the first ``limit`` of them: a reader's look back at holes it left
+        in the log."""
         ...
 
     def events_about(self, mpi_id: str) -> list[Event]: ...

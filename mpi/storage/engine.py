@@ -69,6 +69,10 @@ def create_sql_engine(
             # statement then keeps one generic plan instead of planning again at each call. The
             # candidate query took longer to plan (1.4 ms) than to run (0.3 ms) at 1M records.
             cursor.execute("SET plan_cache_mode TO force_generic_plan")
+            # A generic plan estimates a range over a bound parameter at a fixed share of the
+            # table: over a few million events the look-back at the log's holes passed the JIT's
+            # cost threshold and compiled for 100 ms at each run, to read a handful of rows.
+            cursor.execute("SET jit TO off")
             if synchronous_commit != "on":
                 # Trades the last few hundred milliseconds of commits on a server crash (never
                 # consistency) for not waiting on a disk flush at every registration.

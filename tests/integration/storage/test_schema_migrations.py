@@ -64,6 +64,19 @@ def test_postgres_sessions_take_the_configured_synchronous_commit(postgres_url: 
             engine.dispose()
 
 
+@pytest.mark.postgres
+def test_postgres_sessions_plan_once_and_never_compile_queries(postgres_url: str) -> None:
+    # Generic plans spare the candidate query its planning at each registration; with them the
+    # JIT would compile for 100 ms a look-back at the event log that reads a handful of rows.
+    engine = create_sql_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_generic_plan"
+            assert connection.execute(text("SHOW jit")).scalar_one() == "off"
+    finally:
+        engine.dispose()
+
+
 def test_sqlite_commits_leave_checkpoints_to_the_store_s_background_thread(sqlite_url: str) -> None:
     store = SqlStore(create_sql_engine(sqlite_url))
     try:

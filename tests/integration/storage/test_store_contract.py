@@ -243,6 +243,7 @@ def test_events_append_in_order_and_round_trip(any_services: Services) -> None:
         assert uow.events_in([(seqs[0], seqs[1]), (seqs[1], seqs[1])]) == stored
         assert uow.events_in([(seqs[1] + 1, seqs[1] + 10)]) == []
         assert uow.events_in([]) == []
+        assert uow.events_in([(seqs[1], seqs[1]), (seqs[0], seqs[0])], limit=1) == stored[:1]
 
     any_services.store.run(read, write=False)
 

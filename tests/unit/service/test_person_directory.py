@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
 
 from mpi.domain.commands import RegisterRecord
-from mpi.domain.events import Event
-from mpi.domain.records import Demographics, RecordKey
+from mpi.domain.events import Event, EventKind
+from mpi.domain.records import Demographics, RecordKey, SourceRecord
 from mpi.errors import NotReady
 from mpi.service.bootstrap import Services
 from mpi.service.directory import Criteria, PersonDirectory
 from mpi.service.fake_matcher import FakeMatcher
 from mpi.service.log_holes import HOLE_GRACE_SECONDS
-from mpi.service.ports import Store, UnitOfWork
+from mpi.service.ports import SearchColumns, Store, UnitOfWork
 
 T = TypeVar("T")
 
@@ -72,25 +73,37 @@ def test_a_directory_of_its_own_loads_at_its_first_search(services: Services) ->
 
 class CommitsOutOfOrder:
     """A store whose events ``unseen`` stay invisible to readers (their transactions have not
-    committed), as later events commit first on PostgreSQL; counts looks back at holes."""
+    committed), as later events commit first on PostgreSQL; so do the records ``unseen_records``
+    to a load of every record. Counts looks back at holes."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self.unseen: set[int] = set()
+        self.unseen_records: set[int] = set()
         self.looks_back = 0
 
     def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
         def filtered(uow: UnitOfWork) -> T:
-            events, events_in = uow.events, uow.events_in
+            events, events_in, search_columns = uow.events, uow.events_in, uow.search_columns
+
+            def loaded(batch_size: int) -> Iterator[SearchColumns]:
+                for batch in search_columns(batch_size):
+                    keep = [k for k, i in enumerate(batch.record_ids) if i not in self.unseen_records]
+                    yield SearchColumns(
+                        [batch.record_ids[k] for k in keep],
+                        [batch.mpi_ids[k] for k in keep],
+                        {name: [values[k] for k in keep] for name, values in batch.traits.items()},
+                    )
 
             def visible(after: int = 0, limit: int | None = None) -> list[Event]:
                 return [e for e in events(after, None) if e.seq not in self.unseen][:limit]
 
-            def visible_in(spans: Sequence[tuple[int, int]]) -> list[Event]:
+            def visible_in(spans: Sequence[tuple[int, int]], limit: int | None = None) -> list[Event]:
                 self.looks_back += 1
-                return [e for e in events_in(spans) if e.seq not in self.unseen]
+                return [e for e in events_in(spans) if e.seq not in self.unseen][:limit]
 
             uow.events, uow.events_in = visible, visible_in  # type: ignore[method-assign]
+            uow.search_columns = loaded  # type: ignore[method-assign]
             return work(uow)
 
         return self._store.run(filtered, write=write)
@@ -151,3 +164,63 @@ def test_a_hole_left_longer_than_a_transaction_can_last_is_no_longer_looked_at(s
     directory.search(Criteria(family_name="Weber"))
     directory.search(Criteria(family_name="Weber"))
     assert store.looks_back == 1
+
+
+class FailsOnce(CommitsOutOfOrder):
+    """Reading records fails once when ``fail`` is set: a lost connection in mid-catch-up."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.fail = False
+
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
+        def failing(uow: UnitOfWork) -> T:
+            read = uow.linked_records
+
+            def linked_records(record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
+                if self.fail:
+                    self.fail = False
+                    raise ConnectionError("server closed the connection unexpectedly")
+                return read(record_ids)
+
+            uow.linked_records = linked_records  # type: ignore[method-assign]
+            return work(uow)
+
+        return super().run(failing, write=write)
+
+
+def test_a_catch_up_failing_once_a_hole_is_filled_reads_the_hole_again(services: Services) -> None:
+    store = FailsOnce(services.store)
+    directory = PersonDirectory(store, FakeMatcher(), monotonic=lambda: 0.0)
+    directory.refresh()
+    late = services.registry.register(RegisterRecord(RecordKey("CHL", "0"), stranger("Kremer", 0)))
+    store.unseen = {1}
+    services.registry.register(RegisterRecord(RecordKey("CHL", "1"), stranger("Weber", 1)))
+    assert len(directory.search(Criteria(family_name="Weber"))) == 1
+    store.unseen = set()  # the hole is filled
+    store.fail = True
+    with pytest.raises(ConnectionError):
+        directory.refresh()  # the server's refresher logs it and tries again
+    assert [h.mpi_id for h in directory.search(Criteria(family_name="Kremer"))] == [late.mpi_id]
+
+
+def test_a_reload_keeps_looking_at_the_holes_known_before_it(services: Services) -> None:
+    store = CommitsOutOfOrder(services.store)
+    directory = PersonDirectory(store, FakeMatcher(), monotonic=lambda: 0.0)
+    directory.refresh()
+    late = services.registry.register(RegisterRecord(RecordKey("CHL", "0"), stranger("Kremer", 0)))
+    store.unseen, store.unseen_records = {1}, {late.record_id}
+    services.registry.register(RegisterRecord(RecordKey("CHL", "1"), stranger("Weber", 1)))
+    directory.search(Criteria(family_name="Weber"))
+    # A busy few seconds: thousands of events, then enough changes to make a reload due.
+    busy = Event(EventKind.RECORDS_LOADED, datetime.now(UTC), "other-writers", ())
+    services.store.run(lambda uow: [uow.append_event(busy) for _ in range(3000)])
+    for n in range(150):
+        someone = Demographics(family_name=f"Hoffmann{n}", given_names="Luc", sex="M")
+        services.registry.register(RegisterRecord(RecordKey("LABO", str(n)), someone))
+    directory.refresh()  # catches up
+    directory.refresh()  # and reloads every record
+    assert len(directory) == 151
+    assert directory.search(Criteria(family_name="Kremer")) == []
+    store.unseen, store.unseen_records = set(), set()
+    assert [h.mpi_id for h in directory.search(Criteria(family_name="Kremer"))] == [late.mpi_id]
