@@ -9,6 +9,7 @@ HL7 AE/AR) without ever showing a traceback::
     ├── InputError      an input file is unusable (names the file, row and column)
     ├── NotFound        an id that does not exist            (HTTP 404)
     ├── Conflict        a request that contradicts the state  (HTTP 409)
+    ├── InvalidValue    a value the registry cannot store      (HTTP 422, HL7 AE 102)
     ├── NotReady        a part of the service still starting   (HTTP 503, HL7 AR)
     └── HL7Error        an HL7 message that must be refused   (AE/AR)
 """
@@ -60,6 +61,14 @@ class NotFound(MPIError):
 
 class Conflict(MPIError):
     """The request contradicts the current state; nothing was changed."""
+
+
+class InvalidValue(MPIError):
+    """A value the registry cannot store (too long, or holding a NUL); nothing was changed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class DatabaseUnavailable(MPIError):

@@ -35,6 +35,7 @@ from mpi.batch.io import InputTable, read_inputs
 from mpi.batch.link_decisions import KeptPairs, decide, take
 from mpi.batch.matricule_pairs import CONFLICTING
 from mpi.batch.progress import Progress
+from mpi.domain.limits import MAX_AUTHORITY_LENGTH, MAX_VALUE_LENGTH, problem_with
 from mpi.domain.records import DEMOGRAPHIC_FIELDS, Demographics, RecordKey
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, PairScore
@@ -101,6 +102,24 @@ def _text_column(frame: pd.DataFrame, name: str) -> list[str | None]:
     return values
 
 
+def _check_storable(
+    table: InputTable, column: str, values: Sequence[str | None], limit: int = MAX_VALUE_LENGTH
+) -> None:
+    """``InputError`` at the first row whose ``column`` the registry cannot store."""
+    present = [value for value in values if value is not None]
+    # Loops in C over the whole column; the row is looked for only when there is one.
+    if max(map(len, present), default=0) <= limit and "\x00" not in "".join(present):
+        return
+    at = next(k for k, value in enumerate(values) if value is not None and problem_with(value, limit))
+    file_of, row_of = _row_locator(table)
+    raise InputError(
+        table.files[int(file_of[at])],
+        f"{column} {problem_with(values[at] or '', limit)}",
+        row=int(row_of[at]),
+        column=column,
+    )
+
+
 def record_keys(table: InputTable, default_domain: str) -> list[RecordKey]:
     """The source record key of every row; ``InputError`` (file, row, column) on a repeated key."""
     frame = table.frame
@@ -112,6 +131,8 @@ def record_keys(table: InputTable, default_domain: str) -> list[RecordKey]:
             _text_column(frame, "local_id"), _text_column(frame, "record_id"), strict=True
         )
     ]
+    _check_storable(table, "source", authorities, MAX_AUTHORITY_LENGTH)
+    _check_storable(table, "local_id" if "local_id" in frame.columns else "record_id", local_ids)
     joined = pd.Series([f"{a}\x1f{i}" for a, i in zip(authorities, local_ids, strict=True)], dtype=object)
     repeated = joined.duplicated(keep="first").to_numpy()
     if repeated.any():
@@ -137,6 +158,8 @@ def read_load_input(
     table = read_inputs(paths, mapping)
     keys = record_keys(table, default_domain)
     columns = [_text_column(table.frame, name) for name in DEMOGRAPHIC_FIELDS]
+    for name, values in zip(DEMOGRAPHIC_FIELDS, columns, strict=True):
+        _check_storable(table, name, values)
     demographics = [Demographics(*values) for values in zip(*columns, strict=True)]
     progress.finish()
     return LoadInput(table, keys, demographics)

@@ -253,7 +253,8 @@ class _SalvagedHeader:
     @classmethod
     def read(cls, raw: bytes) -> _SalvagedHeader | None:
         data = raw.removeprefix(_UTF8_BOM).lstrip(b"\r\n")
-        line = data.split(b"\r", 1)[0].split(b"\n", 1)[0].decode("latin-1")
+        # A NUL is never echoed: it is what the message may have been refused for.
+        line = data.split(b"\r", 1)[0].split(b"\n", 1)[0].decode("latin-1").replace("\x00", "")
         if not line.startswith("MSH") or len(line) < 4 or not is_valid_delimiter(line[3]):
             return None
         separator = line[3]

@@ -32,7 +32,13 @@ from mpi.errors import Conflict, HL7Error, NotFound
 from mpi.hl7v2.codes import ErrorCode
 from mpi.hl7v2.config import HL7Config, SenderConfig
 from mpi.hl7v2.message import Message, Segment
-from mpi.hl7v2.translate import Identifier, PatientIdentity, demographic_changes, patient_identity
+from mpi.hl7v2.translate import (
+    Identifier,
+    PatientIdentity,
+    check_length,
+    demographic_changes,
+    patient_identity,
+)
 from mpi.service.feed import AccountChange, FeedTransaction
 
 REGISTER_TRIGGERS = frozenset({"A01", "A04", "A05", "A08", "A28", "A31"})
@@ -95,6 +101,7 @@ def _account(pid: Segment) -> AccountChange | None:
     if field.is_null:
         return AccountChange(None)
     value = field.repetition(1).component(1).value.strip()
+    check_length(value, "the patient account number", "PID^1^18^1^1")
     return AccountChange(value) if value else None
 
 

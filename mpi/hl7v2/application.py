@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from mpi.errors import HL7Error, MPIError
+from mpi.errors import HL7Error, InvalidValue, MPIError
 from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack_for_unparsable
 from mpi.hl7v2.adt import FEED_TRIGGERS, FeedChange, translate_feed
 from mpi.hl7v2.codes import ErrorCode
@@ -210,6 +210,8 @@ class HL7Application:
             answer, resent = self._feed.apply(key, actor, run, lambda _: self._ack(message, "AA", warnings))
         except HL7Error as error:  # among them a key refused as unknown or duplicate, where it sits
             return self._refuse(message, error, key)
+        except InvalidValue as error:  # the adapter checks what it reads; this is the service's check
+            return self._refuse(message, HL7Error(str(error), code=ErrorCode.DATA_TYPE_ERROR), key)
         except MPIError as error:
             internal = HL7Error(str(error), code=ErrorCode.APPLICATION_INTERNAL_ERROR)
             return self._refuse(message, internal, key)

@@ -54,7 +54,7 @@ class Delimiters:
             raise ValueError(f"delimiters must be single ASCII punctuation characters: {characters!r}")
         if len(set(characters)) != len(characters):
             raise ValueError(f"delimiters must be distinct: {characters!r}")
-        object.__setattr__(self, "_needs_escaping", frozenset([*characters, "\r", "\n"]))
+        object.__setattr__(self, "_needs_escaping", frozenset([*characters, "\r", "\n", "\x00"]))
 
     @classmethod
     def from_header(cls, field_separator: str, encoding_characters: str) -> Delimiters:
@@ -126,6 +126,8 @@ class Delimiters:
         if self.truncation:
             text = text.replace(self.truncation, f"{escape}P{escape}")
         text = text.replace("\r", f"{escape}X0D{escape}")
+        # Receivers (this one among them) refuse a raw NUL byte in a message.
+        text = text.replace("\x00", f"{escape}X00{escape}")
         # \.br\ is the formatting escape for a line break, but its dot would be
         # split as data if a sender chose "." as a delimiter.
         if "." in self._needs_escaping:

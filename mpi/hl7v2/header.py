@@ -99,6 +99,7 @@ class MessageHeader:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        """(MSH-3, MSH-4, MSH-10) as sent: what identifies a resent message (INTEROP.md)."""
+        """(MSH-3, MSH-4, MSH-10) as sent: what identifies a resent message (INTEROP.md). The whole
+        MSH-10, not its first component: ``K^1`` and ``K^2`` are two messages."""
         raw = self.segment.raw_value
-        return raw(3), raw(4), self.control_id
+        return raw(3), raw(4), raw(10).strip()

@@ -10,7 +10,10 @@ What this module decides, and refuses with ``HL7Error`` and a table-0357 code:
 * segments: ``\\r``, ``\\r\\n`` and ``\\n`` all end a segment, blank lines are
   skipped, a segment name is three characters ``[A-Z][A-Z0-9]{2}`` (100);
 * the header fields an answer depends on: MSH-9 type, MSH-10 control id, MSH-11
-  processing id and MSH-12 version must be present (101 at ``MSH^1^<field>``).
+  processing id and MSH-12 version must be present (101 at ``MSH^1^<field>``), and
+  the fields that identify a resent message (MSH-3, MSH-4, MSH-10) no longer than
+  their data types allow (102);
+* a NUL byte anywhere (102, located at its field).
 
 Header problems set ``reject=True`` (answer AR, as HL7 original mode prescribes
 for a header the receiver cannot accept); problems in the body do not (AE).
@@ -43,6 +46,15 @@ _REQUIRED_HEADER_FIELDS = (
     (10, "message control id"),
     (11, "processing id"),
     (12, "version id"),
+)
+
+
+# The fields that identify a resent message, as sent: MSH-10 is an ST of at most 199 characters
+# (HL7 v2.7; 20 in v2.5), MSH-3 and MSH-4 an HD of at most 20 + 199 + 6 and two separators.
+_KEY_FIELD_LIMITS = (
+    (3, "sending application", 227),
+    (4, "sending facility", 227),
+    (10, "message control id", 199),
 )
 
 
@@ -89,6 +101,7 @@ def parse_message(data: bytes) -> Message:
     declared_charset = _declared_charset(header_parts, delimiters)
     declared_codec = codec_for_charset(declared_charset)
     text, codec, fallback = _decode(data, declared_codec, declared_charset, separator)
+    _refuse_nul(data, separator)
 
     field_separator = delimiters.field
     segments: list[Segment] = []
@@ -105,14 +118,37 @@ def parse_message(data: bytes) -> Message:
 
     header = segments[0]
     for number, label in _REQUIRED_HEADER_FIELDS:
-        if header.raw_value(number, 1, 1) in ("", NULL_MARKER):
+        if header.raw_value(number, 1, 1).strip() in ("", NULL_MARKER):
             raise HL7Error(
                 f"MSH-{number} ({label}) is missing",
                 code=ErrorCode.REQUIRED_FIELD_MISSING,
                 location=f"MSH^1^{number}",
                 reject=True,
             )
+    for number, label, limit in _KEY_FIELD_LIMITS:
+        if len(header.raw_value(number).strip()) > limit:
+            raise HL7Error(
+                f"MSH-{number} ({label}) is longer than {limit} characters",
+                code=ErrorCode.DATA_TYPE_ERROR,
+                location=f"MSH^1^{number}",
+                reject=True,
+            )
     return Message(tuple(segments), delimiters, codec, charset_fallback=fallback)
+
+
+def _refuse_nul(data: bytes, separator: bytes) -> None:
+    # A NUL is no character of any text an HL7 field holds (and PostgreSQL cannot store one).
+    # Every character set read here is ASCII-compatible: the byte is the character.
+    offset = data.find(b"\x00")
+    if offset < 0:
+        return
+    location = _location_of_offset(data, offset, separator)
+    raise HL7Error(
+        f"byte 0x00 (NUL) at offset {offset}",
+        code=ErrorCode.DATA_TYPE_ERROR,
+        location=location,
+        reject=not location or location.startswith("MSH^"),
+    )
 
 
 @lru_cache(maxsize=64)

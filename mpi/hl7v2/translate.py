@@ -27,6 +27,7 @@ import calendar
 import re
 from dataclasses import dataclass
 
+from mpi.domain.limits import MAX_VALUE_LENGTH, problem_with
 from mpi.domain.records import RecordKey
 from mpi.errors import HL7Error
 from mpi.hl7v2.codes import ErrorCode
@@ -94,6 +95,7 @@ def read_identifiers(
         if not value:
             continue
         where = f"{location}^{number}"
+        check_length(value, "the identifier", f"{where}^1")
         found.append(Identifier(value, read_domain(repetition, config, where, default=default), where))
     return found
 
@@ -147,7 +149,27 @@ def patient_identity(
     return PatientIdentity(own[0].key, matricules[0] if matricules else None, others)
 
 
+def check_length(value: str, what: str, location: str) -> None:
+    """AE 102 at ``location`` for a value longer than the registry stores."""
+    if (problem := problem_with(value, MAX_VALUE_LENGTH)) is not None:
+        raise HL7Error(f"{what} {problem}", code=ErrorCode.DATA_TYPE_ERROR, location=location)
+
+
 # -- demographics ---------------------------------------------------------------------
+_PID_FIELD_OF = {
+    "family_name": 5,
+    "given_names": 5,
+    "birth_name": 5,
+    "street": 11,
+    "house_number": 11,
+    "postcode": 11,
+    "city": 11,
+    "country": 11,
+    "phone": 13,
+    "email": 13,
+}
+
+
 def demographic_changes(pid: Segment, identity: PatientIdentity) -> dict[str, str | None]:
     """The demographic fields a PID sets or removes (fields it leaves empty are not included)."""
     changes: dict[str, str | None] = {}
@@ -158,6 +180,9 @@ def demographic_changes(pid: Segment, identity: PatientIdentity) -> dict[str, st
     changes.update(_sex(pid.field(8)))
     changes.update(_address(pid.field(11)))
     changes.update(_contacts(pid.field(13)))
+    for name, value in changes.items():
+        if value is not None and name in _PID_FIELD_OF:
+            check_length(value, name.replace("_", " "), f"PID^1^{_PID_FIELD_OF[name]}")
     return changes
 
 

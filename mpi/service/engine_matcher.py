@@ -17,6 +17,7 @@ vectorised batch standardiser instead.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from itertools import chain
@@ -27,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mpi.domain.limits import MAX_BLOCKING_KEY_LENGTH
 from mpi.domain.records import Demographics
 from mpi.domain.scores import ComparisonOutcome, Decision, PairScore
 from mpi.errors import RulesError
@@ -143,10 +145,22 @@ def blocking_keys_of(rules: Rules, columns: Columns, n: int) -> list[list[str]]:
         if len(usable) < len(parts):
             continue  # the data lacks a column of this rule
         prefix = f"{rule.name}:"
+        widest = sum(max(map(len, filter(None, part)), default=0) for part in usable)
+        fits = len(prefix) + len(usable) - 1 + widest <= MAX_BLOCKING_KEY_LENGTH
         for record_keys, values in zip(keys, zip(*usable, strict=True), strict=True):
             if None not in values:
-                record_keys.append(prefix + "|".join(values))
+                key = prefix + "|".join(values)
+                record_keys.append(key if fits else _storable_key(key))
     return keys
+
+
+def _storable_key(key: str) -> str:
+    """``key``, or past the stored width its beginning and a digest of the whole (equal keys stay
+    equal, different ones different)."""
+    if len(key) <= MAX_BLOCKING_KEY_LENGTH:
+        return key
+    digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    return f"{key[: MAX_BLOCKING_KEY_LENGTH - len(digest) - 1]}#{digest}"
 
 
 def _outcomes(compiled: CompiledComparison) -> tuple[ComparisonOutcome, ...]:

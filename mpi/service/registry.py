@@ -18,6 +18,7 @@ from typing import Literal
 from mpi.domain.access import AccessAction
 from mpi.domain.commands import RegisterRecord, UpdateRecord
 from mpi.domain.events import EventKind
+from mpi.domain.limits import check_record
 from mpi.domain.persons import Link, LinkProvenance, Person
 from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
 from mpi.domain.reviews import ReviewKind
@@ -99,6 +100,7 @@ class Registry:
     # -- commands -------------------------------------------------------------------
     def register(self, command: RegisterRecord) -> RegistrationResult:
         """Register a source record; a record the source already sent is updated instead."""
+        check_record(command.key, command.demographics)
         matcher = self._matcher()
         probe = make_probe(matcher, command.demographics)
         return self._store.run(lambda uow: self._register(uow, matcher, probe, command))
@@ -113,12 +115,14 @@ class Registry:
         callers at once are applied one after the other, never both to the same old version.
         ``demographics_of`` may raise to refuse the change; it may run more than once.
         """
+        check_record(key)
         matcher = self._matcher()
 
         def work(uow: UnitOfWork) -> RegistrationResult:
             uow.lock_keys([record_lock_key(key)])
             current = uow.find_record(key)
             demographics = demographics_of(current)
+            check_record(key, demographics)
             probe = make_probe(matcher, demographics)
             if current is None or demographics != current.demographics:
                 uow.lock_keys(probe.lock_keys)  # as register does: see _register
@@ -140,6 +144,8 @@ class Registry:
         Each record sees the ones before it, exactly as if they had been
         registered one by one; grouping only saves commits.
         """
+        for command in commands:
+            check_record(command.key, command.demographics)
         matcher = self._matcher()
         results: list[RegistrationResult] = []
         for start in range(0, len(commands), per_transaction):
@@ -158,6 +164,7 @@ class Registry:
 
     def update(self, command: UpdateRecord) -> RegistrationResult:
         """Store a new version of a known record (``NotFound`` for an unknown one)."""
+        check_record(command.key, command.demographics)
         matcher = self._matcher()
         probe = make_probe(matcher, command.demographics)
 

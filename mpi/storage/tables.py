@@ -30,6 +30,13 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from mpi.domain.limits import (
+    MAX_AUTHORITY_LENGTH,
+    MAX_BLOCKING_KEY_LENGTH,
+    MAX_CONTROL_ID_LENGTH,
+    MAX_SENDER_LENGTH,
+    MAX_VALUE_LENGTH,
+)
 from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
 from mpi.domain.records import (
     DEMOGRAPHIC_FIELDS,
@@ -76,15 +83,15 @@ metadata = MetaData(naming_convention=NAMING)
 
 
 def _demographic_columns() -> list[Column[Any]]:
-    return [Column(name, String(200), nullable=True) for name in DEMOGRAPHIC_FIELDS]
+    return [Column(name, String(MAX_VALUE_LENGTH), nullable=True) for name in DEMOGRAPHIC_FIELDS]
 
 
 source_record = Table(
     "source_record",
     metadata,
     Column("record_id", Id, primary_key=True, autoincrement=True),
-    Column("authority", String(100), nullable=False),
-    Column("local_id", String(200), nullable=False),
+    Column("authority", String(MAX_AUTHORITY_LENGTH), nullable=False),
+    Column("local_id", String(MAX_VALUE_LENGTH), nullable=False),
     Column("version", Integer, nullable=False),
     *_demographic_columns(),
     Column("matricule", String(10), nullable=False),
@@ -111,9 +118,9 @@ record_identifier = Table(
     metadata,
     Column("identifier_id", Id, primary_key=True, autoincrement=True),
     Column("record_id", Id, ForeignKey("source_record.record_id"), nullable=False, index=True),
-    Column("system", String(100), nullable=False),
-    Column("value", String(200), nullable=False),
-    Column("raw", String(200), nullable=False),
+    Column("system", String(MAX_AUTHORITY_LENGTH), nullable=False),
+    Column("value", String(MAX_VALUE_LENGTH), nullable=False),
+    Column("raw", String(MAX_VALUE_LENGTH), nullable=False),
     Column("status", String(10), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("assigned_at", UTCDateTime, nullable=False),
@@ -124,7 +131,7 @@ record_identifier = Table(
 blocking_key = Table(
     "blocking_key",
     metadata,
-    Column("key", String(300), primary_key=True),
+    Column("key", String(MAX_BLOCKING_KEY_LENGTH), primary_key=True),
     Column("record_id", Id, ForeignKey("source_record.record_id"), primary_key=True, index=True),
 )
 
@@ -222,9 +229,9 @@ event_subject = Table(
 message_receipt = Table(
     "message_receipt",
     metadata,
-    Column("sending_application", String(250), primary_key=True),
-    Column("sending_facility", String(250), primary_key=True),
-    Column("control_id", String(200), primary_key=True),
+    Column("sending_application", String(MAX_SENDER_LENGTH), primary_key=True),
+    Column("sending_facility", String(MAX_SENDER_LENGTH), primary_key=True),
+    Column("control_id", String(MAX_CONTROL_ID_LENGTH), primary_key=True),
     Column("response", LargeBinary, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
 )

@@ -241,6 +241,30 @@ def test_bad_input_is_one_message_naming_file_row_and_column(tmp_path: Path) -> 
     assert code == 0 and "0 records written" in output  # nothing was loaded by the failed attempts
 
 
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"family_name": "W" * 201}, "row 2, column 'family_name': family_name is 201 characters long"),
+        ({"city": "Lux\x00embourg"}, "row 2, column 'city': city contains a NUL character"),
+        ({"local_id": "9" * 201}, "row 2, column 'local_id': local_id is 201 characters long"),
+        ({"source": "S" * 101}, "row 2, column 'source': source is 101 characters long, more than the 100"),
+    ],
+)
+def test_a_value_the_registry_cannot_store_is_refused_naming_file_row_and_column(
+    tmp_path: Path, database_url: str, row: dict[str, str], message: str
+) -> None:
+    rows = [
+        {"record_id": "1", "source": "CHL", "local_id": "1", **WEBER},
+        {"record_id": "2", "source": "CHL", "local_id": "2", **WEBER, **row},
+    ]
+    path = write_rows(tmp_path / "values.csv", rows)
+    code, output = run("load", str(path), "--db", database_url)
+    assert code == 2 and "Traceback" not in output
+    assert f"values.csv, {message}" in " ".join(output.split())
+    code, output = run("export", "--db", database_url, "--out", str(tmp_path / "empty.csv"))
+    assert code == 0 and "0 records written" in output
+
+
 @pytest.mark.slow
 def test_the_loaded_registry_is_its_replayed_log(loaded: dict[str, object]) -> None:
     services = bootstrap(Settings(database_url=str(loaded["db"]), _env_file=None))  # type: ignore[call-arg]

@@ -12,6 +12,7 @@ import pytest
 from hl7_harness import CHL_OID, MATRICULE, Harness, make_harness, msh, named
 
 from mpi.domain.records import Demographics, RecordKey
+from mpi.hl7v2 import parse_message
 from mpi.service.audit import verify
 from mpi.service.crossrefs import CrossReferences
 
@@ -167,6 +168,65 @@ def test_content_errors_are_application_errors_with_the_exact_location(
     assert named(answer, "MSA") == ["MSA|AE|C1"]
     assert [e.rsplit("|", 3)[0] for e in named(answer, "ERR")] == [err]
     assert mpi.services.registry.count_records() == 0
+
+
+LONG = "W" * 201  # one character more than the registry stores
+
+
+@pytest.mark.parametrize(
+    ("pid", "err"),
+    [
+        (f"PID|||A-1^^^CHL||{LONG}^Jean||19820802|M", "ERR||PID^1^5|102^Data Type Error^HL70357|E"),
+        (
+            f"PID|||A-1^^^CHL||Weber^Jean||19820802|M|||{LONG}^^Luxembourg",
+            "ERR||PID^1^11|102^Data Type Error^HL70357|E",
+        ),
+        (f"PID|||{LONG}^^^CHL||Weber^Jean||19820802|M", "ERR||PID^1^3^1^1|102^Data Type Error^HL70357|E"),
+        (
+            "PID|||A-1^^^CHL||Weber^Jean||19820802|M" + "|" * 10 + f"{LONG}",
+            "ERR||PID^1^18^1^1|102^Data Type Error^HL70357|E",
+        ),
+        ("PID|||A-1^^^CHL||We\x00ber^Jean||19820802|M", "ERR||PID^1^5|102^Data Type Error^HL70357|E"),
+        ("PID|||A-1^^^CHL||We\\X00\\ber^Jean||19820802|M", "ERR||PID^1^5|102^Data Type Error^HL70357|E"),
+    ],
+)
+def test_a_value_the_registry_cannot_store_is_refused_where_it_sits_and_a_resend_gets_the_same_ae(
+    mpi: Harness, pid: str, err: str
+) -> None:
+    """Too long, or holding a NUL (which PostgreSQL cannot store): AE, so a sender that resends
+    gets the same refusal, never an AR telling it to try again for ever."""
+    text = f"{msh(control='LONG-1')}\rEVN|A04\r{pid}\rPV1||N\r".encode()
+    answer = mpi.send_bytes(text)
+    refused = parse_message(answer)
+    assert named(refused, "MSA") == ["MSA|AE|LONG-1"]
+    assert [e.rsplit("|", 3)[0] for e in named(refused, "ERR")] == [err]
+    assert mpi.services.registry.count_records() == 0
+    again = parse_message(mpi.send_bytes(text))
+    assert named(again, "MSA") + named(again, "ERR") == named(refused, "MSA") + named(refused, "ERR")
+
+
+@pytest.mark.parametrize(
+    ("header", "err"),
+    [
+        (msh(control="C" * 200), "ERR||MSH^1^10|102^Data Type Error^HL70357|E"),
+        (msh(control=" "), "ERR||MSH^1^10|101^Required Field Missing^HL70357|E"),
+        (msh(sender="H\x00IS|CHL"), "ERR||MSH^1^3|102^Data Type Error^HL70357|E"),
+    ],
+)
+def test_a_header_that_cannot_identify_a_resent_message_is_rejected(
+    mpi: Harness, header: str, err: str
+) -> None:
+    answer = parse_message(mpi.send_bytes(f"{header}\r{WEBER}\r".encode()))
+    assert named(answer, "MSA")[0].startswith("MSA|AR|")
+    assert [e.rsplit("|", 3)[0] for e in named(answer, "ERR")] == [err]
+    assert mpi.services.registry.count_records() == 0
+
+
+def test_control_ids_differing_after_their_first_component_are_two_messages(mpi: Harness) -> None:
+    first = mpi.send(f"{msh(control='K^1')}\n{WEBER}")
+    second = mpi.send(f"{msh(control='K^2')}\n{WEBER.replace('A-1', 'A-2').replace('Weber', 'Muller')}")
+    assert (named(first, "MSA"), named(second, "MSA")) == (["MSA|AA|K^1"], ["MSA|AA|K^2"])
+    assert record(mpi, "CHL", "A-2") is not None
 
 
 def test_missing_pid_segment_is_a_segment_sequence_error(mpi: Harness) -> None:
