@@ -420,6 +420,12 @@ class _FakeUnitOfWork:
         pending = [m for _, m in sorted(self.t.outbound.items()) if m.status is OutboundStatus.PENDING]
         return pending[:limit]
 
+    def pending_heads(self) -> list[OutboundMessage]:
+        heads: dict[str, OutboundMessage] = {}
+        for message in self.pending_outbound(len(self.t.outbound)):
+            heads.setdefault(message.consumer, message)
+        return list(heads.values())
+
     def save_outbound(self, message: OutboundMessage) -> None:
         self.t.outbound[message.message_id] = message
 

@@ -199,14 +199,12 @@ class Outbox:
         return kept
 
     # -- delivery bookkeeping ---------------------------------------------------------
-    def due(self, limit: int = 200) -> list[OutboundMessage]:
-        """The oldest pending message of each consumer, if its time has come."""
+    def due(self) -> list[OutboundMessage]:
+        """The oldest pending message of each consumer, if its time has come. Whatever one
+        consumer has waiting (it may be down for days), the others' heads are found."""
         now = self._clock()
-        pending = self._store.run(lambda uow: uow.pending_outbound(limit), write=False)
-        heads: dict[str, OutboundMessage] = {}
-        for message in pending:
-            heads.setdefault(message.consumer, message)
-        return [m for m in heads.values() if m.next_attempt_at <= now]
+        heads = self._store.run(lambda uow: uow.pending_heads(), write=False)
+        return [m for m in heads if m.next_attempt_at <= now]
 
     def pending_count(self) -> int:
         return len(self._store.run(lambda uow: uow.pending_outbound(1_000_000), write=False))

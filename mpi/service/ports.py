@@ -412,6 +412,10 @@ class UnitOfWork(Protocol):
         """Pending messages, oldest first."""
         ...
 
+    def pending_heads(self) -> list[OutboundMessage]:
+        """The oldest pending message of each consumer that has one, oldest first."""
+        ...
+
     def save_outbound(self, message: OutboundMessage) -> None: ...
 
     def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:

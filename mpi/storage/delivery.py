@@ -100,6 +100,10 @@ class DeliveryRows:
         rows = self._c.execute(q.PENDING_OUTBOUND, {"status": OutboundStatus.PENDING.value, "limit": limit})
         return [_outbound_of(row) for row in rows.mappings()]
 
+    def pending_heads(self) -> list[OutboundMessage]:
+        rows = self._c.execute(q.PENDING_HEADS, {"status": OutboundStatus.PENDING.value})
+        return [_outbound_of(row) for row in rows.mappings()]
+
     def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:
         wanted = sorted(set(mpi_ids))
         found: dict[str, str] = {}

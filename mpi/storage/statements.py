@@ -344,6 +344,17 @@ PENDING_OUTBOUND = (
     .order_by(_outbound.c.message_id)
     .limit(bindparam("limit"))
 )
+_heads = (
+    select(func.min(_outbound.c.message_id).label("message_id"))
+    .where(_outbound.c.status == bindparam("status"))
+    .group_by(_outbound.c.consumer)
+    .subquery()
+)
+PENDING_HEADS = (
+    select(_outbound)
+    .join(_heads, _heads.c.message_id == _outbound.c.message_id)
+    .order_by(_outbound.c.message_id)
+)
 UPDATE_OUTBOUND = update(_outbound).where(_outbound.c.message_id == bindparam("b_message_id"))
 SUPERSEDED_RECORDS = select(t.superseded_record).where(
     t.superseded_record.c.record_id.in_(bindparam("ids", expanding=True))

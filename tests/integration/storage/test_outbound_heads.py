@@ -1,0 +1,45 @@
+"""Each consumer's notifications go out in order, whatever another consumer has waiting: a
+consumer down for days must not hold back the others."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from mpi.service.bootstrap import Services
+from mpi.service.delivery import OutboundMessage, OutboundStatus
+from mpi.service.outbox import Outbox
+
+AT = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+def message(consumer: str, n: int) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=0,
+        consumer=consumer,
+        mpi_id=f"P{n:012d}",
+        event_seq=n,
+        identifiers=f"CHL|{n}",
+        payload=b"MSH|...",
+        status=OutboundStatus.PENDING,
+        attempts=0,
+        created_at=AT,
+        next_attempt_at=AT,
+    )
+
+
+def test_the_oldest_pending_message_of_each_consumer_is_due(any_services: Services) -> None:
+    store = any_services.store
+    backlog = [message("registry", n) for n in range(300)]  # the registry is down
+    store.run(lambda uow: uow.add_outbound([*backlog, message("gp", 300), message("gp", 301)]))
+    outbox = Outbox(store, lambda person, seq: [], clock=lambda: AT + timedelta(seconds=1))
+
+    due = outbox.due()
+    assert [(m.consumer, m.event_seq) for m in due] == [("registry", 0), ("gp", 300)]
+    outbox.delivered(due[1])
+    assert [(m.consumer, m.event_seq) for m in outbox.due()] == [("registry", 0), ("gp", 301)]
+
+    # A head waiting for its retry holds back its own consumer only.
+    head = store.run(lambda uow: uow.pending_heads(), write=False)[0]
+    store.run(lambda uow: uow.save_outbound(replace(head, next_attempt_at=AT + timedelta(hours=1))))
+    assert [(m.consumer, m.event_seq) for m in outbox.due()] == [("gp", 301)]
