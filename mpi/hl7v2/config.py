@@ -161,7 +161,9 @@ class NotificationConfig(_Strict):
     retry_initial_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(600.0, gt=0)
     gap_grace_seconds: float = Field(
-        10.0, gt=0, description="How long a hole in the event sequence may be an uncommitted transaction."
+        120.0,
+        gt=0,
+        description="How long a hole in the event sequence is read again, as a transaction still to commit.",
     )
 
 

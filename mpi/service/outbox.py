@@ -22,10 +22,18 @@ message about the person holding it; an identifier that moves is in the last
 message about the person it left, a person concerned by the move: so it is
 among those compared, and a change is never missed (a repeat can happen).
 
-The cursor must not pass a transaction that has not committed yet: on
-PostgreSQL a later event can commit before an earlier one. A hole in the
-sequence therefore stops the collector until the hole is filled or has lasted
-``gap_grace`` (a rolled-back transaction leaves a hole for ever).
+On PostgreSQL a later event can commit before an earlier one, so the cursor
+passing an event does not mean it was read. The collector does not wait for a
+hole in the sequence (every consumer would hear of every change late, and
+holes are common: a refused message rolls back its group commit's first try):
+it remembers the hole and reads it again at each collection until it is
+filled or has lasted ``gap_grace`` (a rolled-back transaction leaves a hole for
+ever). An event read late is announced as any other: each message says what a
+person's cross-references are now, so its order among the events does not
+matter. Holes are remembered in memory; a collector that starts reads again the
+last events below the cursor, so a transaction that was still open when the
+previous one stopped is not missed (announcing again what did not change sends
+nothing).
 
 Delivery is the adapter's job; it records each outcome here: delivered, failed
 for good (the receiver refused the message as erroneous), or retried later
@@ -43,10 +51,15 @@ from datetime import timedelta
 from mpi.domain.events import Event, IdentifierChanged, LinkChanged, RecordChanged
 from mpi.service.crossrefs import PersonIdentifiers, identifiers_of
 from mpi.service.delivery import OutboundMessage, OutboundStatus
+from mpi.service.log_holes import HOLE_GRACE_SECONDS, Hole, holes_before
 from mpi.service.ports import Store, UnitOfWork
 from mpi.service.registry import Clock, utc_now
 
 DEFAULT_CURSOR = "pix-update-notifications"
+# A collector that starts reads again this many events below the cursor: far more than the
+# transactions writers can have open at once.
+_START_LOOK_BACK = 500
+_LATE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,7 @@ class Outbox:
         *,
         clock: Clock = utc_now,
         backoff: Backoff | None = None,
-        gap_grace: timedelta = timedelta(seconds=10),
+        gap_grace: timedelta = timedelta(seconds=HOLE_GRACE_SECONDS),
         cursor: str = DEFAULT_CURSOR,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -132,13 +145,17 @@ class Outbox:
         self._gap_grace = gap_grace.total_seconds()
         self._cursor = cursor
         self._monotonic = monotonic
-        self._holes_seen: dict[int, float] = {}  # first missing seq -> when it was first seen
+        # Below the cursor, events perhaps still to commit; None until the first collection,
+        # which looks back at the last events before the cursor.
+        self._holes: list[Hole] | None = None
 
     def collect(self, limit: int = 500) -> int:
-        """Turn the next events into outbound messages; returns how many events were read."""
-        return self._store.run(lambda uow: self._collect(uow, limit))
+        """Turn the next events into outbound messages; returns how many new events were read."""
+        read, holes = self._store.run(lambda uow: self._collect(uow, limit))
+        self._holes = holes  # once committed: a failed collection reads the same events again
+        return read
 
-    def _collect(self, uow: UnitOfWork, limit: int) -> int:
+    def _collect(self, uow: UnitOfWork, limit: int) -> tuple[int, list[Hole]]:
         # Two collectors (two servers on one database) take turns: each reads the cursor the
         # other left, so no event is turned into messages twice.
         uow.lock_keys([f"outbox:{self._cursor}"])
@@ -147,12 +164,16 @@ class Outbox:
             # Consumers learn of changes from when notifications are first switched on;
             # the history before that is what a PIX query is for.
             uow.set_event_cursor(self._cursor, uow.last_event_seq())
-            return 0
-        events = self._contiguous(cursor, uow.events(after=cursor, limit=limit))
-        if not events:
-            return 0
-        persons = persons_concerned(uow, events)
-        seq = events[-1].seq or cursor
+            return 0, []
+        seen_at = self._monotonic()
+        late, holes = self._late_events(uow, cursor, seen_at)
+        events = uow.events(after=cursor, limit=limit)
+        holes.extend(holes_before(cursor, [e.seq or 0 for e in events], seen_at))
+        if not late and not events:
+            return 0, holes
+        read = [*late, *events]
+        persons = persons_concerned(uow, read)
+        seq = max(e.seq or 0 for e in read)
         current = identifiers_of(uow, persons)
         drafts = [(person, n) for person in current.values() for n in self._compose(person, seq)]
         now = self._clock()
@@ -181,22 +202,23 @@ class Outbox:
                 if _news(note, told.get(person.mpi_id), list(told.values()))
             )
         uow.add_outbound(fresh)
-        uow.set_event_cursor(self._cursor, seq)
-        return len(events)
+        if events:
+            uow.set_event_cursor(self._cursor, events[-1].seq or cursor)
+        return len(events), holes
 
-    def _contiguous(self, cursor: int, events: list[Event]) -> list[Event]:
-        """The events up to the first hole that may still be filled by a commit."""
-        kept: list[Event] = []
-        expected = cursor + 1
-        for event in events:
-            seq = event.seq or 0
-            if seq != expected:
-                first_seen = self._holes_seen.setdefault(expected, self._monotonic())
-                if self._monotonic() - first_seen < self._gap_grace:
-                    break
-            kept.append(event)
-            expected = seq + 1
-        return kept
+    def _late_events(self, uow: UnitOfWork, cursor: int, now: float) -> tuple[list[Event], list[Hole]]:
+        """The events committed since into holes the cursor has passed, and the holes left; at
+        the first collection, every event of the last ones before the cursor."""
+        if self._holes is None:
+            start = max(cursor - _START_LOOK_BACK, 0)
+            recent = uow.events_in([(start + 1, cursor)]) if cursor > start else []
+            return recent, holes_before(start, [e.seq or 0 for e in recent], now)
+        holes = [hole for hole in self._holes if now - hole.seen_at < self._gap_grace]
+        if not holes:
+            return [], []
+        late = uow.events_in([(hole.first, hole.last) for hole in holes], limit=_LATE_BATCH)
+        seqs = sorted(e.seq or 0 for e in late)
+        return late, [piece for hole in holes for piece in hole.without(seqs)]
 
     # -- delivery bookkeeping ---------------------------------------------------------
     def due(self) -> list[OutboundMessage]:
