@@ -4,7 +4,8 @@ the earlier one's sequence number before it is visible, and must still find its 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import pytest
@@ -52,62 +53,52 @@ def person(family_name: str) -> Demographics:
 KREMER = Demographics(family_name="Kremer", given_names="Paul", birth_date="1955-07-30", sex="M")
 
 
-def test_a_record_whose_event_commits_after_a_later_one_is_found(postgres_url: str) -> None:
-    settings = Settings(database_url=postgres_url, _env_file=None)  # type: ignore[call-arg]
-    services = bootstrap(settings, FakeMatcher())
+@contextmanager
+def kremer_registered_uncommitted(settings: Settings) -> Iterator[list[str]]:
+    """Registers KREMER on a connection of its own; inside the block its event has a sequence
+    number and is not committed. Gives the list that holds its MPI id once committed."""
     held = CommitsWhenReleased(bootstrap(settings, FakeMatcher()).store)
     slow = wire(settings, held, FakeMatcher())
-    directory = PersonDirectory(services.store, FakeMatcher())
-    services.registry.register(RegisterRecord(RecordKey("CHL", "0"), person("Muller")))
-    directory.refresh()
-
     registered: list[str] = []
+    key = RecordKey("LABO", "L1")
     writer = threading.Thread(
-        target=lambda: registered.append(
-            slow.registry.register(RegisterRecord(RecordKey("LABO", "L1"), KREMER)).mpi_id
-        )
+        target=lambda: registered.append(slow.registry.register(RegisterRecord(key, KREMER)).mpi_id)
     )
     writer.start()
     try:
-        assert held.worked.wait(10)  # its event has taken a sequence number, not yet committed
-        quick = services.registry.register(RegisterRecord(RecordKey("CHL", "1"), person("Weber")))
-        assert [h.mpi_id for h in directory.search(Criteria(family_name="Weber"))] == [quick.mpi_id]
-        assert directory.search(Criteria(family_name="Kremer")) == []  # not committed yet
+        assert held.worked.wait(10)
+        yield registered
     finally:
         held.release.set()
         writer.join(10)
+        slow.close()
     assert len(registered) == 1
+
+
+def test_a_record_whose_event_commits_after_a_later_one_is_found(postgres_url: str) -> None:
+    settings = Settings(database_url=postgres_url, _env_file=None)  # type: ignore[call-arg]
+    services = bootstrap(settings, FakeMatcher())
+    directory = PersonDirectory(services.store, FakeMatcher())
+    services.registry.register(RegisterRecord(RecordKey("CHL", "0"), person("Muller")))
+    directory.refresh()
+    with kremer_registered_uncommitted(settings) as registered:
+        quick = services.registry.register(RegisterRecord(RecordKey("CHL", "1"), person("Weber")))
+        assert [h.mpi_id for h in directory.search(Criteria(family_name="Weber"))] == [quick.mpi_id]
+        assert directory.search(Criteria(family_name="Kremer")) == []  # not committed yet
     assert [h.mpi_id for h in directory.search(Criteria(family_name="Kremer"))] == registered
     assert len(directory) == 3
-    slow.close()
     services.close()
 
 
 def test_a_load_of_every_record_finds_a_transaction_committing_after_it(postgres_url: str) -> None:
     settings = Settings(database_url=postgres_url, _env_file=None)  # type: ignore[call-arg]
     services = bootstrap(settings, FakeMatcher())
-    held = CommitsWhenReleased(bootstrap(settings, FakeMatcher()).store)
-    slow = wire(settings, held, FakeMatcher())
     services.registry.register(RegisterRecord(RecordKey("CHL", "0"), person("Muller")))
-
-    registered: list[str] = []
-    writer = threading.Thread(
-        target=lambda: registered.append(
-            slow.registry.register(RegisterRecord(RecordKey("LABO", "L1"), KREMER)).mpi_id
-        )
-    )
-    writer.start()
-    try:
-        assert held.worked.wait(10)
+    with kremer_registered_uncommitted(settings) as registered:
         services.registry.register(RegisterRecord(RecordKey("CHL", "1"), person("Weber")))
         directory = PersonDirectory(services.store, FakeMatcher())
         directory.refresh()  # loads every record: the cursor is past the uncommitted event
         assert len(directory) == 2
-    finally:
-        held.release.set()
-        writer.join(10)
-    assert len(registered) == 1
     assert [h.mpi_id for h in directory.search(Criteria(family_name="Kremer"))] == registered
     assert len(directory) == 3
-    slow.close()
     services.close()
