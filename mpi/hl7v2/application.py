@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from mpi.domain.limits import MAX_VALUE_LENGTH
 from mpi.errors import HL7Error, InvalidValue, MPIError
 from mpi.hl7v2.ack import AckCode, ErrorDetail, build_ack_for_unparsable
 from mpi.hl7v2.adt import FEED_TRIGGERS, FeedChange, translate_feed
@@ -184,7 +185,8 @@ class HL7Application:
     def _identity_feed(self, message: Message, sender: SenderConfig) -> bytes:
         header = message.msh
         key = MessageKey(*header.key)
-        actor = f"hl7:{sender.application}/{header.sending_facility.namespace_id}"
+        # A sender allowed at any facility names it in the message: as long as MSH-4 allows.
+        actor = f"hl7:{sender.application}/{header.sending_facility.namespace_id}"[:MAX_VALUE_LENGTH]
         try:
             change = translate_feed(message, self._config, sender)
         except HL7Error as error:

@@ -11,6 +11,7 @@ import logging
 import pytest
 from hl7_harness import CHL_OID, MATRICULE, Harness, make_harness, msh, named
 
+from mpi.domain.limits import MAX_VALUE_LENGTH
 from mpi.domain.records import Demographics, RecordKey
 from mpi.hl7v2 import parse_message
 from mpi.service.audit import verify
@@ -220,6 +221,14 @@ def test_a_header_that_cannot_identify_a_resent_message_is_rejected(
     assert named(answer, "MSA")[0].startswith("MSA|AR|")
     assert [e.rsplit("|", 3)[0] for e in named(answer, "ERR")] == [err]
     assert mpi.services.registry.count_records() == 0
+
+
+def test_a_sender_at_any_facility_is_recorded_within_the_actor_column(mpi: Harness) -> None:
+    facility = "F" * 220  # an HD namespace longer than HL7 allows, but within what MSH-4 may hold
+    answer = mpi.send(f"{msh(sender=f'LIS|{facility}')}\nPID|||L-1^^^LABO||Weber^Jean||19820802|M")
+    assert named(answer, "MSA") == ["MSA|AA|C1"]
+    events = mpi.services.store.run(lambda uow: uow.events(), write=False)
+    assert [len(event.actor) for event in events] == [MAX_VALUE_LENGTH]
 
 
 def test_control_ids_differing_after_their_first_component_are_two_messages(mpi: Harness) -> None:
