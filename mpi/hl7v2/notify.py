@@ -12,13 +12,15 @@ announcement that tells the consumer nothing new).
 each consumer's oldest pending message over MLLP and files the outcome: AA/CA
 delivered, AE/CE failed for good (resending an erroneous message unchanged
 cannot help), anything else (AR, no answer, no connection) retried with
-exponential back-off. Consumers are served concurrently, each in order.
+exponential back-off. Each consumer is served by a loop of its own, in order,
+the next message as soon as the one before is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import ssl
 from collections.abc import Callable
@@ -104,6 +106,22 @@ def acknowledgement_code(payload: bytes) -> str:
     return msa.get(1).strip().upper() if msa is not None else ""
 
 
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    REFUSED = "refused"  # for good: the consumer said the message is in error
+    RETRY_LATER = "retry later"
+
+
+async def _first_of(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Wait until one of ``events`` is set, or ``timeout`` seconds."""
+    waiting = {asyncio.ensure_future(event.wait()) for event in events}
+    try:
+        await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiting:
+            task.cancel()
+
+
 class Notifier:
     def __init__(self, config: HL7Config, outbox: Outbox, executor: ThreadPoolExecutor) -> None:
         self._config = config
@@ -112,35 +130,68 @@ class Notifier:
         self._consumers = {c.name: c for c in config.consumers}
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Collect changes every poll interval, and deliver to each consumer in a loop of its own:
+        its next message as soon as the one before is answered. A slow, silent or unreachable
+        consumer holds back its own messages only. Once ``stop`` is set, each loop finishes the
+        exchange it is in (an exchange cut short would be sent again: at least once)."""
         interval = self._config.notifications.poll_interval_seconds
+        news = {name: asyncio.Event() for name in self._consumers}
+        loops = [asyncio.create_task(self._serve(name, news[name], stop)) for name in self._consumers]
+        try:
+            while not stop.is_set():
+                try:
+                    await self._collect()
+                    await self._drop_unconfigured()
+                except Exception:
+                    log.exception("collecting notifications failed; trying again")
+                for event in news.values():
+                    event.set()
+                await _first_of(stop, timeout=interval)
+        finally:
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    async def _serve(self, name: str, news: asyncio.Event, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            news.clear()
             try:
-                await self.step()
+                head = await loop.run_in_executor(self._executor, self._outbox.head, name)
+                if head is not None and await self._deliver(head) is not Outcome.RETRY_LATER:
+                    continue  # the next one at once
             except Exception:
-                log.exception("notification round failed; trying again")
-            waiting = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiting}, timeout=interval)
-            waiting.cancel()
+                log.exception("delivering notifications to %s failed; trying again", name)
+            # Nothing due (or a retry not due yet): wait for the next collection.
+            await _first_of(stop, news)
 
     async def step(self) -> int:
         """Collect new changes and try each consumer's next message once; returns how many went out."""
+        await self._collect()
+        await self._drop_unconfigured()
+        loop = asyncio.get_running_loop()
+        due = await loop.run_in_executor(self._executor, self._outbox.due)
+        outcomes = await asyncio.gather(*(self._deliver(m) for m in due if m.consumer in self._consumers))
+        return sum(outcome is Outcome.DELIVERED for outcome in outcomes)
+
+    async def _collect(self) -> None:
         loop = asyncio.get_running_loop()
         while (
             await loop.run_in_executor(self._executor, self._outbox.collect, _COLLECT_BATCH) == _COLLECT_BATCH
         ):
             pass
-        due = await loop.run_in_executor(self._executor, self._outbox.due)
-        outcomes = await asyncio.gather(*(self._deliver(message) for message in due))
-        return sum(outcomes)
 
-    async def _deliver(self, message: OutboundMessage) -> bool:
+    async def _drop_unconfigured(self) -> None:
         loop = asyncio.get_running_loop()
-        consumer = self._consumers.get(message.consumer)
-        if consumer is None:
-            await loop.run_in_executor(
-                self._executor, self._outbox.failed, message, "the consumer is no longer configured"
-            )
-            return False
+        due = await loop.run_in_executor(self._executor, self._outbox.due)
+        for message in due:
+            if message.consumer not in self._consumers:
+                await loop.run_in_executor(
+                    self._executor, self._outbox.failed, message, "the consumer is no longer configured"
+                )
+
+    async def _deliver(self, message: OutboundMessage) -> Outcome:
+        """One attempt at ``message`` (its consumer configured), its outcome filed."""
+        loop = asyncio.get_running_loop()
+        consumer = self._consumers[message.consumer]
         try:
             code = await asyncio.wait_for(self._exchange(consumer, message.payload), consumer.timeout_seconds)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
@@ -153,17 +204,17 @@ class Notifier:
                 error,
                 later.next_attempt_at,
             )
-            return False
+            return Outcome.RETRY_LATER
         if code in ("AA", "CA"):
             await loop.run_in_executor(self._executor, self._outbox.delivered, message)
-            return True
+            return Outcome.DELIVERED
         if code in ("AE", "CE"):
             log.warning("notification %d refused by %s with %s", message.message_id, consumer.name, code)
             await loop.run_in_executor(self._executor, self._outbox.failed, message, f"answered {code}")
-            return False
+            return Outcome.REFUSED
         error = f"answered {code or 'something that is no acknowledgement'}"
         await loop.run_in_executor(self._executor, self._outbox.retry_later, message, error)
-        return False
+        return Outcome.RETRY_LATER
 
     async def _exchange(self, consumer: ConsumerConfig, payload: bytes) -> str:
         context = ssl.create_default_context() if consumer.tls else None

@@ -228,6 +228,12 @@ class Outbox:
         heads = self._store.run(lambda uow: uow.pending_heads(), write=False)
         return [m for m in heads if m.next_attempt_at <= now]
 
+    def head(self, consumer: str) -> OutboundMessage | None:
+        """``consumer``'s oldest pending message if its time has come, else ``None``."""
+        now = self._clock()
+        heads = self._store.run(lambda uow: uow.pending_heads(), write=False)
+        return next((m for m in heads if m.consumer == consumer and m.next_attempt_at <= now), None)
+
     def pending_count(self) -> int:
         return len(self._store.run(lambda uow: uow.pending_outbound(1_000_000), write=False))
 

@@ -231,3 +231,63 @@ def test_each_consumer_hears_only_of_cross_references_in_its_domains() -> None:
     mpi.services.lifecycle.unlink(UnlinkRecord(RecordKey("GP", "G-1"), "steward"))
     split_off = person_of(mpi, "GP", "G-1")
     assert sorted(collect(mpi)) == sorted([("gp", p1, ["A-1^^^CHL"]), ("gp", split_off, ["G-1^^^GP"])])
+
+
+def test_a_silent_consumer_holds_back_its_own_messages_only() -> None:
+    """Each consumer is served by a loop of its own: one that never answers waits out its
+    timeout while the other receives message after message, without a pause between them."""
+    received: list[bytes] = []
+    persons = 20
+
+    async def answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = MLLPDecoder(1_000_000)
+        while data := await reader.read(65536):
+            for event in decoder.feed(data):
+                if isinstance(event, Frame):
+                    received.append(event.payload)
+                    control = parse_message(event.payload).msh.control_id
+                    ack = b"MSH|^~\\&|GP|X|MPI|ESANTE|20240101||ACK^A31^ACK|1|P|2.5\rMSA|AA|"
+                    writer.write(frame(ack + control.encode() + b"\r"))
+                    await writer.drain()
+        writer.close()
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass  # reads everything, answers nothing
+        writer.close()
+
+    async def scenario() -> None:
+        fast = await asyncio.start_server(answering, "127.0.0.1", 0)
+        mute = await asyncio.start_server(silent, "127.0.0.1", 0)
+        base = {**CONFIG["consumer"][0], "domains": ["CHL", "LABO"], "timeout_seconds": 60}
+        config: dict[str, Any] = {
+            **CONFIG,
+            "consumer": [
+                {**base, "name": "mute", "port": mute.sockets[0].getsockname()[1]},
+                {**base, "name": "gp", "port": fast.sockets[0].getsockname()[1]},
+            ],
+        }
+        mpi = make_harness(config)
+        mpi.outbox.collect()
+        for n in range(persons):
+            feed(mpi, "HIS|CHL", f"H{n}", f"PID|||A-{n}^^^CHL||Name{n}^Jean||19820802|M")
+            feed(mpi, "LIS|X", f"L{n}", f"PID|||L-{n}^^^LABO||Name{n}^Jean||19820802|M")
+        stop = asyncio.Event()
+        notifier = Notifier(parse_config(config), mpi.outbox, ThreadPoolExecutor(4))
+        running = asyncio.create_task(notifier.run(stop))
+        for _ in range(300):  # up to 30 s, half the silent consumer's timeout
+            if len(received) == persons:
+                break
+            await asyncio.sleep(0.1)
+        assert len(received) == persons
+        stop.set()
+        for writer in held:  # the silent consumer hangs up: its exchange ends, the notifier stops
+            writer.close()
+        await asyncio.wait_for(running, 10)
+        mute.close()
+        fast.close()
+
+    asyncio.run(scenario())
