@@ -60,6 +60,12 @@ class ListenerConfig(_Strict):
         1, ge=1, le=64, description="Server processes sharing the listening socket (see mpi.hl7v2.processes)."
     )
     shutdown_grace_seconds: float = Field(30.0, gt=0, description="How long in-flight messages may finish.")
+    receipt_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="How long the answer to each received message is kept: a message resent within "
+        "it gets that answer and is not applied again; resent later, it is applied again.",
+    )
     tls: TlsConfig | None = None
 
 

@@ -33,6 +33,7 @@ from mpi.service.registry import Registry
 from mpi.service.settings import Settings
 
 _MAX_REFRESH_BACKOFF_SECONDS = 60.0  # between attempts of a PDQ directory refresh that keeps failing
+_RECEIPT_PRUNE_SECONDS = 3600.0
 log = logging.getLogger("mpi.hl7v2")
 
 
@@ -43,6 +44,7 @@ class Runtime:
     directory: PersonDirectory
     outbox: Outbox | None  # None when no consumer is configured
     access_log: DeferredAccessLog  # PIX and PDQ queries, written in batches
+    feed: Feed
 
 
 def build_runtime(
@@ -78,7 +80,7 @@ def build_runtime(
             ),
             gap_grace=timedelta(seconds=notifications.gap_grace_seconds),
         )
-    return Runtime(config, application, directory, outbox, access_log)
+    return Runtime(config, application, directory, outbox, access_log, feed)
 
 
 async def run(
@@ -98,6 +100,7 @@ async def run(
         # The PDQ directory loads in the background (seconds per million records): feeds and PIX
         # are served meanwhile, a PDQ query gets AR (send it again) until it has loaded.
         background.append(asyncio.create_task(runtime_directory_refresher(runtime, executor, stop)))
+        background.append(asyncio.create_task(receipt_pruner(runtime, executor, stop)))
         if runtime.outbox is not None:
             # Before the first message: a first run starts the outbox's cursor at the end of the log.
             await loop.run_in_executor(executor, runtime.outbox.collect)
@@ -161,6 +164,23 @@ async def runtime_directory_refresher(
         with_timeout = asyncio.ensure_future(stop.wait())
         await asyncio.wait({with_timeout}, timeout=wait)
         with_timeout.cancel()
+
+
+async def receipt_pruner(runtime: Runtime, executor: ThreadPoolExecutor, stop: asyncio.Event) -> None:
+    """Delete the answers to messages older than the retention, at start-up and then hourly: the
+    table of receipts would otherwise grow with every message ever received."""
+    loop = asyncio.get_running_loop()
+    retention = timedelta(days=runtime.config.listener.receipt_retention_days)
+    while not stop.is_set():
+        try:
+            forgotten = await loop.run_in_executor(executor, runtime.feed.forget_receipts, retention)
+            if forgotten:
+                log.info("forgot the answers to %d messages received over %s ago", forgotten, retention)
+        except Exception:
+            log.exception("deleting old message receipts failed; trying again later")
+        waiting = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiting}, timeout=_RECEIPT_PRUNE_SECONDS)
+        waiting.cancel()
 
 
 def serve(

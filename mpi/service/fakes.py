@@ -385,6 +385,14 @@ class _FakeUnitOfWork:
             raise ValueError(f"duplicate receipt {receipt.key}")
         self.t.receipts[receipt.key] = receipt
 
+    def forget_receipts(self, before: datetime, limit: int) -> int:
+        old = sorted(
+            (r for r in self.t.receipts.values() if r.received_at < before), key=lambda r: r.received_at
+        )
+        for receipt in old[:limit]:
+            del self.t.receipts[receipt.key]
+        return len(old[:limit])
+
     def last_event_seq(self) -> int:
         return len(self.t.events)
 

@@ -31,6 +31,7 @@ import enum
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TypeVar
 
 from mpi.domain.commands import LinkRecord, MergePersons, UnlinkRecord
@@ -323,6 +324,18 @@ class Feed:
             return response, False
 
         return self._commits.run(work)
+
+    def forget_receipts(self, older_than: timedelta, batch: int = 10_000) -> int:
+        """Delete the answers kept for messages received more than ``older_than`` ago, a batch to
+        a transaction (a short lock at a time); returns how many. Resent after that, a message
+        is applied again."""
+        before = self._clock() - older_than
+        forgotten = 0
+        while True:
+            deleted = self._store.run(lambda uow: uow.forget_receipts(before, batch))
+            forgotten += deleted
+            if deleted < batch:
+                return forgotten
 
     def refuse(self, key: MessageKey, response: bytes) -> tuple[bytes, bool]:
         """Store the answer to a message refused without any change (unless one is stored already)."""

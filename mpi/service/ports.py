@@ -394,6 +394,10 @@ class UnitOfWork(Protocol):
 
     def add_receipt(self, receipt: Receipt) -> None: ...
 
+    def forget_receipts(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` receipts received before ``before``, the oldest first; how many."""
+        ...
+
     def last_event_seq(self) -> int:
         """The sequence number of the newest event (0 for an empty log)."""
         ...

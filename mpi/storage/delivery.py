@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 
 from mpi.domain.persons import Person
@@ -95,6 +95,17 @@ class DeliveryRows:
     def add_outbound(self, messages: Sequence[OutboundMessage]) -> None:
         if messages:
             self._c.execute(insert(t.outbound_message), [_outbound_values(m) for m in messages])
+
+    def forget_receipts(self, before: datetime, limit: int) -> int:
+        receipt = t.message_receipt
+        key = tuple_(receipt.c.sending_application, receipt.c.sending_facility, receipt.c.control_id)
+        oldest = (
+            select(receipt.c.sending_application, receipt.c.sending_facility, receipt.c.control_id)
+            .where(receipt.c.received_at < before)
+            .order_by(receipt.c.received_at)
+            .limit(limit)
+        )
+        return int(self._c.execute(delete(receipt).where(key.in_(oldest))).rowcount)
 
     def pending_outbound(self, limit: int) -> list[OutboundMessage]:
         rows = self._c.execute(q.PENDING_OUTBOUND, {"status": OutboundStatus.PENDING.value, "limit": limit})

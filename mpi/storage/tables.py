@@ -234,6 +234,7 @@ message_receipt = Table(
     Column("control_id", String(MAX_CONTROL_ID_LENGTH), primary_key=True),
     Column("response", LargeBinary, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+    Index(None, "received_at"),  # revision 0007: receipts past their retention are deleted
 )
 
 # Messages to send (PIX update notifications), kept until the receiver acknowledged them.
