@@ -246,6 +246,8 @@ class FeedTransaction:
         """The source says both local ids are the same patient: ``second`` joins ``first``'s person."""
         if first == second:
             return FeedResult(FeedOutcome.IGNORED, "the two identifiers are the same")
+        # As a merge or change of identifier does: neither id is superseded or renamed meanwhile.
+        self.uow.lock_keys([record_lock_key(first), record_lock_key(second)])
         one, other = self.current(first), self.current(second)
         if one is None or other is None:
             missing = first if one is None else second
@@ -262,6 +264,8 @@ class FeedTransaction:
         patients: nothing to do)."""
         if first == second:
             return FeedResult(FeedOutcome.IGNORED, "the two identifiers are the same")
+        # As a merge or change of identifier does: neither id is superseded or renamed meanwhile.
+        self.uow.lock_keys([record_lock_key(first), record_lock_key(second)])
         one, other = self.current(first), self.current(second)
         if one is None or other is None:
             missing = first if one is None else second
