@@ -438,10 +438,10 @@ class _FakeUnitOfWork:
         self.t.outbound[message.message_id] = message
 
     def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:
-        wanted = set(mpi_ids)
+        wanted, failed = set(mpi_ids), OutboundStatus.FAILED
         latest: dict[str, str] = {}
         for _, message in sorted(self.t.outbound.items()):
-            if message.consumer == consumer and message.mpi_id in wanted:
+            if message.consumer == consumer and message.mpi_id in wanted and message.status is not failed:
                 latest[message.mpi_id] = message.identifiers
         return latest
 

@@ -423,7 +423,8 @@ class UnitOfWork(Protocol):
     def save_outbound(self, message: OutboundMessage) -> None: ...
 
     def last_announced(self, consumer: str, mpi_ids: Sequence[str]) -> dict[str, str]:
-        """Per person, the ``identifiers`` of the newest message to ``consumer`` about it."""
+        """Per person, the ``identifiers`` of the newest message to ``consumer`` about it that the
+        consumer did not refuse (pending or delivered)."""
         ...
 
     def rename_record(self, record_id: int, key: RecordKey) -> None:

@@ -119,7 +119,7 @@ class DeliveryRows:
         wanted = sorted(set(mpi_ids))
         found: dict[str, str] = {}
         for chunk in q.chunks(wanted):
-            params = {"consumer": consumer, "ids": chunk}
+            params = {"consumer": consumer, "ids": chunk, "refused": OutboundStatus.FAILED.value}
             rows = self._c.execute(q.LAST_ANNOUNCED, params).mappings()
             found.update((row["mpi_id"], row["identifiers"]) for row in rows)
         return found

@@ -364,6 +364,7 @@ _latest = (
     .where(
         _outbound.c.consumer == bindparam("consumer"),
         _outbound.c.mpi_id.in_(bindparam("ids", expanding=True)),
+        _outbound.c.status != bindparam("refused"),
     )
     .group_by(_outbound.c.mpi_id)
 )

@@ -43,3 +43,25 @@ def test_the_oldest_pending_message_of_each_consumer_is_due(any_services: Servic
     head = store.run(lambda uow: uow.pending_heads(), write=False)[0]
     store.run(lambda uow: uow.save_outbound(replace(head, next_attempt_at=AT + timedelta(hours=1))))
     assert [(m.consumer, m.event_seq) for m in outbox.due()] == [("gp", 301)]
+
+
+def test_what_a_consumer_was_told_leaves_out_what_it_refused(any_services: Services) -> None:
+    store = any_services.store
+    person = message("registry", 0).mpi_id
+
+    def send(n: int, status: OutboundStatus) -> None:
+        about = replace(message("registry", n), mpi_id=person)
+        store.run(lambda uow: uow.add_outbound([about]))
+        added = store.run(lambda uow: uow.pending_outbound(10), write=False)[-1]
+        if status is not OutboundStatus.PENDING:
+            store.run(lambda uow: uow.save_outbound(replace(added, status=status)))
+
+    def told() -> dict[str, str]:
+        return store.run(lambda uow: uow.last_announced("registry", [person]), write=False)
+
+    send(1, OutboundStatus.DELIVERED)
+    send(2, OutboundStatus.FAILED)
+    assert told() == {person: "CHL|1"}
+    send(3, OutboundStatus.PENDING)
+    send(4, OutboundStatus.FAILED)
+    assert told() == {person: "CHL|3"}

@@ -291,3 +291,14 @@ def test_a_silent_consumer_holds_back_its_own_messages_only() -> None:
         fast.close()
 
     asyncio.run(scenario())
+
+
+def test_a_message_the_consumer_refused_does_not_count_as_told() -> None:
+    """AE/CE: the consumer did not take in what the message said. The next change concerning the
+    person announces its cross-references again, though they are the same."""
+    mpi, p1, _ = two_announced_persons()
+    store = mpi.services.store
+    refused = next(m for m in store.run(lambda uow: uow.pending_outbound(10), write=False) if m.mpi_id == p1)
+    mpi.outbox.failed(refused, "answered AE")
+    feed(mpi, "HIS|CHL", "C3", "PID|||A-1^^^CHL||Weber^Jean||19820802|M|||Rue Haute 1^^Luxembourg")
+    assert collect(mpi) == [("registry", p1, ["A-1^^^CHL", "L-1^^^LABO"])]
