@@ -128,6 +128,7 @@ class Notifier:
         self._outbox = outbox
         self._executor = executor
         self._consumers = {c.name: c for c in config.consumers}
+        self._unconfigured: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Collect changes every poll interval, and deliver to each consumer in a loop of its own:
@@ -141,7 +142,7 @@ class Notifier:
             while not stop.is_set():
                 try:
                     await self._collect()
-                    await self._drop_unconfigured()
+                    await self._note_unconfigured()
                 except Exception:
                     log.exception("collecting notifications failed; trying again")
                 for event in news.values():
@@ -166,7 +167,7 @@ class Notifier:
     async def step(self) -> int:
         """Collect new changes and try each consumer's next message once; returns how many went out."""
         await self._collect()
-        await self._drop_unconfigured()
+        await self._note_unconfigured()
         loop = asyncio.get_running_loop()
         due = await loop.run_in_executor(self._executor, self._outbox.due)
         outcomes = await asyncio.gather(*(self._deliver(m) for m in due if m.consumer in self._consumers))
@@ -179,13 +180,18 @@ class Notifier:
         ):
             pass
 
-    async def _drop_unconfigured(self) -> None:
+    async def _note_unconfigured(self) -> None:
+        """Messages to a consumer no longer configured stay pending (sent if it is configured
+        again; a configuration edited by mistake loses nothing); said once per consumer."""
         loop = asyncio.get_running_loop()
         due = await loop.run_in_executor(self._executor, self._outbox.due)
         for message in due:
-            if message.consumer not in self._consumers:
-                await loop.run_in_executor(
-                    self._executor, self._outbox.failed, message, "the consumer is no longer configured"
+            if message.consumer not in self._consumers and message.consumer not in self._unconfigured:
+                self._unconfigured.add(message.consumer)
+                log.warning(
+                    "notifications wait for consumer %s, which is not configured: they are kept "
+                    "and sent if it is configured again",
+                    message.consumer,
                 )
 
     async def _deliver(self, message: OutboundMessage) -> Outcome:

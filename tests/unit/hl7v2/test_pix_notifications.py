@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from hl7_harness import CHL_OID, CONFIG, LAB_OID, MATRICULE, Harness, make_harness, msh
 
 from mpi.domain.commands import LinkRecord, MergePersons, UnlinkRecord, UnmergePerson
@@ -302,3 +304,21 @@ def test_a_message_the_consumer_refused_does_not_count_as_told() -> None:
     mpi.outbox.failed(refused, "answered AE")
     feed(mpi, "HIS|CHL", "C3", "PID|||A-1^^^CHL||Weber^Jean||19820802|M|||Rue Haute 1^^Luxembourg")
     assert collect(mpi) == [("registry", p1, ["A-1^^^CHL", "L-1^^^LABO"])]
+
+
+def test_messages_to_a_consumer_no_longer_configured_wait_for_it(caplog: pytest.LogCaptureFixture) -> None:
+    """A consumer left out of the configuration (by mistake, or for a while) loses nothing."""
+    mpi = make_harness()
+    mpi.outbox.collect()
+    feed(mpi, "HIS|CHL", "H1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M")
+    feed(mpi, "LIS|X", "L1", "PID|||L-1^^^LABO||Weber^Jean||19820802|M")
+    without_it = parse_config({**CONFIG, "consumer": [{**CONFIG["consumer"][0], "name": "gp"}]})
+    notifier = Notifier(without_it, mpi.outbox, ThreadPoolExecutor(2))
+    with caplog.at_level(logging.WARNING, logger="mpi.hl7v2.notify"):
+        asyncio.run(notifier.step())
+        asyncio.run(notifier.step())
+    assert outbound(mpi)[0][0] == "registry" and outbound(mpi)[0][2] is OutboundStatus.PENDING
+    assert [r.getMessage() for r in caplog.records] == [
+        "notifications wait for consumer registry, which is not configured: they are kept and sent "
+        "if it is configured again"
+    ]
