@@ -22,7 +22,9 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import ssl
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -42,6 +44,10 @@ log = logging.getLogger("mpi.hl7v2.notify")
 
 _MAX_ACK_BYTES = 1_048_576
 _COLLECT_BATCH = 500
+_MAX_FAILURE_WAIT_SECONDS = 60.0
+# Messages waiting for a consumer no longer configured are looked for this often (a query over
+# every pending message).
+_UNCONFIGURED_CHECK_SECONDS = 600.0
 
 
 def compose_notifications(config: HL7Config, clock: Callable[[], datetime]) -> Composer:
@@ -122,6 +128,30 @@ async def _first_of(*events: asyncio.Event, timeout: float | None = None) -> Non
             task.cancel()
 
 
+class _Failures:
+    """Consecutive failures of one loop: the first logged with its traceback, the next ones in a
+    line each, and a wait before the next try that doubles up to a minute."""
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+        self.count = 0
+
+    def record(self, error: Exception) -> None:
+        self.count += 1
+        if self.count == 1:
+            log.exception("%s failed; trying again", self._doing)
+        else:
+            log.error("%s failed %d times in a row: %s", self._doing, self.count, error)
+
+    def cleared(self) -> None:
+        if self.count:
+            log.info("%s works again after %d failures", self._doing, self.count)
+        self.count = 0
+
+    def wait(self, interval: float) -> float:
+        return min(interval * 2 ** min(self.count, 16), _MAX_FAILURE_WAIT_SECONDS) if self.count else interval
+
+
 class Notifier:
     def __init__(self, config: HL7Config, outbox: Outbox, executor: ThreadPoolExecutor) -> None:
         self._config = config
@@ -134,33 +164,51 @@ class Notifier:
         """Collect changes every poll interval, and deliver to each consumer in a loop of its own:
         its next message as soon as the one before is answered. A slow, silent or unreachable
         consumer holds back its own messages only. Once ``stop`` is set, each loop finishes the
-        exchange it is in (an exchange cut short would be sent again: at least once)."""
+        exchange it is in and starts no other (an exchange cut short is sent again: at least
+        once). A failing round (the database down) is tried again after a wait that doubles up
+        to a minute, its traceback logged once."""
         interval = self._config.notifications.poll_interval_seconds
         news = {name: asyncio.Event() for name in self._consumers}
         loops = [asyncio.create_task(self._serve(name, news[name], stop)) for name in self._consumers]
+        failures = _Failures("collecting notifications")
+        unconfigured_checked = -math.inf
         try:
             while not stop.is_set():
                 try:
                     await self._collect()
-                    await self._note_unconfigured()
-                except Exception:
-                    log.exception("collecting notifications failed; trying again")
+                    if time.monotonic() - unconfigured_checked >= _UNCONFIGURED_CHECK_SECONDS:
+                        await self._note_unconfigured()  # reads every pending head: now and then
+                        unconfigured_checked = time.monotonic()
+                    failures.cleared()
+                except Exception as error:
+                    failures.record(error)
                 for event in news.values():
                     event.set()
-                await _first_of(stop, timeout=interval)
+                await _first_of(stop, timeout=failures.wait(interval))
+        except asyncio.CancelledError:
+            for task in loops:
+                task.cancel()
+            raise
         finally:
             await asyncio.gather(*loops, return_exceptions=True)
 
     async def _serve(self, name: str, news: asyncio.Event, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        interval = self._config.notifications.poll_interval_seconds
+        failures = _Failures(f"delivering notifications to {name}")
         while not stop.is_set():
             news.clear()
             try:
                 head = await loop.run_in_executor(self._executor, self._outbox.head, name)
-                if head is not None and await self._deliver(head) is not Outcome.RETRY_LATER:
-                    continue  # the next one at once
-            except Exception:
-                log.exception("delivering notifications to %s failed; trying again", name)
+                failures.cleared()
+                if head is not None and not stop.is_set():  # stopped meanwhile: no new exchange
+                    outcome = await self._deliver(head)
+                    if outcome is not Outcome.RETRY_LATER:
+                        continue  # the next one at once
+            except Exception as error:
+                failures.record(error)
+                await _first_of(stop, timeout=failures.wait(interval))
+                continue
             # Nothing due (or a retry not due yet): wait for the next collection.
             await _first_of(stop, news)
 

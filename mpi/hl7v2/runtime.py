@@ -34,6 +34,7 @@ from mpi.service.settings import Settings
 
 _MAX_REFRESH_BACKOFF_SECONDS = 60.0  # between attempts of a PDQ directory refresh that keeps failing
 _RECEIPT_PRUNE_SECONDS = 3600.0
+_RECEIPT_BATCH = 5000
 log = logging.getLogger("mpi.hl7v2")
 
 
@@ -171,13 +172,20 @@ async def receipt_pruner(runtime: Runtime, executor: ThreadPoolExecutor, stop: a
     table of receipts would otherwise grow with every message ever received."""
     loop = asyncio.get_running_loop()
     retention = timedelta(days=runtime.config.listener.receipt_retention_days)
+    forget = runtime.feed.forget_receipts
     while not stop.is_set():
+        forgotten = 0
         try:
-            forgotten = await loop.run_in_executor(executor, runtime.feed.forget_receipts, retention)
-            if forgotten:
-                log.info("forgot the answers to %d messages received over %s ago", forgotten, retention)
+            # A batch at a time, so that a stop (and the messages) never wait for a large backlog.
+            while not stop.is_set():
+                deleted = await loop.run_in_executor(executor, forget, retention, _RECEIPT_BATCH)
+                forgotten += deleted
+                if deleted < _RECEIPT_BATCH:
+                    break
         except Exception:
             log.exception("deleting old message receipts failed; trying again later")
+        if forgotten:
+            log.info("forgot the answers to %d messages received over %s ago", forgotten, retention)
         waiting = asyncio.ensure_future(stop.wait())
         await asyncio.wait({waiting}, timeout=_RECEIPT_PRUNE_SECONDS)
         waiting.cancel()

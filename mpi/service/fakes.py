@@ -389,9 +389,10 @@ class _FakeUnitOfWork:
         old = sorted(
             (r for r in self.t.receipts.values() if r.received_at < before), key=lambda r: r.received_at
         )
-        for receipt in old[:limit]:
+        chosen = [r for r in old if r.received_at <= old[limit - 1].received_at] if len(old) >= limit else old
+        for receipt in chosen:
             del self.t.receipts[receipt.key]
-        return len(old[:limit])
+        return len(chosen)
 
     def last_event_seq(self) -> int:
         return len(self.t.events)
@@ -427,6 +428,9 @@ class _FakeUnitOfWork:
     def pending_outbound(self, limit: int) -> list[OutboundMessage]:
         pending = [m for _, m in sorted(self.t.outbound.items()) if m.status is OutboundStatus.PENDING]
         return pending[:limit]
+
+    def pending_head(self, consumer: str) -> OutboundMessage | None:
+        return next((m for m in self.pending_heads() if m.consumer == consumer), None)
 
     def pending_heads(self) -> list[OutboundMessage]:
         heads: dict[str, OutboundMessage] = {}

@@ -329,17 +329,12 @@ class Feed:
 
         return self._commits.run(work)
 
-    def forget_receipts(self, older_than: timedelta, batch: int = 10_000) -> int:
-        """Delete the answers kept for messages received more than ``older_than`` ago, a batch to
-        a transaction (a short lock at a time); returns how many. Resent after that, a message
-        is applied again."""
+    def forget_receipts(self, older_than: timedelta, batch: int) -> int:
+        """Delete the answers kept for the ``batch`` oldest messages received more than
+        ``older_than`` ago, in one short transaction; how many (fewer than ``batch``: no more).
+        Resent after that, a message is applied again."""
         before = self._clock() - older_than
-        forgotten = 0
-        while True:
-            deleted = self._store.run(lambda uow: uow.forget_receipts(before, batch))
-            forgotten += deleted
-            if deleted < batch:
-                return forgotten
+        return self._store.run(lambda uow: uow.forget_receipts(before, batch))
 
     def refuse(self, key: MessageKey, response: bytes) -> tuple[bytes, bool]:
         """Store the answer to a message refused without any change (unless one is stored already)."""

@@ -231,8 +231,8 @@ class Outbox:
     def head(self, consumer: str) -> OutboundMessage | None:
         """``consumer``'s oldest pending message if its time has come, else ``None``."""
         now = self._clock()
-        heads = self._store.run(lambda uow: uow.pending_heads(), write=False)
-        return next((m for m in heads if m.consumer == consumer and m.next_attempt_at <= now), None)
+        head = self._store.run(lambda uow: uow.pending_head(consumer), write=False)
+        return head if head is not None and head.next_attempt_at <= now else None
 
     def pending_count(self) -> int:
         return len(self._store.run(lambda uow: uow.pending_outbound(1_000_000), write=False))

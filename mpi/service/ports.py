@@ -395,7 +395,8 @@ class UnitOfWork(Protocol):
     def add_receipt(self, receipt: Receipt) -> None: ...
 
     def forget_receipts(self, before: datetime, limit: int) -> int:
-        """Delete up to ``limit`` receipts received before ``before``, the oldest first; how many."""
+        """Delete the ``limit`` oldest receipts received before ``before`` (and any received at the
+        same instant as the last of them); how many."""
         ...
 
     def last_event_seq(self) -> int:
@@ -414,6 +415,10 @@ class UnitOfWork(Protocol):
 
     def pending_outbound(self, limit: int) -> list[OutboundMessage]:
         """Pending messages, oldest first."""
+        ...
+
+    def pending_head(self, consumer: str) -> OutboundMessage | None:
+        """``consumer``'s oldest pending message, if any."""
         ...
 
     def pending_heads(self) -> list[OutboundMessage]:

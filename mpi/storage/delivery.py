@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from mpi.domain.persons import Person
@@ -97,19 +97,23 @@ class DeliveryRows:
             self._c.execute(insert(t.outbound_message), [_outbound_values(m) for m in messages])
 
     def forget_receipts(self, before: datetime, limit: int) -> int:
-        receipt = t.message_receipt
-        key = tuple_(receipt.c.sending_application, receipt.c.sending_facility, receipt.c.control_id)
-        oldest = (
-            select(receipt.c.sending_application, receipt.c.sending_facility, receipt.c.control_id)
-            .where(receipt.c.received_at < before)
-            .order_by(receipt.c.received_at)
-            .limit(limit)
-        )
-        return int(self._c.execute(delete(receipt).where(key.in_(oldest))).rowcount)
+        # Two range reads of the received_at index: the time of the limit-th oldest, then the
+        # rows up to it. (A delete by key IN the oldest keys was a scan of the whole table.)
+        received_at = t.message_receipt.c.received_at
+        last = self._c.execute(
+            select(received_at).where(received_at < before).order_by(received_at).offset(limit - 1).limit(1)
+        ).scalar_one_or_none()
+        up_to = received_at < before if last is None else received_at <= last
+        return int(self._c.execute(delete(t.message_receipt).where(up_to)).rowcount)
 
     def pending_outbound(self, limit: int) -> list[OutboundMessage]:
         rows = self._c.execute(q.PENDING_OUTBOUND, {"status": OutboundStatus.PENDING.value, "limit": limit})
         return [_outbound_of(row) for row in rows.mappings()]
+
+    def pending_head(self, consumer: str) -> OutboundMessage | None:
+        params = {"consumer": consumer, "status": OutboundStatus.PENDING.value}
+        row = self._c.execute(q.PENDING_HEAD, params).mappings().first()
+        return None if row is None else _outbound_of(row)
 
     def pending_heads(self) -> list[OutboundMessage]:
         rows = self._c.execute(q.PENDING_HEADS, {"status": OutboundStatus.PENDING.value})

@@ -355,6 +355,12 @@ PENDING_HEADS = (
     .join(_heads, _heads.c.message_id == _outbound.c.message_id)
     .order_by(_outbound.c.message_id)
 )
+PENDING_HEAD = (
+    select(_outbound)
+    .where(_outbound.c.consumer == bindparam("consumer"), _outbound.c.status == bindparam("status"))
+    .order_by(_outbound.c.message_id)
+    .limit(1)
+)
 UPDATE_OUTBOUND = update(_outbound).where(_outbound.c.message_id == bindparam("b_message_id"))
 SUPERSEDED_RECORDS = select(t.superseded_record).where(
     t.superseded_record.c.record_id.in_(bindparam("ids", expanding=True))

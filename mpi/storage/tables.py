@@ -255,6 +255,7 @@ outbound_message = Table(
     Column("last_error", Text, nullable=True),
     Index(None, "status", "message_id"),
     Index(None, "consumer", "mpi_id", "message_id"),
+    Index(None, "consumer", "status", "message_id"),  # revision 0008: a consumer's next message
 )
 
 # How far each reader of the event log (the notification collector) has got.

@@ -65,3 +65,14 @@ def test_what_a_consumer_was_told_leaves_out_what_it_refused(any_services: Servi
     send(3, OutboundStatus.PENDING)
     send(4, OutboundStatus.FAILED)
     assert told() == {person: "CHL|3"}
+
+
+def test_a_consumer_s_next_message_is_read_for_it_alone(any_services: Services) -> None:
+    store = any_services.store
+    store.run(lambda uow: uow.add_outbound([*(message("down", n) for n in range(50)), message("gp", 50)]))
+    assert store.run(lambda uow: uow.pending_head("gp"), write=False).event_seq == 50  # type: ignore[union-attr]
+    assert store.run(lambda uow: uow.pending_head("down"), write=False).event_seq == 0  # type: ignore[union-attr]
+    assert store.run(lambda uow: uow.pending_head("nobody"), write=False) is None
+    outbox = Outbox(store, lambda person, seq: [], clock=lambda: AT + timedelta(seconds=1))
+    assert outbox.head("gp") is not None
+    assert Outbox(store, lambda person, seq: [], clock=lambda: AT - timedelta(seconds=1)).head("gp") is None
