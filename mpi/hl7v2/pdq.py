@@ -290,6 +290,8 @@ class PdqQuery:
         wanted: set[str] = set()
         unknown: list[int] = []
         for number, repetition in enumerate(qpd.field(8).repetitions, start=1):
+            if repetition.is_empty:  # "^^^": an empty field written with its delimiters
+                continue
             domain = _domain_or_none(repetition, self._config)
             if domain is None:
                 unknown.append(number)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mpi.domain.access import Access, AccessAction, AccessChannel
+from mpi.domain.mpi_id import normalise_mpi_id
 from mpi.domain.records import RecordKey
 from mpi.errors import HL7Error
 from mpi.hl7v2.ack import AckCode, ErrorDetail
@@ -39,6 +40,7 @@ from mpi.hl7v2.respond import response
 from mpi.hl7v2.translate import read_domain
 from mpi.service.access import Viewer
 from mpi.service.crossrefs import CrossReferences, PersonIdentifiers
+from mpi.service.operations import judge_matricule
 
 PIX_RESPONSE_TYPE = ("RSP", "K23", "RSP_K23")
 
@@ -99,6 +101,16 @@ def find_person(
             location=location,
         )
     return persons[0] if persons else None
+
+
+def stored_form(domain: DomainConfig, value: str) -> str:
+    """An identifier as the MPI keeps it: a matricule without its spaces or dots, an MPI id in
+    capitals without separators; a local id as sent."""
+    if domain.kind is DomainKind.MATRICULE:
+        return judge_matricule(value)[0] or value
+    if domain.kind is DomainKind.MPI:
+        return normalise_mpi_id(value)
+    return value
 
 
 def query_domain(repetition: Repetition, config: HL7Config, location: str) -> DomainConfig:
@@ -199,10 +211,11 @@ class PixQuery:
                 code=ErrorCode.UNKNOWN_KEY_IDENTIFIER,
                 location="QPD^1^3^1^1",
             )
+        queried_as = stored_form(domain, value)
         others = [
             i
             for i in qualified_identifiers(person, self._config)
-            if not (i.domain == domain and i.value == value)
+            if not (i.domain == domain and i.value == queried_as)
             and (wanted is None or i.domain.authority in wanted)
         ]
         if not others:
@@ -221,6 +234,8 @@ class PixQuery:
         wanted: set[str] = set()
         unknown: list[ErrorDetail] = []
         for number, repetition in enumerate(repetitions, start=1):
+            if repetition.is_empty:  # "^^^": an empty field written with its delimiters
+                continue
             try:
                 domain = read_domain(repetition, self._config, f"QPD^1^4^{number}")
             except HL7Error as error:

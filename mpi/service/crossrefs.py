@@ -113,8 +113,7 @@ class CrossReferences:
             return []
 
         def work(uow: UnitOfWork) -> list[PersonIdentifiers]:
-            record_ids = uow.records_with_identifier(MATRICULE_SYSTEM, value)
-            persons = sorted({mpi_id for _, mpi_id in uow.linked_records(record_ids)})
+            persons = _persons_of_records(uow, uow.records_with_identifier(MATRICULE_SYSTEM, value))
             return list(identifiers_of(uow, persons).values())
 
         return self._store.run(work, write=False)
@@ -126,10 +125,7 @@ class CrossReferences:
             record_ids = sorted(
                 {r for a in authorities for r in uow.records_with_identifier(account_system(a), value)}
             )
-            retired = uow.superseded_records(record_ids)
-            linked = uow.linked_records([r for r in record_ids if r not in retired])
-            persons = sorted({mpi_id for _, mpi_id in linked})
-            return [mpi_id for mpi_id in persons if (p := uow.get_person(mpi_id)) is not None and p.is_active]
+            return _persons_of_records(uow, record_ids)
 
         return self._store.run(work, write=False)
 
@@ -158,3 +154,12 @@ class CrossReferences:
             return profiles
 
         return self._store.run(work, write=False)
+
+
+def _persons_of_records(uow: UnitOfWork, record_ids: Sequence[int]) -> list[str]:
+    """The active persons of those records still in use: a local id its source merged into
+    another (ADT^A40) no longer speaks for anyone."""
+    retired = uow.superseded_records(record_ids)
+    linked = uow.linked_records([r for r in record_ids if r not in retired])
+    persons = sorted({mpi_id for _, mpi_id in linked})
+    return [mpi_id for mpi_id in persons if (p := uow.get_person(mpi_id)) is not None and p.is_active]

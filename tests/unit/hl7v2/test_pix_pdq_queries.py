@@ -108,6 +108,56 @@ def test_pix_unknown_requested_domains_get_one_err_each(mpi: Harness) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "queried",
+    [
+        f"{MATRICULE[:4]} {MATRICULE[4:8]} {MATRICULE[8:11]} {MATRICULE[11:]}^^^LUX",  # as typed
+        f"{MATRICULE[:4]}.{MATRICULE[4:8]}.{MATRICULE[8:]}^^^LUX",
+        "{person}^^^MPI",
+        "{person_lower}^^^MPI",
+    ],
+)
+def test_pix_leaves_out_the_queried_identifier_whatever_form_it_was_sent_in(
+    mpi: Harness, queried: str
+) -> None:
+    person = mpi_id(mpi, "CHL", "A-1")
+    qpd_3 = queried.format(person=person, person_lower=person.lower())
+    domain = qpd_3.rsplit("^", 1)[1]
+    _, qak, _, pids = pix(mpi, f"QPD|IHE PIX Query|T1|{qpd_3}")
+    assert qak == ["QAK|T1|OK|IHE PIX Query"] and len(pids) == 1
+    assert f"^^^{domain}&" not in pids[0]  # the one asked about is not listed
+    msa, qak, _, pids = pix(mpi, f"QPD|IHE PIX Query|T1|{qpd_3}|^^^{domain}")
+    assert (msa, qak, pids) == (["MSA|AA|Q1"], ["QAK|T1|NF|IHE PIX Query"], [])
+
+
+@pytest.mark.parametrize("empty", ["^^^", "^^^&&", "~^^^LABO"])
+def test_an_empty_domain_list_written_with_its_delimiters_asks_for_every_domain(
+    mpi: Harness, empty: str
+) -> None:
+    _, qak, errors, pids = pix(mpi, f"QPD|IHE PIX Query|T1|A-1^^^CHL|{empty}")
+    assert (qak, errors) == (["QAK|T1|OK|IHE PIX Query"], [])
+    assert pids[0].startswith(f"PID|||L-1^^^{LABO}^PI")
+    answer = pdq(mpi, "@PID.5.1.1^WEBER", extra=f"|||||{empty}")
+    assert answer[1] == "MSA|AA|P1" and not [s for s in answer if s.startswith("ERR")]
+
+
+def test_a_matricule_collision_resolved_by_the_source_s_merge_is_no_longer_reported(mpi: Harness) -> None:
+    shared = "1975010112371"
+    for control, pid in (
+        ("H5", f"PID|||A-5^^^CHL~{shared}^^^LUX||Muller^Eva||19750101|F"),
+        ("H6", "PID|||A-6^^^CHL||Klein^Otto||19500505|M"),
+        ("H9", f"PID|||A-9^^^CHL~{shared}^^^LUX||Klein^Otto||19500505|M"),
+    ):
+        mpi.send(f"{msh('HIS|CHL', 'ADT^A04^ADT_A01', control)}\n{pid}")
+    _, qak, errors, _ = pix(mpi, f"QPD|IHE PIX Query|T1|{shared}^^^LUX")
+    assert qak == ["QAK|T1|AE|IHE PIX Query"] and errors[0].endswith("205^Duplicate Key Identifier^HL70357|E")
+    merged = mpi.send(f"{msh(kind='ADT^A40^ADT_A39', control='M1')}\nPID|||A-6^^^CHL\nMRG|A-9^^^CHL")
+    assert named(merged, "MSA") == ["MSA|AA|M1"]  # A-9 was A-6 all along: it carries the matricule no more
+    _, qak, errors, pids = pix(mpi, f"QPD|IHE PIX Query|T1|{shared}^^^LUX")
+    assert (qak, errors) == (["QAK|T1|OK|IHE PIX Query"], [])
+    assert pids[0].startswith(f"PID|||A-5^^^{CHL}^PI")
+
+
 # -- ITI-21 -----------------------------------------------------------------------------
 def pdq(
     mpi: Harness, criteria: str, *, control: str = "P1", extra: str = "", rcp: str = "RCP|I"
