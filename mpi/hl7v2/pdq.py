@@ -23,7 +23,8 @@ an unknown QPD-8 domain is AE with ``QPD^1^8^<repetition>`` 204. RCP-2 caps a
 response; when more hits remain the response says so in QAK-4/5/6 and carries
 ``DSC|<pointer>|I``, and the consumer asks for the next ones by repeating the
 query (new MSH-10, same QPD) with that DSC. QCN^J01 forgets a continuation.
-An unknown pointer, or one used with another QPD, is AE with ``DSC^1^1`` 204.
+An unknown pointer, or one used with another QPD, is AE with ``DSC^1^1`` 204; the
+request that used a pointer, resent with its MSH-10, gets its page again.
 Continuations live in the database (:class:`~mpi.service.continuations.Continuations`):
 a consumer that reconnects between pages may reach another server process.
 """
@@ -143,7 +144,7 @@ class PdqQuery:
         pointer = message.find_segment("DSC")
         sender = (message.msh.sending_application.namespace_id, message.msh.sending_facility.namespace_id)
         if pointer is not None and pointer.get(1).strip():
-            hits, total = self._continue(pointer.get(1).strip(), sender, qpd)
+            hits, total = self._continue(pointer.get(1).strip(), sender, qpd, message.msh.key[2])
         else:
             hits = self._hits(query)
             total = len(hits)
@@ -315,10 +316,12 @@ class PdqQuery:
         return min(int(text), self._config.queries.max_limit)
 
     # -- continuation ---------------------------------------------------------------
-    def _continue(self, token: str, sender: tuple[str, str], qpd: Segment) -> tuple[list[Hit], int]:
+    def _continue(
+        self, token: str, sender: tuple[str, str], qpd: Segment, request: str
+    ) -> tuple[list[Hit], int]:
         # Only the query it was given for uses it up: another sender's guess, or a mistyped
         # query, must not cost the rightful consumer its next page.
-        found = self._continuations.take(token, sender, qpd.raw)
+        found = self._continuations.take(token, sender, qpd.raw, request)
         if found is None:
             raise HL7Error(
                 f"continuation pointer {token!r} is unknown, expired, or was given for another query",

@@ -6,7 +6,9 @@ connection, which ``mpi serve --processes N`` may give to another process: so
 the rest lives in the database, where every process finds it. A pointer is
 used up by the one request that may use it: from the consumer it was given to,
 repeating the query it was given for. A request from anyone else, or for
-another query, is refused and leaves the pointer to its rightful consumer.
+another query, is refused and leaves the pointer to its rightful consumer. The
+request that used it up may come again (same MSH-10: its answer was lost and
+the sender resent it) and gets the same page.
 Pointers expire ``ttl`` after they were given; expired ones are deleted
 whenever a new one is written.
 """
@@ -49,21 +51,24 @@ class Continuations:
         self._store.run(work)
         return continuation.token
 
-    def take(self, token: str, sender: Sender, query: str) -> tuple[list[Hit], int] | None:
+    def take(self, token: str, sender: Sender, query: str, request: str) -> tuple[list[Hit], int] | None:
         """The hits left and the total of the answer ``token`` points into, if ``sender`` may use
-        it for ``query``, and the pointer is used up; ``None`` if it is unknown, expired, or was
-        given to another sender or for another query (it is then kept)."""
+        it for ``query``, and the pointer is used up by ``request`` (the asking message's id);
+        ``None`` if it is unknown, expired, used up by another request, or was given to another
+        sender or for another query (it is then kept). The request that used it up may ask
+        again: its answer may have been lost, and the sender resends."""
         oldest = self._clock() - self._ttl
 
         def work(uow: UnitOfWork) -> Continuation | None:
             found = uow.find_continuation(token)
-            if found is not None and found.created_at < oldest:
-                uow.remove_continuation(token)
+            if found is None or found.created_at < oldest:
+                return None  # expired ones are deleted as new ones are written
+            if found.sender != sender or found.query != query:
                 return None
-            if found is None or found.sender != sender or found.query != query:
-                return None
-            # Two requests for one pointer at once: only the one that deletes it gets the page.
-            return found if uow.remove_continuation(token) else None
+            if found.taken_by is not None:
+                return found if found.taken_by == request else None
+            # Two requests for one pointer at once: only the one that marks it gets the page.
+            return found if uow.take_continuation(token, request) else None
 
         found = self._store.run(work)
         if found is None:

@@ -463,8 +463,12 @@ class _FakeUnitOfWork:
     def find_continuation(self, token: str) -> Continuation | None:
         return self.t.continuations.get(token)
 
-    def remove_continuation(self, token: str) -> bool:
-        return self.t.continuations.pop(token, None) is not None
+    def take_continuation(self, token: str, request: str) -> bool:
+        found = self.t.continuations.get(token)
+        if found is None or found.taken_by is not None:
+            return False
+        self.t.continuations[token] = replace(found, taken_by=request)
+        return True
 
     def remove_continuations(self, sender: tuple[str, str], tag: str) -> int:
         return self._remove_continuations(lambda c: c.sender == sender and c.tag == tag)

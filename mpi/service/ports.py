@@ -162,6 +162,7 @@ class Continuation:
     remaining: tuple[tuple[str, float], ...]  # (MPI id, confidence) of the hits not yet shown
     total: int  # hits of the whole answer
     created_at: datetime
+    taken_by: str | None = None  # the request (MSH-10) that took the next page, once taken
 
 
 class UnitOfWork(Protocol):
@@ -453,9 +454,9 @@ class UnitOfWork(Protocol):
 
     def find_continuation(self, token: str) -> Continuation | None: ...
 
-    def remove_continuation(self, token: str) -> bool:
-        """Delete one; ``False`` when it was not (or no longer) there, e.g. a concurrent
-        transaction took it first."""
+    def take_continuation(self, token: str, request: str) -> bool:
+        """Mark one taken by ``request``; ``False`` when it was not there or already taken (a
+        concurrent transaction took it first)."""
         ...
 
     def remove_continuations(self, sender: tuple[str, str], tag: str) -> int:

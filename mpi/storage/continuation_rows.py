@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from mpi.service.ports import Continuation
@@ -39,8 +39,9 @@ class ContinuationRows:
         row = self._c.execute(select(_TABLE).where(_TABLE.c.token == token)).mappings().first()
         return None if row is None else _continuation_of(row)
 
-    def remove_continuation(self, token: str) -> bool:
-        return self._c.execute(delete(_TABLE).where(_TABLE.c.token == token)).rowcount > 0
+    def take_continuation(self, token: str, request: str) -> bool:
+        untaken = (_TABLE.c.token == token) & _TABLE.c.taken_by.is_(None)
+        return self._c.execute(update(_TABLE).where(untaken).values(taken_by=request)).rowcount > 0
 
     def remove_continuations(self, sender: tuple[str, str], tag: str) -> int:
         application, facility = sender
@@ -64,4 +65,5 @@ def _continuation_of(row: RowMapping) -> Continuation:
         remaining=tuple((str(mpi_id), float(score)) for mpi_id, score in json.loads(row["remaining"])),
         total=row["total"],
         created_at=row["created_at"],
+        taken_by=row["taken_by"],
     )

@@ -314,6 +314,9 @@ query_continuation = Table(
     Column("remaining", Text, nullable=False),  # JSON: [[mpi_id, confidence], ...] not yet shown
     Column("total", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, index=True),
+    # The request (MSH-10) that took the next page (revision 0009): kept until it expires, so
+    # that request, resent because its answer was lost, gets that page again.
+    Column("taken_by", String(MAX_CONTROL_ID_LENGTH), nullable=True),
 )
 
 

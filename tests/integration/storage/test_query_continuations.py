@@ -48,12 +48,13 @@ def test_continuations_round_trip_and_are_removed_one_by_sender_and_tag_or_by_ag
     assert store.run(lambda uow: uow.find_continuation("a1"), write=False) == kept
     assert store.run(lambda uow: uow.find_continuation("zz"), write=False) is None
 
-    assert store.run(lambda uow: uow.remove_continuation("a1")) is True
-    assert store.run(lambda uow: uow.remove_continuation("a1")) is False
-    assert store.run(lambda uow: uow.find_continuation("a1"), write=False) is None
+    assert store.run(lambda uow: uow.take_continuation("a1", "Q-1")) is True
+    assert store.run(lambda uow: uow.take_continuation("a1", "Q-2")) is False  # taken already
+    assert store.run(lambda uow: uow.take_continuation("zz", "Q-1")) is False
+    assert store.run(lambda uow: uow.find_continuation("a1"), write=False) == replace(kept, taken_by="Q-1")
 
     # A cancellation: the sender's own of that tag, not another facility's, not another tag's.
-    assert store.run(lambda uow: uow.remove_continuations(PORTAL, "T2")) == 2  # b2 and e5
+    assert store.run(lambda uow: uow.remove_continuations(PORTAL, "T2")) == 3  # a1 (taken), b2, e5
     assert store.run(lambda uow: uow.remove_continuations(PORTAL, "T2")) == 0
     # Expiry: created strictly before the time given.
     assert store.run(lambda uow: uow.remove_continuations_before(AT - timedelta(seconds=1))) == 1  # f6
@@ -70,20 +71,21 @@ def test_a_continuation_is_used_up_only_by_its_sender_repeating_its_query_before
     second = Continuations(any_services.store, timedelta(seconds=600), clock)  # another process
     token = first.remember(PORTAL, "T2", QPD, hits, 5)
 
-    assert second.take(token, ("LIS", "LAB"), QPD) is None  # another sender's guess
-    assert second.take(token, PORTAL, QPD + "~@PID.8^F") is None  # another query
-    assert second.take(token, PORTAL, QPD) == (hits, 5)
-    assert first.take(token, PORTAL, QPD) is None  # used up
+    assert second.take(token, ("LIS", "LAB"), QPD, "Q-1") is None  # another sender's guess
+    assert second.take(token, PORTAL, QPD + "~@PID.8^F", "Q-1") is None  # another query
+    assert second.take(token, PORTAL, QPD, "Q-1") == (hits, 5)
+    assert first.take(token, PORTAL, QPD, "Q-2") is None  # used up by another request
+    assert first.take(token, PORTAL, QPD, "Q-1") == (hits, 5)  # the same one, resent
 
     cancelled = first.remember(PORTAL, "T2", QPD, hits, 5)
     other_tag = first.remember(PORTAL, "T9", QPD, hits, 5)
-    assert second.cancel(PORTAL, "T2") == 1
-    assert first.take(cancelled, PORTAL, QPD) is None
-    assert first.take(other_tag, PORTAL, QPD) == (hits, 5)
+    assert second.cancel(PORTAL, "T2") == 2  # and the one taken, kept for a resend of its request
+    assert first.take(cancelled, PORTAL, QPD, "Q-3") is None
+    assert first.take(other_tag, PORTAL, QPD, "Q-3") == (hits, 5)
 
     old = first.remember(PORTAL, "T2", QPD, hits, 5)
     clock.now += timedelta(seconds=601)
-    assert second.take(old, PORTAL, QPD) is None  # expired
+    assert second.take(old, PORTAL, QPD, "Q-4") is None  # expired
     stale = first.remember(PORTAL, "T2", QPD, hits, 5)
     clock.now += timedelta(seconds=601)
     first.remember(PORTAL, "T2", QPD, hits, 5)  # writing a new one deletes the expired ones

@@ -238,6 +238,11 @@ def test_pdq_limit_continuation_and_cancel(mpi: Harness) -> None:
     second = pdq(mpi, "@PID.5.1.1^SCHM*", control="P2", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
     assert "QAK|T2|OK|IHE PDQ Query|3|1|0" in second
     assert not [s for s in second if s.startswith("DSC")]
+    # Its answer lost, the consumer resends the same request (same MSH-10): the same page.
+    resent = pdq(mpi, "@PID.5.1.1^SCHM*", control="P2", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
+    assert [s for s in resent if s[:3] in ("MSA", "QAK", "PID")] == [
+        s for s in second if s[:3] in ("MSA", "QAK", "PID")
+    ]
     used = pdq(mpi, "@PID.5.1.1^SCHM*", control="P3", rcp=f"RCP|I|2^RD\nDSC|{pointer}|I")
     assert used[1] == "MSA|AE|P3"
     assert [s.rsplit("|", 3)[0] for s in used if s.startswith("ERR")] == [
