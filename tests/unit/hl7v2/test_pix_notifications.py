@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +23,30 @@ from mpi.service.delivery import OutboundStatus
 
 def feed(mpi: Harness, sender: str, control: str, pid: str) -> None:
     mpi.send(f"{msh(sender, 'ADT^A04^ADT_A01', control)}\n{pid}")
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def acknowledging_consumer(received: list[bytes], answers: list[bytes] | None = None) -> Handler:
+    """An MLLP consumer that keeps each message it receives and answers it with the next of
+    ``answers`` (AA once they run out)."""
+    codes = list(answers or [])
+
+    async def consumer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = MLLPDecoder(1_000_000)
+        while data := await reader.read(65536):
+            for event in decoder.feed(data):
+                if isinstance(event, Frame):
+                    received.append(event.payload)
+                    control = parse_message(event.payload).msh.control_id
+                    code = codes.pop(0) if codes else b"AA"
+                    ack = b"MSH|^~\\&|XDS|ESANTE|MPI|ESANTE|20240101||ACK^A31^ACK|1|P|2.5\rMSA|" + code
+                    writer.write(frame(ack + b"|" + control.encode() + b"\r"))
+                    await writer.drain()
+        writer.close()
+
+    return consumer
 
 
 def outbound(mpi: Harness) -> list[tuple[str, str, OutboundStatus]]:
@@ -57,21 +82,8 @@ def test_a_person_is_announced_once_it_has_identifiers_in_two_wanted_domains() -
 
 
 def test_notifications_are_delivered_in_order_with_retries_until_acknowledged() -> None:
-    answers = [b"AR", b"AA"]
     received: list[bytes] = []
-
-    async def consumer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = MLLPDecoder(1_000_000)
-        while data := await reader.read(65536):
-            for event in decoder.feed(data):
-                if isinstance(event, Frame):
-                    received.append(event.payload)
-                    control = parse_message(event.payload).msh.control_id
-                    code = answers.pop(0) if answers else b"AA"
-                    ack = b"MSH|^~\\&|XDS|ESANTE|MPI|ESANTE|20240101||ACK^A31^ACK|1|P|2.5\rMSA|" + code
-                    writer.write(frame(ack + b"|" + control.encode() + b"\r"))
-                    await writer.drain()
-        writer.close()
+    consumer = acknowledging_consumer(received, [b"AR", b"AA"])
 
     async def scenario() -> None:
         server = await asyncio.start_server(consumer, "127.0.0.1", 0)
@@ -241,17 +253,7 @@ def test_a_silent_consumer_holds_back_its_own_messages_only() -> None:
     received: list[bytes] = []
     persons = 20
 
-    async def answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = MLLPDecoder(1_000_000)
-        while data := await reader.read(65536):
-            for event in decoder.feed(data):
-                if isinstance(event, Frame):
-                    received.append(event.payload)
-                    control = parse_message(event.payload).msh.control_id
-                    ack = b"MSH|^~\\&|GP|X|MPI|ESANTE|20240101||ACK^A31^ACK|1|P|2.5\rMSA|AA|"
-                    writer.write(frame(ack + control.encode() + b"\r"))
-                    await writer.drain()
-        writer.close()
+    answering = acknowledging_consumer(received)
 
     held: list[asyncio.StreamWriter] = []
 
