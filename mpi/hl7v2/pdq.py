@@ -49,6 +49,7 @@ from mpi.hl7v2.pix import (
     AuditSink,
     QueryAnswer,
     audit_query,
+    failed_query,
     find_person,
     identifier_list,
     qualified_identifiers,
@@ -122,6 +123,8 @@ class PdqQuery:
         except NotReady as error:  # a server still starting: AR, the consumer may ask again
             starting = HL7Error(str(error), code=ErrorCode.APPLICATION_INTERNAL_ERROR)
             answer, counts = QueryAnswer("AR", "AR", (ErrorDetail.from_error(starting),), ()), None
+        except Exception:
+            answer, counts = failed_query(message), None
         audit_query(self._audit, message, AccessAction.DEMOGRAPHICS_QUERIED, answer, self._clock())
         requested = message.msh.receiving_application
         sender = (

@@ -21,6 +21,7 @@ with someone's identifiers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,8 @@ from mpi.hl7v2.translate import read_domain
 from mpi.service.access import Viewer
 from mpi.service.crossrefs import CrossReferences, PersonIdentifiers
 from mpi.service.operations import judge_matricule
+
+log = logging.getLogger("mpi.hl7v2")
 
 PIX_RESPONSE_TYPE = ("RSP", "K23", "RSP_K23")
 
@@ -101,6 +104,17 @@ def find_person(
             location=location,
         )
     return persons[0] if persons else None
+
+
+def failed_query(message: Message) -> QueryAnswer:
+    """AR with ERR 207, in the query's own response: it could not be answered now (the database
+    unreachable...); the consumer may ask again. Called while handling the exception."""
+    log.exception("internal error answering query %s", message.msh.control_id)
+    error = HL7Error(
+        "internal error; the query could not be answered, ask again later",
+        code=ErrorCode.APPLICATION_INTERNAL_ERROR,
+    )
+    return QueryAnswer("AR", "AR", (ErrorDetail.from_error(error),), ())
 
 
 def stored_form(domain: DomainConfig, value: str) -> str:
@@ -179,6 +193,8 @@ class PixQuery:
             answer = self._answer(message, message.segment("QPD"))
         except HL7Error as error:
             answer = QueryAnswer("AR" if error.reject else "AE", "AE", (ErrorDetail.from_error(error),), ())
+        except Exception:
+            answer = failed_query(message)
         audit_query(self._audit, message, AccessAction.CROSS_REFERENCES_QUERIED, answer, self._clock())
         return response(
             message,

@@ -6,6 +6,8 @@ answer case the transactions define.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hl7_harness import (
     CHL_OID,
@@ -22,6 +24,7 @@ from hl7_harness import (
 from mpi.domain.records import RecordKey
 from mpi.errors import NotReady
 from mpi.hl7v2.message import Message
+from mpi.hl7v2.parse import parse_message
 from mpi.service.audit import verify
 from mpi.service.crossrefs import CrossReferences
 
@@ -465,3 +468,31 @@ def test_a_feed_replaces_keeps_or_removes_the_account_number(mpi: Harness) -> No
     feed("U4", '""')  # the explicit null removes it
     assert not found("V-2")
     assert verify(mpi.services.store).ok  # the account numbers are in the event log too
+
+
+def test_a_query_the_database_fails_is_answered_ar_in_its_own_response(
+    mpi: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RSP^K23 or RSP^K22 with MSA and QAK AR and ERR 207: the consumer may ask again; an ACK
+    instead of the response it waits for would not be understood."""
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the database is unreachable")
+
+    mpi.services.store.run = unreachable  # type: ignore[method-assign]
+    for kind, qpd, response in (
+        ("QBP^Q23^QBP_Q21", "QPD|IHE PIX Query|T1|A-1^^^CHL", "RSP^K23^RSP_K23"),
+        (
+            "QBP^Q22^QBP_Q21",
+            "QPD|IHE PDQ Query|T1|@PID.5.1.1^WEBER~@PID.3.1^A-1~@PID.3.4^CHL",
+            "RSP^K22^RSP_K21",
+        ),
+    ):
+        with caplog.at_level(logging.ERROR, logger="mpi.hl7v2"):
+            sent = f"{msh('PORTAL|ANY', kind, 'Q9')}\r{qpd}\rRCP|I\r".encode()
+            answer = parse_message(mpi.application.handle(sent))
+        assert answer.segments[0].raw.split("|")[8] == response
+        assert named(answer, "MSA") == ["MSA|AR|Q9"] and named(answer, "QAK")[0].startswith("QAK|T1|AR")
+        assert [e.rsplit("|", 3)[0] for e in named(answer, "ERR")] == [
+            "ERR|||207^Application Internal Error^HL70357|E"
+        ]
