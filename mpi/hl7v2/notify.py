@@ -45,6 +45,7 @@ log = logging.getLogger("mpi.hl7v2.notify")
 _MAX_ACK_BYTES = 1_048_576
 _COLLECT_BATCH = 500
 _MAX_FAILURE_WAIT_SECONDS = 60.0
+_ATTEMPTS_BETWEEN_WARNINGS = 10
 # Messages waiting for a consumer no longer configured are looked for this often (a query over
 # every pending message).
 _UNCONFIGURED_CHECK_SECONDS = 600.0
@@ -250,15 +251,7 @@ class Notifier:
             code = await asyncio.wait_for(self._exchange(consumer, message.payload), consumer.timeout_seconds)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             error = f"no acknowledgement from {consumer.host}:{consumer.port}: {exc or type(exc).__name__}"
-            later = await loop.run_in_executor(self._executor, self._outbox.retry_later, message, error)
-            log.info(
-                "notification %d to %s: %s; next try at %s",
-                message.message_id,
-                consumer.name,
-                error,
-                later.next_attempt_at,
-            )
-            return Outcome.RETRY_LATER
+            return await self._retry_later(message, error)
         if code in ("AA", "CA"):
             await loop.run_in_executor(self._executor, self._outbox.delivered, message)
             return Outcome.DELIVERED
@@ -266,8 +259,23 @@ class Notifier:
             log.warning("notification %d refused by %s with %s", message.message_id, consumer.name, code)
             await loop.run_in_executor(self._executor, self._outbox.failed, message, f"answered {code}")
             return Outcome.REFUSED
-        error = f"answered {code or 'something that is no acknowledgement'}"
-        await loop.run_in_executor(self._executor, self._outbox.retry_later, message, error)
+        return await self._retry_later(message, f"answered {code or 'something that is no acknowledgement'}")
+
+    async def _retry_later(self, message: OutboundMessage, error: str) -> Outcome:
+        loop = asyncio.get_running_loop()
+        later = await loop.run_in_executor(self._executor, self._outbox.retry_later, message, error)
+        # Every try is logged; a message still not taken after many (a consumer down for hours,
+        # or answering AR for ever) is a warning, again every so many tries, for whoever watches.
+        level = logging.WARNING if later.attempts % _ATTEMPTS_BETWEEN_WARNINGS == 0 else logging.INFO
+        log.log(
+            level,
+            "notification %d to %s: %s; %d tries so far, next at %s",
+            message.message_id,
+            message.consumer,
+            error,
+            later.attempts,
+            later.next_attempt_at,
+        )
         return Outcome.RETRY_LATER
 
     async def _exchange(self, consumer: ConsumerConfig, payload: bytes) -> str:

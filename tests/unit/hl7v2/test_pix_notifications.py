@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -324,3 +325,36 @@ def test_messages_to_a_consumer_no_longer_configured_wait_for_it(caplog: pytest.
         "notifications wait for consumer registry, which is not configured: they are kept and sent "
         "if it is configured again"
     ]
+
+
+def test_a_message_still_not_taken_after_ten_tries_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A consumer answering AR for ever (or down for hours) is retried without end: every tenth
+    try is logged as a warning, for whoever watches the log."""
+    received: list[bytes] = []
+
+    async def scenario() -> list[tuple[int, str]]:
+        server = await asyncio.start_server(acknowledging_consumer(received, [b"AR"] * 10), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = {**CONFIG, "consumer": [{**CONFIG["consumer"][0], "port": port}]}
+        mpi = make_harness(config)
+        mpi.outbox.collect()
+        feed(mpi, "HIS|CHL", "H1", "PID|||A-1^^^CHL||Weber^Jean||19820802|M")
+        feed(mpi, "LIS|X", "L1", "PID|||L-1^^^LABO||Weber^Jean||19820802|M")
+        mpi.outbox.collect()
+        notifier = Notifier(parse_config(config), mpi.outbox, ThreadPoolExecutor(2))
+        store = mpi.services.store
+        logged = []
+        for attempts in (3, 9):  # tries made before this one
+            pending = store.run(lambda uow: uow.pending_outbound(1), write=False)[0]
+            due_now = replace(pending, attempts=attempts, next_attempt_at=pending.created_at)
+            store.run(lambda uow, m=due_now: uow.save_outbound(m))
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="mpi.hl7v2.notify"):
+                await notifier.step()
+            logged += [(r.levelno, r.getMessage()) for r in caplog.records if "so far" in r.getMessage()]
+        server.close()
+        return logged
+
+    (first_level, first), (tenth_level, tenth) = asyncio.run(scenario())
+    assert first_level == logging.INFO and "answered AR; 4 tries so far" in first
+    assert tenth_level == logging.WARNING and "answered AR; 10 tries so far" in tenth
