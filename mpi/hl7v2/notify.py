@@ -36,6 +36,7 @@ from mpi.hl7v2.framing import Frame, MLLPDecoder, frame
 from mpi.hl7v2.parse import parse_message
 from mpi.hl7v2.pix import QualifiedIdentifier, identifier_list, qualified_identifiers
 from mpi.hl7v2.respond import new_control_id
+from mpi.hl7v2.retries import Failures, first_of
 from mpi.service.crossrefs import PersonIdentifiers
 from mpi.service.delivery import OutboundMessage
 from mpi.service.outbox import Composer, Notification, Outbox
@@ -44,7 +45,6 @@ log = logging.getLogger("mpi.hl7v2.notify")
 
 _MAX_ACK_BYTES = 1_048_576
 _COLLECT_BATCH = 500
-_MAX_FAILURE_WAIT_SECONDS = 60.0
 _ATTEMPTS_BETWEEN_WARNINGS = 10
 # Messages waiting for a consumer no longer configured are looked for this often (a query over
 # every pending message).
@@ -119,40 +119,6 @@ class Outcome(enum.Enum):
     RETRY_LATER = "retry later"
 
 
-async def _first_of(*events: asyncio.Event, timeout: float | None = None) -> None:
-    """Wait until one of ``events`` is set, or ``timeout`` seconds."""
-    waiting = {asyncio.ensure_future(event.wait()) for event in events}
-    try:
-        await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waiting:
-            task.cancel()
-
-
-class _Failures:
-    """Consecutive failures of one loop: the first logged with its traceback, the next ones in a
-    line each, and a wait before the next try that doubles up to a minute."""
-
-    def __init__(self, doing: str) -> None:
-        self._doing = doing
-        self.count = 0
-
-    def record(self, error: Exception) -> None:
-        self.count += 1
-        if self.count == 1:
-            log.exception("%s failed; trying again", self._doing)
-        else:
-            log.error("%s failed %d times in a row: %s", self._doing, self.count, error)
-
-    def cleared(self) -> None:
-        if self.count:
-            log.info("%s works again after %d failures", self._doing, self.count)
-        self.count = 0
-
-    def wait(self, interval: float) -> float:
-        return min(interval * 2 ** min(self.count, 16), _MAX_FAILURE_WAIT_SECONDS) if self.count else interval
-
-
 class Notifier:
     def __init__(self, config: HL7Config, outbox: Outbox, executor: ThreadPoolExecutor) -> None:
         self._config = config
@@ -171,7 +137,7 @@ class Notifier:
         interval = self._config.notifications.poll_interval_seconds
         news = {name: asyncio.Event() for name in self._consumers}
         loops = [asyncio.create_task(self._serve(name, news[name], stop)) for name in self._consumers]
-        failures = _Failures("collecting notifications")
+        failures = Failures(log, "collecting notifications")
         unconfigured_checked = -math.inf
         try:
             while not stop.is_set():
@@ -185,7 +151,7 @@ class Notifier:
                     failures.record(error)
                 for event in news.values():
                     event.set()
-                await _first_of(stop, timeout=failures.wait(interval))
+                await first_of(stop, timeout=failures.wait(interval))
         except asyncio.CancelledError:
             for task in loops:
                 task.cancel()
@@ -196,7 +162,7 @@ class Notifier:
     async def _serve(self, name: str, news: asyncio.Event, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         interval = self._config.notifications.poll_interval_seconds
-        failures = _Failures(f"delivering notifications to {name}")
+        failures = Failures(log, f"delivering notifications to {name}")
         while not stop.is_set():
             news.clear()
             try:
@@ -208,10 +174,10 @@ class Notifier:
                         continue  # the next one at once
             except Exception as error:
                 failures.record(error)
-                await _first_of(stop, timeout=failures.wait(interval))
+                await first_of(stop, timeout=failures.wait(interval))
                 continue
             # Nothing due (or a retry not due yet): wait for the next collection.
-            await _first_of(stop, news)
+            await first_of(stop, news)
 
     async def step(self) -> int:
         """Collect new changes and try each consumer's next message once; returns how many went out."""

@@ -21,6 +21,7 @@ from mpi.hl7v2.config import HL7Config
 from mpi.hl7v2.notify import Notifier, compose_notifications
 from mpi.hl7v2.pdq import PdqQuery
 from mpi.hl7v2.pix import PixQuery
+from mpi.hl7v2.retries import Failures, first_of
 from mpi.hl7v2.server import MLLPServer, install_stop_signals
 from mpi.service.access import DeferredAccessLog
 from mpi.service.continuations import Continuations
@@ -32,7 +33,6 @@ from mpi.service.ports import Matcher, Store
 from mpi.service.registry import Registry
 from mpi.service.settings import Settings
 
-_MAX_REFRESH_BACKOFF_SECONDS = 60.0  # between attempts of a PDQ directory refresh that keeps failing
 _RECEIPT_PRUNE_SECONDS = 3600.0
 _RECEIPT_BATCH = 5000
 log = logging.getLogger("mpi.hl7v2")
@@ -136,12 +136,12 @@ async def runtime_directory_refresher(
     """Keep the PDQ directory current with changes made by every process, not only this one.
 
     A failing refresh (the first one is a load of the whole registry) is tried again after a
-    wait that doubles each time, up to ``_MAX_REFRESH_BACKOFF_SECONDS``; its traceback is logged
-    once, the failures after it in one line each."""
+    wait that doubles each time, up to a minute; its traceback is logged once, the failures
+    after it in one line each."""
     loop = asyncio.get_running_loop()
     interval = runtime.config.notifications.poll_interval_seconds
     directory = runtime.directory
-    failures = 0
+    failures = Failures(log, "refreshing the PDQ directory")
     while not stop.is_set():
         try:
             if directory.loaded:
@@ -152,19 +152,10 @@ async def runtime_directory_refresher(
                 await loop.run_in_executor(executor, directory.refresh)
                 took = time.perf_counter() - started
                 log.info("PDQ directory loaded: %d records in %.1f s", len(directory), took)
-            if failures:
-                log.info("the PDQ directory is current again after %d failed refreshes", failures)
-            failures = 0
+            failures.cleared()
         except Exception as error:
-            failures += 1
-            if failures == 1:
-                log.exception("refreshing the PDQ directory failed; retrying")
-            else:
-                log.error("refreshing the PDQ directory failed %d times in a row: %s", failures, error)
-        wait = min(interval * 2 ** min(failures, 16), _MAX_REFRESH_BACKOFF_SECONDS) if failures else interval
-        with_timeout = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({with_timeout}, timeout=wait)
-        with_timeout.cancel()
+            failures.record(error)
+        await first_of(stop, timeout=failures.wait(interval))
 
 
 async def receipt_pruner(runtime: Runtime, executor: ThreadPoolExecutor, stop: asyncio.Event) -> None:
@@ -186,9 +177,7 @@ async def receipt_pruner(runtime: Runtime, executor: ThreadPoolExecutor, stop: a
             log.exception("deleting old message receipts failed; trying again later")
         if forgotten:
             log.info("forgot the answers to %d messages received over %s ago", forgotten, retention)
-        waiting = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiting}, timeout=_RECEIPT_PRUNE_SECONDS)
-        waiting.cancel()
+        await first_of(stop, timeout=_RECEIPT_PRUNE_SECONDS)
 
 
 def serve(

@@ -40,7 +40,14 @@ from mpi.domain.records import Demographics, SourceRecord
 from mpi.errors import NotReady
 from mpi.matching.phonetics import double_metaphone
 from mpi.matching.standardise import fold
-from mpi.service.log_holes import HOLE_GRACE_SECONDS, Hole, distinct_holes, holes_before
+from mpi.service.log_holes import (
+    HOLE_GRACE_SECONDS,
+    Hole,
+    distinct_holes,
+    filled_holes,
+    holes_before,
+    look_back,
+)
 from mpi.service.ports import SEARCHED_FIELDS, Matcher, Store, UnitOfWork
 
 WILDCARD = "*"
@@ -360,9 +367,7 @@ class PersonDirectory:
         cursor = uow.last_event_seq()
         # Read before the records: a transaction committing in between is then either a hole
         # or in the records, never neither.
-        start = max(cursor - _LOAD_LOOK_BACK, 0)
-        recent = uow.events_in([(start + 1, cursor)]) if cursor > start else []
-        holes = holes_before(start, [e.seq or 0 for e in recent], self._monotonic())
+        _, holes = look_back(uow, cursor, _LOAD_LOOK_BACK, self._monotonic())
         record_ids: list[int] = []
         mpi_ids: list[str] = []
         traits: dict[str, list[str | None]] = {name: [] for name in SEARCHED_FIELDS}
@@ -376,7 +381,7 @@ class PersonDirectory:
     def _catch_up(self, uow: UnitOfWork) -> None:
         # The holes and the cursor move only once their events are applied: a catch-up that
         # fails half-way (a lost connection) leaves them for the next one to read again.
-        late, left = self._filled_holes(uow)
+        late, left = filled_holes(uow, self._holes, self._monotonic(), HOLE_GRACE_SECONDS, _EVENT_BATCH)
         if late:
             self._apply(uow, late)
         self._holes = left
@@ -388,20 +393,6 @@ class PersonDirectory:
             self._apply(uow, events)
             self._holes.extend(holes_before(self._cursor, [e.seq or 0 for e in events], now))
             self._cursor = events[-1].seq or self._cursor
-
-    def _filled_holes(self, uow: UnitOfWork) -> tuple[list[Event], list[Hole]]:
-        """The events committed since into the holes the cursor has passed, and the holes left
-        once they are read (those too old to be filled any more forgotten)."""
-        now = self._monotonic()
-        holes = [hole for hole in self._holes if now - hole.seen_at < HOLE_GRACE_SECONDS]
-        if not holes:
-            return [], []
-        late = uow.events_in([(hole.first, hole.last) for hole in holes], limit=_EVENT_BATCH)
-        if late:
-            # Past a batch's worth, the rest of a hole's events are read at the next catch-up.
-            seqs = sorted(e.seq or 0 for e in late)
-            holes = [piece for hole in holes for piece in hole.without(seqs)]
-        return late, holes
 
     def _apply(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
         """Re-read the records ``events`` touched into a delta table, hiding their old rows."""

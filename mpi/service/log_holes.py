@@ -14,6 +14,9 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mpi.domain.events import Event
+from mpi.service.ports import UnitOfWork
+
 # How long a hole in the event log may still be a transaction to commit. A group-commit
 # writer holds a batch's events for milliseconds, a retried transaction for longer; past
 # this the hole is taken for a rolled-back transaction's and no longer looked at.
@@ -60,3 +63,26 @@ def distinct_holes(holes: Sequence[Hole]) -> list[Hole]:
         span = (hole.first, hole.last)
         first_seen[span] = min(hole.seen_at, first_seen.get(span, hole.seen_at))
     return [Hole(first, last, seen_at) for (first, last), seen_at in sorted(first_seen.items())]
+
+
+def look_back(uow: UnitOfWork, cursor: int, depth: int, now: float) -> tuple[list[Event], list[Hole]]:
+    """The events among the ``depth`` sequence numbers up to ``cursor``, and the holes between
+    them: what a reader that starts (or loads everything) at ``cursor`` may not have seen."""
+    start = max(cursor - depth, 0)
+    recent = uow.events_in([(start + 1, cursor)]) if cursor > start else []
+    return recent, holes_before(start, [e.seq or 0 for e in recent], now)
+
+
+def filled_holes(
+    uow: UnitOfWork, holes: Sequence[Hole], now: float, grace: float, limit: int
+) -> tuple[list[Event], list[Hole]]:
+    """The events committed since into ``holes`` (the first ``limit``; the rest are read next
+    time), and the holes left: those older than ``grace`` seconds are forgotten."""
+    live = [hole for hole in holes if now - hole.seen_at < grace]
+    if not live:
+        return [], []
+    late = uow.events_in([(hole.first, hole.last) for hole in live], limit=limit)
+    if not late:
+        return [], live
+    seqs = sorted(e.seq or 0 for e in late)
+    return late, [piece for hole in live for piece in hole.without(seqs)]

@@ -51,7 +51,7 @@ from datetime import timedelta
 from mpi.domain.events import Event, IdentifierChanged, LinkChanged, RecordChanged
 from mpi.service.crossrefs import PersonIdentifiers, identifiers_of
 from mpi.service.delivery import OutboundMessage, OutboundStatus
-from mpi.service.log_holes import HOLE_GRACE_SECONDS, Hole, holes_before
+from mpi.service.log_holes import HOLE_GRACE_SECONDS, Hole, filled_holes, holes_before, look_back
 from mpi.service.ports import Store, UnitOfWork
 from mpi.service.registry import Clock, utc_now
 
@@ -210,15 +210,8 @@ class Outbox:
         """The events committed since into holes the cursor has passed, and the holes left; at
         the first collection, every event of the last ones before the cursor."""
         if self._holes is None:
-            start = max(cursor - _START_LOOK_BACK, 0)
-            recent = uow.events_in([(start + 1, cursor)]) if cursor > start else []
-            return recent, holes_before(start, [e.seq or 0 for e in recent], now)
-        holes = [hole for hole in self._holes if now - hole.seen_at < self._gap_grace]
-        if not holes:
-            return [], []
-        late = uow.events_in([(hole.first, hole.last) for hole in holes], limit=_LATE_BATCH)
-        seqs = sorted(e.seq or 0 for e in late)
-        return late, [piece for hole in holes for piece in hole.without(seqs)]
+            return look_back(uow, cursor, _START_LOOK_BACK, now)
+        return filled_holes(uow, self._holes, now, self._gap_grace, _LATE_BATCH)
 
     # -- delivery bookkeeping ---------------------------------------------------------
     def due(self) -> list[OutboundMessage]:

@@ -115,7 +115,6 @@ class Registry:
         callers at once are applied one after the other, never both to the same old version.
         ``demographics_of`` may raise to refuse the change; it may run more than once.
         """
-        check_record(key)
         matcher = self._matcher()
 
         def work(uow: UnitOfWork) -> RegistrationResult:
