@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from mpi.domain.records import Demographics, MatriculeFlag, SourceRecord
 from mpi.domain.scores import Decision, PairScore
 from mpi.service.operations import MATRICULE_SYSTEM, judge_matricule
-from mpi.service.ports import Matcher, UnitOfWork
+from mpi.service.ports import Candidate, Matcher, UnitOfWork
 
 _KNOWN_SEXES = frozenset({"M", "F"})
 _VALID_FLAGS = (MatriculeFlag.VALID, MatriculeFlag.UPGRADED)
@@ -157,12 +157,23 @@ def matchable_records(records: Sequence[SourceRecord]) -> tuple[list[Demographic
     return [for_matching(r.demographics, m) for r, m in zip(records, matricules, strict=True)], matricules
 
 
+def searched_identifier(probe: Probe) -> tuple[str, str] | None:
+    """The identifier a probe's candidates are also found by: its valid matricule."""
+    return (MATRICULE_SYSTEM, probe.matricule) if probe.matricule is not None else None
+
+
 def gather(
-    uow: UnitOfWork, matcher: Matcher, probe: Probe, exclude: int | None = None
+    uow: UnitOfWork,
+    matcher: Matcher,
+    probe: Probe,
+    exclude: int | None = None,
+    candidates: Sequence[Candidate] | None = None,
 ) -> list[PersonEvidence]:
-    """Every person that shares a blocking key or a valid matricule with the probe, best first."""
-    identifier = (MATRICULE_SYSTEM, probe.matricule) if probe.matricule is not None else None
-    found = [c for c in uow.candidate_records(probe.blocking_keys, identifier) if c.record_id != exclude]
+    """Every person that shares a blocking key or a valid matricule with the probe, best first
+    (from ``candidates``, when the caller has read them already)."""
+    if candidates is None:
+        candidates = uow.candidate_records(probe.blocking_keys, searched_identifier(probe))
+    found = [c for c in candidates if c.record_id != exclude]
     if not found:
         return []
     # Most candidates are scored from their stored forms; the records themselves are read only

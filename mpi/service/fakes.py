@@ -100,7 +100,9 @@ class _FakeUnitOfWork:
         identifier: NewIdentifier | None,
         index: RecordIndex,
         link: NewLink | None = None,
-    ) -> tuple[SourceRecord, RecordIdentifier | None]:
+        *,
+        members: bool = False,
+    ) -> tuple[SourceRecord, RecordIdentifier | None, list[SourceRecord] | None]:
         record = self.add_record(key, demographics, matricule, at, actor)
         added = None
         if identifier is not None:
@@ -108,9 +110,10 @@ class _FakeUnitOfWork:
                 record.record_id, identifier.system, identifier.value, identifier.raw, identifier.status, at
             )
         self.index_record(record.record_id, 1, index.blocking_keys, index.form)
-        if link is not None:
-            self.save_link(link.of(record.record_id, at, actor))
-        return record, added
+        if link is None:
+            return record, added, None
+        self.save_link(link.of(record.record_id, at, actor))
+        return record, added, self.records_of_person(link.mpi_id) if members else None
 
     def add_record_version(
         self, record: SourceRecord, actor: str, *, same_demographics: bool = False
@@ -198,6 +201,12 @@ class _FakeUnitOfWork:
             for r, m in self.linked_records(sorted(found))
             for form in [self.t.forms.get(r.record_id)]
         ]
+
+    def record_and_candidates(
+        self, key: RecordKey, keys: Sequence[str], identifier: tuple[str, str] | None = None
+    ) -> tuple[SourceRecord | None, list[Candidate]]:
+        existing = self.find_record(key)
+        return existing, [] if existing is not None else self.candidate_records(keys, identifier)
 
     def get_person(self, mpi_id: str) -> Person | None:
         return self.s.persons.get(mpi_id)

@@ -88,6 +88,10 @@ class Operation:
         # current until it ends. A person is only ever written once locked, and read again
         # under the lock: a read taken before could undo a concurrent merge when written back.
         self._locked: set[str] = set()
+        # A person's current records as this operation last wrote them, with the number of changes
+        # made by then: the golden record is computed from them without reading them again, as
+        # long as the only changes since are review tasks.
+        self._members: dict[str, tuple[int, list[SourceRecord]]] = {}
 
     # -- reads ----------------------------------------------------------------------
     def record(self, key: RecordKey) -> SourceRecord:
@@ -171,6 +175,9 @@ class Operation:
         return link
 
     def members(self, mpi_id: str) -> list[SourceRecord]:
+        known = self._members.get(mpi_id)
+        if known is not None and all(isinstance(c, ReviewChanged) for c in self._changes[known[0] :]):
+            return list(known[1])
         return self.uow.records_of_person(mpi_id)
 
     # -- records and identifiers ----------------------------------------------------
@@ -185,8 +192,18 @@ class Operation:
         """A new record, with its matricule identifier, its entry in the blocking-key index and,
         with ``link_to``, its link (stored together: one statement where the database allows)."""
         identifier = _matricule_identifier(demographics.national_id, matricule)
-        record, added = self.uow.add_indexed_record(
-            key, demographics, matricule, self.now, self.actor, identifier, index, link_to
+        # A person this operation created has no records but those it links to it.
+        created = link_to is not None and self._members.get(link_to.mpi_id) == (len(self._changes), [])
+        record, added, members = self.uow.add_indexed_record(
+            key,
+            demographics,
+            matricule,
+            self.now,
+            self.actor,
+            identifier,
+            index,
+            link_to,
+            members=link_to is not None and not created,
         )
         self._changes.append(RecordChanged(record))
         if added is not None:
@@ -196,6 +213,8 @@ class Operation:
                 LinkChanged(record.record_id, None, link_to.of(record.record_id, self.now, self.actor))
             )
             self._touched[link_to.mpi_id] = None
+            if created or members is not None:
+                self._members[link_to.mpi_id] = (len(self._changes), [record] if created else members or [])
         return record
 
     def add_version(
@@ -253,6 +272,7 @@ class Operation:
         self._locked.add(person.mpi_id)  # no other transaction sees it before this one ends
         self._changes.append(PersonChanged(person.mpi_id, None, person))
         self._touched[person.mpi_id] = None
+        self._members[person.mpi_id] = (len(self._changes), [])
         return person
 
     def save_person(self, before: Person, after: Person) -> None:

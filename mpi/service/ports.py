@@ -193,10 +193,14 @@ class UnitOfWork(Protocol):
         identifier: NewIdentifier | None,
         index: RecordIndex,
         link: NewLink | None = None,
-    ) -> tuple[SourceRecord, RecordIdentifier | None]:
+        *,
+        members: bool = False,
+    ) -> tuple[SourceRecord, RecordIdentifier | None, list[SourceRecord] | None]:
         """Store version 1 of a new record with its first identifier (if any), its blocking keys,
         its stored form and its link (if any: ``link.of(record_id, at, actor)``); return the record
-        and the identifier with their assigned ids."""
+        and the identifier with their assigned ids, and with ``members`` (and a link) the current
+        records of the person it is linked to, the new one included, as ``records_of_person``
+        gives them (read in the same round trip where the store can)."""
         ...
 
     def add_record_version(
@@ -250,6 +254,14 @@ class UnitOfWork(Protocol):
         """Records sharing a blocking key, or the active ``(system, value)`` identifier, by record
         id: a probe's candidates, each with its person and its stored form; the record itself is
         read only for those without a form."""
+        ...
+
+    def record_and_candidates(
+        self, key: RecordKey, keys: Sequence[str], identifier: tuple[str, str] | None = None
+    ) -> tuple[SourceRecord | None, list[Candidate]]:
+        """The record of ``key`` if there is one (its candidates are then not read: ``[]``), else
+        no record and ``candidate_records(keys, identifier)``: the reads of a registration once
+        its keys are locked (one round trip where the store can)."""
         ...
 
     # -- persons and links ----------------------------------------------------------

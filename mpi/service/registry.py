@@ -24,10 +24,10 @@ from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRec
 from mpi.domain.reviews import ReviewKind
 from mpi.domain.scores import ComparisonOutcome, Decision
 from mpi.service.access import Viewer
-from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes
+from mpi.service.evidence import PersonEvidence, Probe, gather, make_probe, make_probes, searched_identifier
 from mpi.service.golden import SurvivorshipRules
 from mpi.service.operations import Operation
-from mpi.service.ports import LinkRow, Matcher, NewLink, RecordIndex, Store, UnitOfWork
+from mpi.service.ports import Candidate, LinkRow, Matcher, NewLink, RecordIndex, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
 Outcome = Literal["created", "linked", "updated", "unchanged"]
@@ -263,7 +263,10 @@ class Registry:
         # Racing registrations of one person wait here for each other, so the later
         # one finds the earlier one among its candidates (see UnitOfWork.lock_keys).
         uow.lock_keys([record_lock_key(command.key), *probe.lock_keys])
-        return self._register_found(uow, matcher, probe, command, uow.find_record(command.key))
+        existing, candidates = uow.record_and_candidates(
+            command.key, probe.blocking_keys, searched_identifier(probe)
+        )
+        return self._register_found(uow, matcher, probe, command, existing, candidates)
 
     def _register_found(
         self,
@@ -272,13 +275,15 @@ class Registry:
         probe: Probe,
         command: RegisterRecord,
         existing: SourceRecord | None,
+        candidates: Sequence[Candidate] | None = None,
     ) -> RegistrationResult:
-        """Register, with the record's key and the probe's keys locked and the record read."""
+        """Register, with the record's key and the probe's keys locked and the record read (and,
+        for a new record, maybe its ``candidates``)."""
         op = Operation(uow, self._rules, self._clock(), command.actor)
         if existing is not None:
             return self._update(op, matcher, probe, existing, command.demographics)
 
-        evidence = gather(uow, matcher, probe)
+        evidence = gather(uow, matcher, probe, candidates=candidates)
         targets = [e for e in evidence if e.decision == "link"]
         # Every person this registration may write (the one it links to, those it raises tasks
         # on) locked at once, in one order: a merge of two of them, which locks them in the same

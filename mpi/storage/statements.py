@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import BindParameter
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
 from mpi.domain.reviews import ReviewStatus
@@ -134,6 +135,38 @@ PG_INSERT_INDEXED_RECORD = (
     .add_cte(_new_keys)
     .add_cte(_new_link)
 )
+# The same, also reading the other current records of the person the new one is linked to (for
+# its golden record). Run after that person is locked, the statement's snapshot already holds
+# every change to its links; the new record itself is not among them (a statement does not see
+# its own inserts).
+
+
+def _current_records_of(mpi_id: BindParameter[Any]) -> Select[Any]:
+    """A person's current records: one its source superseded (merged into another of its ids,
+    ADT^A40) still links to the person but no longer speaks for it."""
+    return (
+        select(_record)
+        .join(t.link, t.link.c.record_id == _record.c.record_id)
+        .where(
+            t.link.c.mpi_id == mpi_id,
+            ~exists().where(t.superseded_record.c.record_id == _record.c.record_id),
+        )
+    )
+
+
+_other_members = _current_records_of(bindparam("l_mpi_id", type_=String())).subquery("member")
+PG_INSERT_INDEXED_RECORD_READING_MEMBERS = (
+    select(
+        _new_record.c.record_id.label("new_record_id"),
+        select(_new_identifier.c.identifier_id).scalar_subquery().label("new_identifier_id"),
+        *_other_members.c,
+    )
+    .select_from(_new_record.outerjoin(_other_members, true()))
+    .order_by(_other_members.c.record_id)
+    .add_cte(_new_form)
+    .add_cte(_new_keys)
+    .add_cte(_new_link)
+)
 ARCHIVE_CURRENT_VERSION = insert(t.record_version).from_select(
     ["record_id", "version", *DEMOGRAPHIC_FIELDS, "matricule", "recorded_at", "actor"],
     select(
@@ -185,17 +218,7 @@ LINKS_BY_RECORD = select(t.link).where(t.link.c.record_id.in_(bindparam("ids", e
 LINKS_OF_PERSON = select(t.link).where(t.link.c.mpi_id == bindparam("mpi_id")).order_by(t.link.c.record_id)
 INSERT_LINK = insert(t.link)
 LINKED_TO_PERSONS = select(t.link.c.record_id).where(t.link.c.mpi_id.in_(bindparam("ids", expanding=True)))
-# A person's current records: one its source superseded (merged into another of its ids,
-# ADT^A40) still links to the person but no longer speaks for it.
-RECORDS_OF_PERSON = (
-    select(_record)
-    .join(t.link, t.link.c.record_id == _record.c.record_id)
-    .where(
-        t.link.c.mpi_id == bindparam("mpi_id"),
-        ~exists().where(t.superseded_record.c.record_id == _record.c.record_id),
-    )
-    .order_by(_record.c.record_id)
-)
+RECORDS_OF_PERSON = _current_records_of(bindparam("mpi_id")).order_by(_record.c.record_id)
 _WITH_KEY = select(t.blocking_key.c.record_id).where(
     t.blocking_key.c.key.in_(bindparam("keys", expanding=True))
 )
@@ -256,6 +279,23 @@ PG_CANDIDATES_BY_KEY, PG_CANDIDATES_BY_KEY_OR_IDENTIFIER = _candidates(
         t.blocking_key.c.key == any_(bindparam("keys", type_=ARRAY(String)))
     )
 )
+
+
+def _beside_record_of_key(candidates: Select[Any]) -> Select[Any]:
+    """``candidates`` beside the id of the record of a key (null if none; ``key_record_id``):
+    the two reads of a registration once its keys are locked, in one round trip."""
+    keyed = select(
+        select(_record.c.record_id)
+        .where(_record.c.authority == bindparam("authority"), _record.c.local_id == bindparam("local_id"))
+        .scalar_subquery()
+        .label("key_record_id")
+    ).subquery("keyed")
+    found = candidates.subquery("candidate")
+    return select(keyed.c.key_record_id, *found.c).select_from(keyed.outerjoin(found, true()))
+
+
+PG_KEYED_CANDIDATES_BY_KEY = _beside_record_of_key(PG_CANDIDATES_BY_KEY)
+PG_KEYED_CANDIDATES_BY_KEY_OR_IDENTIFIER = _beside_record_of_key(PG_CANDIDATES_BY_KEY_OR_IDENTIFIER)
 CANDIDATES_BY_ID = _CANDIDATE_FORMS.where(t.link.c.record_id.in_(bindparam("ids", expanding=True)))
 LINKED_RECORDS = (
     select(_record, t.link.c.mpi_id.label("linked_mpi_id"))

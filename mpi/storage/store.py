@@ -174,7 +174,9 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         identifier: NewIdentifier | None,
         index: RecordIndex,
         link: NewLink | None = None,
-    ) -> tuple[SourceRecord, RecordIdentifier | None]:
+        *,
+        members: bool = False,
+    ) -> tuple[SourceRecord, RecordIdentifier | None, list[SourceRecord] | None]:
         if not self._is_postgres:
             record = self.add_record(key, demographics, matricule, at, actor)
             added = None
@@ -188,9 +190,10 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
                     at,
                 )
             self.index_record(record.record_id, 1, index.blocking_keys, index.form)
-            if link is not None:
-                self.save_link(link.of(record.record_id, at, actor))
-            return record, added
+            if link is None:
+                return record, added, None
+            self.save_link(link.of(record.record_id, at, actor))
+            return record, added, self.records_of_person(link.mpi_id) if members else None
         params = {
             **_first_version(key, demographics, matricule, at, actor),
             "i_system": identifier.system if identifier else None,
@@ -205,15 +208,24 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
             "l_model_version": link.model_version if link else None,
             "l_reason": link.reason if link else None,
         }
-        record_id, identifier_id = self._direct.execute(q.PG_INSERT_INDEXED_RECORD, params).one()
+        others = None
+        if members and link is not None:
+            rows = self._direct.execute(q.PG_INSERT_INDEXED_RECORD_READING_MEMBERS, params).mappings().all()
+            record_id, identifier_id = rows[0]["new_record_id"], rows[0]["new_identifier_id"]
+            others = [t.source_record_of(row) for row in rows if row["record_id"] is not None]
+        else:
+            record_id, identifier_id = self._direct.execute(q.PG_INSERT_INDEXED_RECORD, params).one()
         record = SourceRecord(record_id, key, 1, demographics, matricule, at)
+        # The statement's own reads do not see what it inserts: the new record joins the others.
+        on_person = None if others is None else sorted([*others, record], key=lambda r: r.record_id)
         if link is None:
             self._without_link.add(record_id)  # it has its identifiers, keys and form already
         if identifier is None:
             self._without_identifiers.add(record_id)
-            return record, None
+            return record, None, on_person
         system, value, raw, status = identifier.system, identifier.value, identifier.raw, identifier.status
-        return record, RecordIdentifier(identifier_id, record_id, system, value, raw, status, True, at)
+        added = RecordIdentifier(identifier_id, record_id, system, value, raw, status, True, at)
+        return record, added, on_person
 
     def add_record_version(
         self, record: SourceRecord, actor: str, *, same_demographics: bool = False
@@ -291,8 +303,6 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         self, keys: Sequence[str], identifier: tuple[str, str] | None = None
     ) -> list[Candidate]:
         distinct = sorted(set(keys))
-        traits: dict[int, tuple[str | None, str | None]] = {}  # of the identifier's holders
-        rows: list[tuple[int, str, str | None]]
         if len(distinct) > q.SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
             found = set(self.records_with_keys(distinct))
             holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
@@ -300,24 +310,49 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
                 (r["record_id"], r["mpi_id"], r["form"])
                 for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found | holders))
             ]
-            for record_id, record in self.get_records(sorted(holders)).items():
-                traits[record_id] = (record.demographics.sex, record.demographics.birth_date)
-        elif identifier is None:
+            traits = {
+                record_id: (record.demographics.sex, record.demographics.birth_date)
+                for record_id, record in self.get_records(sorted(holders)).items()
+            }
+            return self._candidates_with(rows, traits)
+        if identifier is None:
             by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
-            rows = [(r[0], r[1], r[2]) for r in self._direct.execute(by_key, {"keys": distinct}).all()]
+            return self._candidates(self._direct.execute(by_key, {"keys": distinct}).all())
+        params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
+        by_either = (
+            q.PG_CANDIDATES_BY_KEY_OR_IDENTIFIER if self._is_postgres else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
+        )
+        return self._candidates(self._direct.execute(by_either, params).all())
+
+    def record_and_candidates(
+        self, key: RecordKey, keys: Sequence[str], identifier: tuple[str, str] | None = None
+    ) -> tuple[SourceRecord | None, list[Candidate]]:
+        distinct = sorted(set(keys))
+        if not self._is_postgres or len(distinct) > q.SELECT_CHUNK:  # SQLite: no round trip to save
+            existing = self.find_record(key)
+            return existing, [] if existing is not None else self.candidate_records(keys, identifier)
+        params: dict[str, Any] = {"keys": distinct, "authority": key.authority, "local_id": key.local_id}
+        if identifier is None:
+            statement = q.PG_KEYED_CANDIDATES_BY_KEY
         else:
-            params = {"keys": distinct, "system": identifier[0], "value": identifier[1]}
-            by_either = (
-                q.PG_CANDIDATES_BY_KEY_OR_IDENTIFIER
-                if self._is_postgres
-                else q.CANDIDATES_BY_KEY_OR_IDENTIFIER
-            )
-            rows = []
-            matched = self._direct.execute(by_either, params).all()
-            for record_id, mpi_id, form, holds, sex, birth_date in matched:
-                rows.append((record_id, mpi_id, form))
-                if holds:
-                    traits[record_id] = (sex, birth_date)
+            statement = q.PG_KEYED_CANDIDATES_BY_KEY_OR_IDENTIFIER
+            params.update(system=identifier[0], value=identifier[1])
+        rows = self._direct.execute(statement, params).all()
+        if rows[0][0] is not None:  # the record exists (one row, whatever its candidates)
+            return self.find_record(key), []
+        return None, self._candidates([row[1:] for row in rows if row[1] is not None])
+
+    def _candidates(self, rows: Sequence[Sequence[Any]]) -> list[Candidate]:
+        """Candidates from rows of (record id, MPI id, form[, holds the identifier, sex, birth date])."""
+        traits: dict[int, tuple[str | None, str | None]] = {}
+        for row in rows:
+            if len(row) > 3 and row[3]:
+                traits[row[0]] = (row[4], row[5])
+        return self._candidates_with([(row[0], row[1], row[2]) for row in rows], traits)
+
+    def _candidates_with(
+        self, rows: list[tuple[int, str, str | None]], traits: dict[int, tuple[str | None, str | None]]
+    ) -> list[Candidate]:
         without_form = [record_id for record_id, _, form in rows if form is None]
         records = self.get_records(without_form) if without_form else {}
         candidates = [

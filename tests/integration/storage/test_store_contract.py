@@ -11,7 +11,7 @@ from mpi.domain.commands import MergePersons, RegisterRecord, UnmergePerson, Upd
 from mpi.domain.events import Event, EventKind, LinkChanged, PersonChanged
 from mpi.domain.mpi_id import new_mpi_id
 from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
-from mpi.domain.records import Demographics, MatriculeFlag, RecordKey
+from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
 from mpi.domain.reviews import NotDuplicate, ReviewKind, ReviewStatus, ReviewTask, person_pair
 from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict
@@ -398,7 +398,7 @@ def test_a_new_record_is_stored_with_its_identifier_keys_form_and_link_in_one_ca
 
     def write(uow: UnitOfWork) -> tuple[int, int, int | None]:
         uow.add_person(owner)
-        first, added = uow.add_indexed_record(
+        first, added, _ = uow.add_indexed_record(
             RecordKey("A", "1"),
             JOAO,
             MatriculeFlag.VALID,
@@ -408,7 +408,7 @@ def test_a_new_record_is_stored_with_its_identifier_keys_form_and_link_in_one_ca
             RecordIndex(["k-a", "k-b"], "f1"),
             auto,
         )
-        second, none = uow.add_indexed_record(
+        second, none, _ = uow.add_indexed_record(
             RecordKey("A", "2"), JOAO, MatriculeFlag.MISSING, AT, "feed", None, RecordIndex(["k-b"], None)
         )
         assert none is None and added is not None
@@ -449,6 +449,39 @@ def test_a_new_record_is_stored_with_its_identifier_keys_form_and_link_in_one_ca
     assert stored is not None and stored.record_id == second and stored.demographics == JOAO
 
 
+def test_a_new_linked_record_comes_back_with_its_persons_current_records(any_services: Services) -> None:
+    owner, other = person(), person()
+    auto = NewLink(owner.mpi_id, LinkProvenance.AUTO, 0.97, "m1", "best candidate")
+
+    def write(uow: UnitOfWork) -> tuple[list[SourceRecord] | None, list[SourceRecord], list[int]]:
+        uow.add_person(owner)
+        uow.add_person(other)
+        ids = []
+        for i, mpi_id in enumerate([owner.mpi_id, other.mpi_id, owner.mpi_id]):
+            record = uow.add_record(
+                RecordKey("A", str(i)), replace(JOAO, given_names=f"G{i}"), MatriculeFlag.MISSING, AT, "feed"
+            )
+            uow.save_link(Link(record.record_id, mpi_id, LinkProvenance.AUTO, AT, "feed"))
+            ids.append(record.record_id)
+        uow.supersede_record(ids[0], ids[2], AT, "feed")  # no longer one of the person's records
+        new, _, members = uow.add_indexed_record(
+            RecordKey("B", "1"),
+            JOAO,
+            MatriculeFlag.MISSING,
+            AT,
+            "feed",
+            None,
+            RecordIndex(["k"], "f"),
+            auto,
+            members=True,
+        )
+        return members, uow.records_of_person(owner.mpi_id), [ids[2], new.record_id]
+
+    members, read_after, expected = any_services.store.run(write)
+    assert members is not None and [r.record_id for r in members] == expected
+    assert members == read_after
+
+
 def test_records_are_read_with_their_person(any_services: Services) -> None:
     owner, other = person(), person()
 
@@ -482,6 +515,15 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
             ids[2],
         ]
         assert uow.candidate_records([], None) == []
+        # A registration's reads once its keys are locked: the record of its key, if any, else
+        # its candidates (with the identifier holders' traits).
+        assert uow.record_and_candidates(RecordKey("A", "new"), ["k-c"], ("nid", "1893120105732")) == (
+            None,
+            uow.candidate_records(["k-c"], ("nid", "1893120105732")),
+        )
+        assert uow.record_and_candidates(RecordKey("A", "new"), []) == (None, [])
+        existing, candidates = uow.record_and_candidates(RecordKey("A", "1"), ["k-a", "k-b"])
+        assert existing is not None and existing.record_id == ids[1] and candidates == []
         linked = uow.linked_records([ids[2], ids[0], ids[1], 999_999])
         assert [(r.record_id, r.demographics.given_names, m) for r, m in linked] == [
             (ids[0], "G0", owner.mpi_id),
