@@ -282,15 +282,15 @@ PG_CANDIDATES_BY_KEY, PG_CANDIDATES_BY_KEY_OR_IDENTIFIER = _candidates(
 
 
 def _beside_record_of_key(candidates: Select[Any]) -> Select[Any]:
-    """``candidates`` beside the id of the record of a key (null if none; ``key_record_id``):
-    the two reads of a registration once its keys are locked, in one round trip."""
+    """The id of the record of a key (``key_record_id``, null if none) and, only if there is
+    none, ``candidates``: the two reads of a registration once its keys are locked, in one round
+    trip. (The condition on the key does not depend on the candidates' rows: the server checks
+    it once and does not look for candidates of a record that exists.)"""
+    of_key = (_record.c.authority == bindparam("authority"), _record.c.local_id == bindparam("local_id"))
     keyed = select(
-        select(_record.c.record_id)
-        .where(_record.c.authority == bindparam("authority"), _record.c.local_id == bindparam("local_id"))
-        .scalar_subquery()
-        .label("key_record_id")
+        select(_record.c.record_id).where(*of_key).scalar_subquery().label("key_record_id")
     ).subquery("keyed")
-    found = candidates.subquery("candidate")
+    found = candidates.where(~exists().where(*of_key)).subquery("candidate")
     return select(keyed.c.key_record_id, *found.c).select_from(keyed.outerjoin(found, true()))
 
 
