@@ -51,14 +51,18 @@ class PersonProfile:
 
 
 def identifiers_of(uow: UnitOfWork, mpi_ids: Sequence[str]) -> dict[str, PersonIdentifiers]:
-    """The identifiers of each existing, active person of ``mpi_ids``."""
-    found: dict[str, PersonIdentifiers] = {}
-    for mpi_id in dict.fromkeys(mpi_ids):
-        person = uow.get_person(mpi_id)
-        if person is None or not person.is_active:
-            continue
-        found[mpi_id] = _identifiers(mpi_id, uow.records_of_person(mpi_id))  # its current records
-    return found
+    """The identifiers of each existing, active person of ``mpi_ids`` (in two reads, however many)."""
+    return {mpi_id: profile.identifiers for mpi_id, profile in _profiles(uow, mpi_ids).items()}
+
+
+def _profiles(uow: UnitOfWork, mpi_ids: Sequence[str]) -> dict[str, PersonProfile]:
+    persons = uow.get_persons(list(dict.fromkeys(mpi_ids)))
+    active = [mpi_id for mpi_id in dict.fromkeys(mpi_ids) if (p := persons.get(mpi_id)) and p.is_active]
+    current = uow.current_records_by_person(active) if active else {}
+    return {
+        mpi_id: PersonProfile(_identifiers(mpi_id, current[mpi_id]), persons[mpi_id].golden)
+        for mpi_id in active
+    }
 
 
 def _identifiers(mpi_id: str, current: Sequence[SourceRecord]) -> PersonIdentifiers:
@@ -144,16 +148,7 @@ class CrossReferences:
     def profiles(self, mpi_ids: Sequence[str]) -> dict[str, PersonProfile]:
         """Identifiers and golden record of each active person of ``mpi_ids``, in one read."""
 
-        def work(uow: UnitOfWork) -> dict[str, PersonProfile]:
-            found = identifiers_of(uow, mpi_ids)
-            profiles = {}
-            for mpi_id, identifiers in found.items():
-                person = uow.get_person(mpi_id)
-                if person is not None:
-                    profiles[mpi_id] = PersonProfile(identifiers, person.golden)
-            return profiles
-
-        return self._store.run(work, write=False)
+        return self._store.run(lambda uow: _profiles(uow, mpi_ids), write=False)
 
 
 def _persons_of_records(uow: UnitOfWork, record_ids: Sequence[int]) -> list[str]:
@@ -161,5 +156,5 @@ def _persons_of_records(uow: UnitOfWork, record_ids: Sequence[int]) -> list[str]
     another (ADT^A40) no longer speaks for anyone."""
     retired = uow.superseded_records(record_ids)
     linked = uow.linked_records([r for r in record_ids if r not in retired])
-    persons = sorted({mpi_id for _, mpi_id in linked})
-    return [mpi_id for mpi_id in persons if (p := uow.get_person(mpi_id)) is not None and p.is_active]
+    persons = uow.get_persons(sorted({mpi_id for _, mpi_id in linked}))
+    return [mpi_id for mpi_id, person in sorted(persons.items()) if person.is_active]

@@ -240,6 +240,9 @@ class _FakeUnitOfWork:
     def save_link(self, link: Link) -> None:
         self.s.links[link.record_id] = link
 
+    def current_records_by_person(self, mpi_ids: Sequence[str]) -> dict[str, list[SourceRecord]]:
+        return {mpi_id: self.records_of_person(mpi_id) for mpi_id in dict.fromkeys(mpi_ids)}
+
     def records_of_person(self, mpi_id: str) -> list[SourceRecord]:
         return [
             self.s.records[link.record_id]

@@ -292,6 +292,10 @@ class UnitOfWork(Protocol):
         their source superseded (``supersede_record``)."""
         ...
 
+    def current_records_by_person(self, mpi_ids: Sequence[str]) -> dict[str, list[SourceRecord]]:
+        """``records_of_person`` of each of ``mpi_ids`` (empty for an unknown id), in one read."""
+        ...
+
     def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
         """Each existing record of ``record_ids`` with the MPI id it is linked to, by record id."""
         ...

@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import ColumnElement
 
 from mpi.domain.records import DEMOGRAPHIC_FIELDS
 from mpi.domain.reviews import ReviewStatus
@@ -141,20 +141,20 @@ PG_INSERT_INDEXED_RECORD = (
 # its own inserts).
 
 
-def _current_records_of(mpi_id: BindParameter[Any]) -> Select[Any]:
-    """A person's current records: one its source superseded (merged into another of its ids,
-    ADT^A40) still links to the person but no longer speaks for it."""
+def _current_records_of(persons: ColumnElement[bool]) -> Select[Any]:
+    """The current records of the persons whose link satisfies ``persons``: one its source
+    superseded (merged into another of its ids, ADT^A40) still links to the person but no longer
+    speaks for it."""
     return (
         select(_record)
         .join(t.link, t.link.c.record_id == _record.c.record_id)
-        .where(
-            t.link.c.mpi_id == mpi_id,
-            ~exists().where(t.superseded_record.c.record_id == _record.c.record_id),
-        )
+        .where(persons, ~exists().where(t.superseded_record.c.record_id == _record.c.record_id))
     )
 
 
-_other_members = _current_records_of(bindparam("l_mpi_id", type_=String())).subquery("member")
+_other_members = _current_records_of(t.link.c.mpi_id == bindparam("l_mpi_id", type_=String())).subquery(
+    "member"
+)
 PG_INSERT_INDEXED_RECORD_READING_MEMBERS = (
     select(
         _new_record.c.record_id.label("new_record_id"),
@@ -218,7 +218,12 @@ LINKS_BY_RECORD = select(t.link).where(t.link.c.record_id.in_(bindparam("ids", e
 LINKS_OF_PERSON = select(t.link).where(t.link.c.mpi_id == bindparam("mpi_id")).order_by(t.link.c.record_id)
 INSERT_LINK = insert(t.link)
 LINKED_TO_PERSONS = select(t.link.c.record_id).where(t.link.c.mpi_id.in_(bindparam("ids", expanding=True)))
-RECORDS_OF_PERSON = _current_records_of(bindparam("mpi_id")).order_by(_record.c.record_id)
+RECORDS_OF_PERSON = _current_records_of(t.link.c.mpi_id == bindparam("mpi_id")).order_by(_record.c.record_id)
+RECORDS_OF_PERSONS = (
+    _current_records_of(t.link.c.mpi_id.in_(bindparam("ids", expanding=True)))
+    .add_columns(t.link.c.mpi_id.label("linked_mpi_id"))
+    .order_by(_record.c.record_id)
+)
 _WITH_KEY = select(t.blocking_key.c.record_id).where(
     t.blocking_key.c.key.in_(bindparam("keys", expanding=True))
 )

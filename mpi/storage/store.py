@@ -402,6 +402,12 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         rows = self._direct.execute(q.RECORDS_OF_PERSON, {"mpi_id": mpi_id}).mappings().all()
         return [t.source_record_of(row) for row in rows]
 
+    def current_records_by_person(self, mpi_ids: Sequence[str]) -> dict[str, list[SourceRecord]]:
+        found: dict[str, list[SourceRecord]] = {mpi_id: [] for mpi_id in dict.fromkeys(mpi_ids)}
+        for row in self._rows(q.RECORDS_OF_PERSONS, "ids", sorted(found)):
+            found[row["linked_mpi_id"]].append(t.source_record_of(row))
+        return found
+
     def linked_records(self, record_ids: Sequence[int]) -> list[tuple[SourceRecord, str]]:
         found = [
             (t.source_record_of(row), row["linked_mpi_id"])

@@ -475,7 +475,9 @@ def test_a_new_linked_record_comes_back_with_its_persons_current_records(any_ser
             auto,
             members=True,
         )
-        return members, uow.records_of_person(owner.mpi_id), [ids[2], new.record_id]
+        read_after = uow.records_of_person(owner.mpi_id)
+        assert uow.current_records_by_person([owner.mpi_id])[owner.mpi_id] == read_after
+        return members, read_after, [ids[2], new.record_id]
 
     members, read_after, expected = any_services.store.run(write)
     assert members is not None and [r.record_id for r in members] == expected
@@ -506,6 +508,13 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
     def read(uow: UnitOfWork) -> None:
         assert [r.record_id for r in uow.records_of_person(owner.mpi_id)] == [ids[0], ids[2]]
         assert uow.records_of_person(new_mpi_id()) == []
+        unknown = new_mpi_id()
+        # Several persons' current records in one read, as one read per person gives them.
+        assert uow.current_records_by_person([other.mpi_id, unknown, owner.mpi_id, other.mpi_id]) == {
+            other.mpi_id: uow.records_of_person(other.mpi_id),
+            unknown: [],
+            owner.mpi_id: uow.records_of_person(owner.mpi_id),
+        }
         assert [(c.record_id, c.mpi_id) for c in uow.candidate_records(["k-b", "k-a"])] == [
             (ids[0], owner.mpi_id),
             (ids[1], other.mpi_id),
