@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, TextClause
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import ARRAY, Boolean, Integer, String, TypeEngine
 
 Processor = Callable[[Any], Any]
 _MAX_COMPILED = 1000  # statements kept compiled; far more than the hot path has
@@ -58,7 +58,7 @@ def _compile(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> 
     binds = tuple(
         (name, processor)
         for name, bind in compiled.binds.items()
-        if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        if (processor := _bind_processor(bind.type, dialect)) is not None
     )
     columns: tuple[str, ...] | None = None
     types: tuple[TypeEngine[Any], ...] = ()
@@ -69,6 +69,41 @@ def _compile(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> 
     positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     construct = cast(Callable[[Mapping[str, Any]], dict[str, Any]], compiled.construct_params)
     return _Compiled(compiled.string, construct, positions, binds, columns, types)
+
+
+def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """SQLAlchemy's conversion of a bound value, and on PostgreSQL a list for an array of
+    numbers, booleans or text written as the array's text form: the server parses it (the
+    statement casts the parameter to its array type) at a fraction of the cost of the driver's
+    array adapter, which is Python code looking up each element's adapter (20-30 µs an array,
+    and a registration binds about ten)."""
+    own = kind.dialect_impl(dialect).bind_processor(dialect)
+    if dialect.name != "postgresql" or not isinstance(kind, ARRAY):
+        return own
+    element = _element_text(kind.item_type)
+    if element is None:
+        return own
+
+    def array_text(values: Any) -> Any:
+        if own is not None:
+            values = own(values)
+        if values is None:
+            return None
+        return "{" + ",".join("NULL" if v is None else element(v) for v in values) + "}"
+
+    return array_text
+
+
+def _element_text(item_type: TypeEngine[Any]) -> Callable[[Any], str] | None:
+    """How one element is written in an array's text form (``None``: a type left to the driver)."""
+    if isinstance(item_type, Boolean):
+        return lambda value: "t" if value else "f"
+    if isinstance(item_type, Integer):
+        return lambda value: str(int(value))
+    if isinstance(item_type, String):
+        # Quoted, so that commas, braces, blanks and the word NULL stay text.
+        return lambda value: '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return None
 
 
 class DirectResult:

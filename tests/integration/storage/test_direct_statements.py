@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -15,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     insert,
     select,
@@ -107,3 +111,28 @@ def test_a_column_default_computed_in_python_is_still_applied() -> None:
     with engine.connect() as connection, connection.begin():
         DirectStatements(connection).execute(insert(table), {"id": 1})
         assert connection.execute(select(table.c.by)).scalar_one() == "mpi"
+
+
+@pytest.mark.postgres
+def test_arrays_reach_postgresql_exactly_as_given(postgres_url: str) -> None:
+    # Written in the array's text form, not adapted element by element by the driver: every
+    # character that means something in that form must come through as text.
+    text_values = ['a "b"', "c\\d", "NULL", "", "x,y{}", " lead ", "Müller-Ørsted", None, '\\"', "'"]
+    numbers = [-(2**63), 0, 7, 2**63 - 1, None]
+    flags = [True, False, None]
+    statement = select(
+        bindparam("texts", type_=ARRAY(String)).label("texts"),
+        bindparam("numbers", type_=ARRAY(BigInteger)).label("numbers"),
+        bindparam("flags", type_=ARRAY(Boolean)).label("flags"),
+        bindparam("none", type_=ARRAY(String)).label("none"),
+        bindparam("empty", type_=ARRAY(String)).label("empty"),
+    )
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            params = {"texts": text_values, "numbers": numbers, "flags": flags, "none": None, "empty": []}
+            through_sqlalchemy, direct = _both(connection, statement, params)
+    finally:
+        engine.dispose()
+    assert direct == through_sqlalchemy
+    assert direct == [{"texts": text_values, "numbers": numbers, "flags": flags, "none": None, "empty": []}]
