@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from mpi.domain.access import Access
 from mpi.domain.events import Event
@@ -72,9 +72,11 @@ class Matcher(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A stored record that shares a blocking key (or the identifier asked for) with a probe."""
+class Candidate(NamedTuple):
+    """A stored record that shares a blocking key (or the identifier asked for) with a probe.
+
+    A named tuple: a registration makes dozens, and a tuple is made several times faster than
+    a frozen dataclass."""
 
     record_id: int
     mpi_id: str  # the person it is linked to

@@ -8,6 +8,7 @@ service's ``UnitOfWork`` port with SQLAlchemy Core statements.
 from __future__ import annotations
 
 import functools
+import operator
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -90,6 +91,9 @@ class SqlStore:
             self._checkpointer.close()
             self._checkpointer = None
         self.engine.dispose()
+
+
+_by_record_id = operator.itemgetter(0)  # of a Candidate
 
 
 def _first_version(
@@ -305,16 +309,19 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         distinct = sorted(set(keys))
         if len(distinct) > q.SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
             found = set(self.records_with_keys(distinct))
-            holders = set(self.records_with_identifier(*identifier)) if identifier is not None else set()
+            holders = self.get_records(self.records_with_identifier(*identifier)) if identifier else {}
             rows = [
-                (r["record_id"], r["mpi_id"], r["form"])
-                for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found | holders))
+                (r["record_id"], r["mpi_id"], r["form"], r["record_id"] in holders)
+                for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found | set(holders)))
             ]
-            traits = {
-                record_id: (record.demographics.sex, record.demographics.birth_date)
-                for record_id, record in self.get_records(sorted(holders)).items()
-            }
-            return self._candidates_with(rows, traits)
+            return self._candidates(
+                [
+                    (*row, holders[row[0]].demographics.sex, holders[row[0]].demographics.birth_date)
+                    if row[3]
+                    else (*row, None, None)
+                    for row in rows
+                ]
+            )
         if identifier is None:
             by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
             return self._candidates(self._direct.execute(by_key, {"keys": distinct}).all())
@@ -340,26 +347,27 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         rows = self._direct.execute(statement, params).all()
         if rows[0][0] is not None:  # the record exists (one row, whatever its candidates)
             return self.find_record(key), []
-        return None, self._candidates([row[1:] for row in rows if row[1] is not None])
+        return None, self._candidates(rows, first=1)
 
-    def _candidates(self, rows: Sequence[Sequence[Any]]) -> list[Candidate]:
-        """Candidates from rows of (record id, MPI id, form[, holds the identifier, sex, birth date])."""
-        traits: dict[int, tuple[str | None, str | None]] = {}
-        for row in rows:
-            if len(row) > 3 and row[3]:
-                traits[row[0]] = (row[4], row[5])
-        return self._candidates_with([(row[0], row[1], row[2]) for row in rows], traits)
-
-    def _candidates_with(
-        self, rows: list[tuple[int, str, str | None]], traits: dict[int, tuple[str | None, str | None]]
-    ) -> list[Candidate]:
-        without_form = [record_id for record_id, _, form in rows if form is None]
-        records = self.get_records(without_form) if without_form else {}
-        candidates = [
-            Candidate(record_id, mpi_id, form, records.get(record_id), traits.get(record_id))
-            for record_id, mpi_id, form in rows
-        ]
-        return sorted(candidates, key=lambda candidate: candidate.record_id)
+    def _candidates(self, rows: Sequence[Sequence[Any]], first: int = 0) -> list[Candidate]:
+        """The candidates of rows that hold, from their column ``first`` on: record id, MPI id,
+        form and, when an identifier was asked for, whether the record holds it, its sex and its
+        birth date (a row without a record id stands for none), by record id."""
+        a, b, c, d, e, f = range(first, first + 6)
+        if rows and len(rows[0]) > d:
+            found = [
+                Candidate(r[a], r[b], r[c], None, (r[e], r[f]) if r[d] else None)
+                for r in rows
+                if r[a] is not None
+            ]
+        else:
+            found = [Candidate(r[a], r[b], r[c], None, None) for r in rows if r[a] is not None]
+        without_form = [candidate.record_id for candidate in found if candidate.form is None]
+        if without_form:
+            records = self.get_records(without_form)
+            found = [x if x.form is not None else x._replace(record=records.get(x.record_id)) for x in found]
+        found.sort(key=_by_record_id)
+        return found
 
     # -- persons and links ------------------------------------------------------------
     def get_person(self, mpi_id: str) -> Person | None:

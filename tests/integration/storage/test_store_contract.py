@@ -531,6 +531,12 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
             uow.candidate_records(["k-c"], ("nid", "1893120105732")),
         )
         assert uow.record_and_candidates(RecordKey("A", "new"), []) == (None, [])
+        # More keys than one statement binds (a record with a very long list of keys): the same.
+        many = ["k-c", *(f"absent-{i}" for i in range(1_000))]
+        few = uow.candidate_records(["k-c"], ("nid", "1893120105732"))
+        assert uow.candidate_records(many, ("nid", "1893120105732")) == few
+        assert uow.record_and_candidates(RecordKey("A", "new"), many, ("nid", "1893120105732")) == (None, few)
+        assert [c.has_identifier for c in few] == [True, False]
         existing, candidates = uow.record_and_candidates(RecordKey("A", "1"), ["k-a", "k-b"])
         assert existing is not None and existing.record_id == ids[1] and candidates == []
         linked = uow.linked_records([ids[2], ids[0], ids[1], 999_999])
