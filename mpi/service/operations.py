@@ -71,6 +71,10 @@ def _matricule_identifier(raw: str | None, matricule: MatriculeFlag) -> NewIdent
     return NewIdentifier(MATRICULE_SYSTEM, value, raw, matricule)
 
 
+# Changes that move no record and change none: a person's records known before them still are.
+_LEAVE_RECORDS_ALONE = (ReviewChanged, PersonChanged, NotDuplicateAdded)
+
+
 class Operation:
     """The writes of one use case inside one transaction, and the event that records them."""
 
@@ -90,7 +94,7 @@ class Operation:
         self._locked: set[str] = set()
         # A person's current records as this operation last wrote them, with the number of changes
         # made by then: the golden record is computed from them without reading them again, as
-        # long as the only changes since are review tasks.
+        # long as no change since touched a record or a link (see _LEAVE_RECORDS_ALONE).
         self._members: dict[str, tuple[int, list[SourceRecord]]] = {}
 
     # -- reads ----------------------------------------------------------------------
@@ -176,7 +180,7 @@ class Operation:
 
     def members(self, mpi_id: str) -> list[SourceRecord]:
         known = self._members.get(mpi_id)
-        if known is not None and all(isinstance(c, ReviewChanged) for c in self._changes[known[0] :]):
+        if known is not None and all(isinstance(c, _LEAVE_RECORDS_ALONE) for c in self._changes[known[0] :]):
             return list(known[1])
         return self.uow.records_of_person(mpi_id)
 
