@@ -32,6 +32,9 @@ class ReviewRows:
 
     def pending_reviews_of_persons(self, mpi_ids: Sequence[str]) -> list[ReviewTask]:
         wanted = sorted(set(mpi_ids))
+        if len(wanted) == 1:
+            rows = self._direct.execute(q.PENDING_REVIEWS_OF_PERSON, {"mpi_id": wanted[0]}).mappings().all()
+            return [t.review_of(row) for row in rows]
         found: dict[int, ReviewTask] = {}
         for chunk in q.chunks(wanted):
             params = {"ids": list(chunk), "cids": list(chunk)}

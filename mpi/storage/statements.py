@@ -321,6 +321,15 @@ PENDING_REVIEWS = (
     )
     .order_by(_review.c.task_id)
 )
+# One person's (the common case): without an expanding IN, so compiled once (see storage.direct).
+PENDING_REVIEWS_OF_PERSON = (
+    select(_review)
+    .where(
+        _review.c.status != ReviewStatus.RESOLVED.value,
+        or_(_review.c.mpi_id == bindparam("mpi_id"), _review.c.candidate_mpi_id == bindparam("mpi_id")),
+    )
+    .order_by(_review.c.task_id)
+)
 REVIEW = select(_review).where(_review.c.task_id == bindparam("task_id"))
 INSERT_REVIEW = insert(_review).returning(_review.c.task_id)
 UPDATE_REVIEW = update(_review).where(_review.c.task_id == bindparam("b_task_id"))

@@ -165,7 +165,10 @@ def test_persons_links_reviews_and_decisions_round_trip(any_services: Services) 
         assert (link.provenance, link.score, link.linked_at) == (LinkProvenance.MANUAL, None, AT)
         assert uow.links_of_person(second.mpi_id) == []
         assert uow.get_review(task.task_id) == task
-        assert uow.pending_reviews_of_persons([second.mpi_id]) == [task]
+        assert uow.pending_reviews_of_persons([second.mpi_id]) == [task]  # as the candidate
+        assert uow.pending_reviews_of_persons([first.mpi_id]) == [task]  # as the task's person
+        assert uow.pending_reviews_of_persons([first.mpi_id, second.mpi_id, "missing"]) == [task]
+        assert uow.pending_reviews_of_persons(["missing"]) == []
         assert uow.not_duplicate_partners(second.mpi_id) == {first.mpi_id}
 
     any_services.store.run(read, write=False)
@@ -212,6 +215,18 @@ def test_review_lists_filter_order_and_page(any_services: Services) -> None:
     assert listed([ReviewStatus.OPEN, ReviewStatus.DEFERRED], 10) == [ids[0], ids[2], ids[3]]
     assert listed([ReviewStatus.OPEN, ReviewStatus.DEFERRED], 1, 1) == [ids[2]]
     assert listed([ReviewStatus.RESOLVED], 10) == [ids[1]]
+
+    def pending(mpi_ids: list[str]) -> list[int]:
+        tasks = any_services.store.run(lambda uow: uow.pending_reviews_of_persons(mpi_ids), write=False)
+        return [t.task_id for t in tasks]
+
+    # Open and deferred tasks wait for a reviewer; a resolved one does not, for one person or several.
+    assert (
+        pending([a.mpi_id])
+        == pending([b.mpi_id])
+        == pending([b.mpi_id, a.mpi_id])
+        == [ids[0], ids[2], ids[3]]
+    )
 
 
 def test_events_append_in_order_and_round_trip(any_services: Services) -> None:
