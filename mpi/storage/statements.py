@@ -210,7 +210,13 @@ PERSONS = (
     .where(t.person.c.mpi_id.in_(bindparam("ids", expanding=True)))
     .order_by(t.person.c.mpi_id)
 )
-PERSONS_FOR_UPDATE = PERSONS.with_for_update()
+# PostgreSQL: the ids as one array parameter, so the statement is compiled once (storage.direct).
+PG_PERSONS_FOR_UPDATE = (
+    select(t.person)
+    .where(t.person.c.mpi_id == any_(bindparam("ids", type_=ARRAY(String))))
+    .order_by(t.person.c.mpi_id)
+    .with_for_update()
+)
 INSERT_PERSON = insert(t.person)
 UPDATE_PERSON = update(t.person).where(t.person.c.mpi_id == bindparam("b_mpi_id"))
 

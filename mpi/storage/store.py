@@ -382,8 +382,11 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
             one = q.PERSON_FOR_UPDATE if self._is_postgres else q.PERSON
             row = self._direct.execute(one, {"mpi_id": mpi_ids[0]}).mappings().first()
             return {} if row is None else {row["mpi_id"]: t.person_of(row)}
-        statement = q.PERSONS_FOR_UPDATE if self._is_postgres else q.PERSONS
-        return {row["mpi_id"]: t.person_of(row) for row in self._rows(statement, "ids", sorted(set(mpi_ids)))}
+        wanted = sorted(set(mpi_ids))
+        if self._is_postgres:
+            rows = self._direct.execute(q.PG_PERSONS_FOR_UPDATE, {"ids": wanted}).mappings().all()
+            return {row["mpi_id"]: t.person_of(row) for row in rows}
+        return {row["mpi_id"]: t.person_of(row) for row in self._rows(q.PERSONS, "ids", wanted)}
 
     def add_person(self, person: Person) -> None:
         self._direct.execute(q.INSERT_PERSON, t.person_values(person))
