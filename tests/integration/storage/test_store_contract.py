@@ -464,20 +464,26 @@ def test_a_new_record_is_stored_with_its_identifier_keys_form_and_link_in_one_ca
     assert stored is not None and stored.record_id == second and stored.demographics == JOAO
 
 
+def _two_persons_three_records(uow: UnitOfWork, owner: Person, other: Person) -> list[int]:
+    """Records A/0 and A/2 linked to ``owner``, A/1 to ``other``; their ids in that order."""
+    uow.add_person(owner)
+    uow.add_person(other)
+    ids = []
+    for i, mpi_id in enumerate([owner.mpi_id, other.mpi_id, owner.mpi_id]):
+        record = uow.add_record(
+            RecordKey("A", str(i)), replace(JOAO, given_names=f"G{i}"), MatriculeFlag.MISSING, AT, "feed"
+        )
+        uow.save_link(Link(record.record_id, mpi_id, LinkProvenance.AUTO, AT, "feed"))
+        ids.append(record.record_id)
+    return ids
+
+
 def test_a_new_linked_record_comes_back_with_its_persons_current_records(any_services: Services) -> None:
     owner, other = person(), person()
     auto = NewLink(owner.mpi_id, LinkProvenance.AUTO, 0.97, "m1", "best candidate")
 
     def write(uow: UnitOfWork) -> tuple[list[SourceRecord] | None, list[SourceRecord], list[int]]:
-        uow.add_person(owner)
-        uow.add_person(other)
-        ids = []
-        for i, mpi_id in enumerate([owner.mpi_id, other.mpi_id, owner.mpi_id]):
-            record = uow.add_record(
-                RecordKey("A", str(i)), replace(JOAO, given_names=f"G{i}"), MatriculeFlag.MISSING, AT, "feed"
-            )
-            uow.save_link(Link(record.record_id, mpi_id, LinkProvenance.AUTO, AT, "feed"))
-            ids.append(record.record_id)
+        ids = _two_persons_three_records(uow, owner, other)
         uow.supersede_record(ids[0], ids[2], AT, "feed")  # no longer one of the person's records
         new, _, members = uow.add_indexed_record(
             RecordKey("B", "1"),
@@ -503,15 +509,7 @@ def test_records_are_read_with_their_person(any_services: Services) -> None:
     owner, other = person(), person()
 
     def write(uow: UnitOfWork) -> list[int]:
-        uow.add_person(owner)
-        uow.add_person(other)
-        ids = []
-        for i, mpi_id in enumerate([owner.mpi_id, other.mpi_id, owner.mpi_id]):
-            record = uow.add_record(
-                RecordKey("A", str(i)), replace(JOAO, given_names=f"G{i}"), MatriculeFlag.MISSING, AT, "feed"
-            )
-            uow.save_link(Link(record.record_id, mpi_id, LinkProvenance.AUTO, AT, "feed"))
-            ids.append(record.record_id)
+        ids = _two_persons_three_records(uow, owner, other)
         uow.index_record(ids[0], 1, ["k-a"])
         uow.index_record(ids[1], 1, ["k-a", "k-b"])
         uow.index_record(ids[2], 1, ["k-c"])
