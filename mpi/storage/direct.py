@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine.interfaces import Dialect
@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.types import ARRAY, Boolean, Integer, String, TypeEngine
 
 Processor = Callable[[Any], Any]
+T = TypeVar("T")
 _MAX_COMPILED = 1000  # statements kept compiled; far more than the hot path has
 _CURSOR = "mpi_direct_cursor"  # key of the kept cursor in the pooled connection's info
 
@@ -78,7 +79,7 @@ def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None
     array adapter, which is Python code looking up each element's adapter (20-30 µs an array,
     and a registration binds about ten)."""
     own = kind.dialect_impl(dialect).bind_processor(dialect)
-    if dialect.name != "postgresql" or not isinstance(kind, ARRAY):
+    if dialect.name != "postgresql" or not isinstance(kind, ARRAY) or (kind.dimensions or 1) != 1:
         return own
     element = _element_text(kind.item_type)
     if element is None:
@@ -97,13 +98,23 @@ def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None
 def _element_text(item_type: TypeEngine[Any]) -> Callable[[Any], str] | None:
     """How one element is written in an array's text form (``None``: a type left to the driver)."""
     if isinstance(item_type, Boolean):
-        return lambda value: "t" if value else "f"
+        return lambda value: "t" if _of_type(value, bool) else "f"
     if isinstance(item_type, Integer):
-        return lambda value: str(int(value))
+        return lambda value: int.__repr__(_of_type(value, int))
     if isinstance(item_type, String):
-        # Quoted, so that commas, braces, blanks and the word NULL stay text.
-        return lambda value: '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # Quoted, so that commas, braces, blanks and the word NULL stay text; a str subclass (an
+        # enumeration's member) as the text it holds, as the driver would send it.
+        return lambda value: (
+            '"' + str.__str__(_of_type(value, str)).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        )
     return None
+
+
+def _of_type(value: Any, kind: type[T]) -> T:
+    """``value``, refused unless of ``kind``: a value of another type would be written wrong."""
+    if not isinstance(value, kind):
+        raise TypeError(f"an array of {kind.__name__} holds {type(value).__name__} {value!r}")
+    return value
 
 
 class DirectResult:

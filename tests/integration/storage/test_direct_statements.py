@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -136,3 +137,25 @@ def test_arrays_reach_postgresql_exactly_as_given(postgres_url: str) -> None:
         engine.dispose()
     assert direct == through_sqlalchemy
     assert direct == [{"texts": text_values, "numbers": numbers, "flags": flags, "none": None, "empty": []}]
+
+
+# The older (str, Enum) mixin on purpose: its str() is "_Code.QUOTED", not its value (a StrEnum's is).
+class _Code(str, enum.Enum):  # noqa: UP042
+    QUOTED = 'say "a"'
+
+
+@pytest.mark.postgres
+def test_an_array_element_is_sent_as_its_value_or_refused(postgres_url: str) -> None:
+    statement = select(bindparam("values", type_=ARRAY(String)).label("values"))
+    numbers = select(bindparam("values", type_=ARRAY(BigInteger)).label("values"))
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            direct = DirectStatements(connection)
+            # An enumeration's member is the text it holds, as the driver would send it.
+            assert direct.execute(statement, {"values": [_Code.QUOTED]}).all() == [(['say "a"'],)]
+            # A value that is not of the array's type would be written wrong: refused.
+            with pytest.raises(TypeError, match="float"):
+                direct.execute(numbers, {"values": [1.9]})
+    finally:
+        engine.dispose()
