@@ -102,7 +102,10 @@ class _FakeUnitOfWork:
         link: NewLink | None = None,
         *,
         members: bool = False,
+        new_person: Person | None = None,
     ) -> tuple[SourceRecord, RecordIdentifier | None, list[SourceRecord] | None]:
+        if new_person is not None:
+            self.add_person(new_person)
         record = self.add_record(key, demographics, matricule, at, actor)
         added = None
         if identifier is not None:

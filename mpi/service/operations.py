@@ -96,6 +96,7 @@ class Operation:
         # made by then: the golden record is computed from them without reading them again, as
         # long as no change since touched a record or a link (see _LEAVE_RECORDS_ALONE).
         self._members: dict[str, tuple[int, list[SourceRecord]]] = {}
+        self._unwritten: dict[str, Person] = {}  # new persons to store with their first record
 
     # -- reads ----------------------------------------------------------------------
     def record(self, key: RecordKey) -> SourceRecord:
@@ -198,6 +199,7 @@ class Operation:
         identifier = _matricule_identifier(demographics.national_id, matricule)
         # A person this operation created has no records but those it links to it.
         created = link_to is not None and self._members.get(link_to.mpi_id) == (len(self._changes), [])
+        unwritten = self._unwritten.pop(link_to.mpi_id, None) if link_to is not None else None
         record, added, members = self.uow.add_indexed_record(
             key,
             demographics,
@@ -208,6 +210,7 @@ class Operation:
             index,
             link_to,
             members=link_to is not None and not created,
+            new_person=unwritten,
         )
         self._changes.append(RecordChanged(record))
         if added is not None:
@@ -263,7 +266,9 @@ class Operation:
             self._changes.append(IdentifierChanged(old.identifier_id, old, retired))
 
     # -- persons and links ----------------------------------------------------------
-    def new_person(self) -> Person:
+    def new_person(self, *, with_first_record: bool = False) -> Person:
+        """A new person; ``with_first_record``: stored by the next ``add_record`` linking to it
+        (in the same round trip where the store can), which the caller makes next."""
         person = Person(
             mpi_id=new_mpi_id(),
             status=PersonStatus.ACTIVE,
@@ -271,7 +276,10 @@ class Operation:
             golden=Demographics(),
             created_at=self.now,
         )
-        self.uow.add_person(person)
+        if with_first_record:
+            self._unwritten[person.mpi_id] = person
+        else:
+            self.uow.add_person(person)
         self._persons[person.mpi_id] = person
         self._locked.add(person.mpi_id)  # no other transaction sees it before this one ends
         self._changes.append(PersonChanged(person.mpi_id, None, person))
@@ -453,6 +461,8 @@ class Operation:
     def finish(self, kind: EventKind, reason: str | None = None, about: Sequence[str] = ()) -> Event:
         """Recompute what the changes invalidated and append the one event of this operation
         (about the persons its changes name, and ``about``)."""
+        if self._unwritten:  # a caller's mistake, not the data's: the person would be lost
+            raise RuntimeError(f"new persons never given a record: {sorted(self._unwritten)}")
         # Saved with the event (one statement where the store can): nothing reads them before.
         refreshed_persons = [p for p in (self._refresh(m) for m in sorted(self._touched)) if p is not None]
         subjects: dict[str, None] = dict.fromkeys(about)

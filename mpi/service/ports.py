@@ -197,12 +197,15 @@ class UnitOfWork(Protocol):
         link: NewLink | None = None,
         *,
         members: bool = False,
+        new_person: Person | None = None,
     ) -> tuple[SourceRecord, RecordIdentifier | None, list[SourceRecord] | None]:
         """Store version 1 of a new record with its first identifier (if any), its blocking keys,
         its stored form and its link (if any: ``link.of(record_id, at, actor)``); return the record
         and the identifier with their assigned ids, and with ``members`` (and a link) the current
         records of the person it is linked to, the new one included, as ``records_of_person``
-        gives them (read in the same round trip where the store can)."""
+        gives them (read in the same round trip where the store can). ``new_person``, the person
+        ``link`` points to, is stored first (``add_person``: a person created with its first
+        record, in the same round trip where the store can)."""
         ...
 
     def add_record_version(

@@ -302,7 +302,7 @@ class Registry:
             )
             outcome: Outcome = "linked"
         else:
-            mpi_id = op.new_person().mpi_id
+            mpi_id = op.new_person(with_first_record=True).mpi_id
             link_to = NewLink(
                 mpi_id,
                 LinkProvenance.AUTO,

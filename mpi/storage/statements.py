@@ -135,6 +135,17 @@ PG_INSERT_INDEXED_RECORD = (
     .add_cte(_new_keys)
     .add_cte(_new_link)
 )
+# The same, storing first the person the new record links to (a person created with its first
+# record: one round trip instead of two). The link's foreign key is checked at the statement's
+# end, when the person is there.
+_PERSON_COLUMNS = tuple(column.name for column in t.person.columns)
+PG_INSERT_INDEXED_RECORD_OF_NEW_PERSON = PG_INSERT_INDEXED_RECORD.add_cte(
+    insert(t.person)
+    .values(
+        {t.person.c[name]: bindparam(f"p_{name}", type_=t.person.c[name].type) for name in _PERSON_COLUMNS}
+    )
+    .cte("new_person")
+)
 # The same, also reading the other current records of the person the new one is linked to (for
 # its golden record). Run after that person is locked, the statement's snapshot already holds
 # every change to its links; the new record itself is not among them (a statement does not see

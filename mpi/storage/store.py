@@ -180,8 +180,11 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         link: NewLink | None = None,
         *,
         members: bool = False,
+        new_person: Person | None = None,
     ) -> tuple[SourceRecord, RecordIdentifier | None, list[SourceRecord] | None]:
         if not self._is_postgres:
+            if new_person is not None:
+                self.add_person(new_person)
             record = self.add_record(key, demographics, matricule, at, actor)
             added = None
             if identifier is not None:
@@ -212,8 +215,13 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
             "l_model_version": link.model_version if link else None,
             "l_reason": link.reason if link else None,
         }
-        others = None
-        if members and link is not None:
+        others: list[SourceRecord] | None = None
+        if new_person is not None:
+            person = {f"p_{name}": value for name, value in t.person_values(new_person).items()}
+            statement = q.PG_INSERT_INDEXED_RECORD_OF_NEW_PERSON
+            record_id, identifier_id = self._direct.execute(statement, {**params, **person}).one()
+            others = [] if members else None  # a new person has no other records
+        elif members and link is not None:
             rows = self._direct.execute(q.PG_INSERT_INDEXED_RECORD_READING_MEMBERS, params).mappings().all()
             record_id, identifier_id = rows[0]["new_record_id"], rows[0]["new_identifier_id"]
             others = [t.source_record_of(row) for row in rows if row["record_id"] is not None]

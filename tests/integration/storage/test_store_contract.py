@@ -505,6 +505,33 @@ def test_a_new_linked_record_comes_back_with_its_persons_current_records(any_ser
     assert members == read_after
 
 
+def test_a_new_person_is_stored_with_its_first_record(any_services: Services) -> None:
+    newcomer = person()
+    auto = NewLink(newcomer.mpi_id, LinkProvenance.AUTO, None, "m1", "no candidate above the link threshold")
+
+    def write(uow: UnitOfWork) -> int:
+        record, _, members = uow.add_indexed_record(
+            RecordKey("B", "1"),
+            JOAO,
+            MatriculeFlag.MISSING,
+            AT,
+            "feed",
+            None,
+            RecordIndex(["k"], "f"),
+            auto,
+            new_person=newcomer,
+        )
+        assert members is None  # not asked for
+        # Written by the same call: later statements of the transaction see both.
+        assert uow.get_person(newcomer.mpi_id) == newcomer
+        assert uow.links_of_person(newcomer.mpi_id) == [auto.of(record.record_id, AT, "feed")]
+        return record.record_id
+
+    record_id = any_services.store.run(write)
+    stored = any_services.store.run(lambda uow: (uow.get_person(newcomer.mpi_id), uow.get_links([record_id])))
+    assert stored == (newcomer, {record_id: auto.of(record_id, AT, "feed")})
+
+
 def test_records_are_read_with_their_person(any_services: Services) -> None:
     owner, other = person(), person()
 
