@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from mpi.domain.commands import MergePersons, RegisterRecord, UnmergePerson, Upd
 from mpi.domain.events import Event, EventKind, LinkChanged, PersonChanged
 from mpi.domain.mpi_id import new_mpi_id
 from mpi.domain.persons import Link, LinkProvenance, Person, PersonFlag, PersonStatus, TrustStatus
-from mpi.domain.records import Demographics, MatriculeFlag, RecordKey, SourceRecord
+from mpi.domain.records import Demographics, MatriculeFlag, RecordIdentifier, RecordKey, SourceRecord
 from mpi.domain.reviews import NotDuplicate, ReviewKind, ReviewStatus, ReviewTask, person_pair
 from mpi.domain.scores import ComparisonOutcome
 from mpi.errors import Conflict
@@ -478,6 +479,23 @@ def _two_persons_three_records(uow: UnitOfWork, owner: Person, other: Person) ->
     return ids
 
 
+def _add_record_b1(
+    uow: UnitOfWork, link: NewLink, **options: Any
+) -> tuple[SourceRecord, RecordIdentifier | None, list[SourceRecord] | None]:
+    """Record B/1 (JOAO, no identifier, one key and a form), linked by ``link``."""
+    return uow.add_indexed_record(
+        RecordKey("B", "1"),
+        JOAO,
+        MatriculeFlag.MISSING,
+        AT,
+        "feed",
+        None,
+        RecordIndex(["k"], "f"),
+        link,
+        **options,
+    )
+
+
 def test_a_new_linked_record_comes_back_with_its_persons_current_records(any_services: Services) -> None:
     owner, other = person(), person()
     auto = NewLink(owner.mpi_id, LinkProvenance.AUTO, 0.97, "m1", "best candidate")
@@ -485,17 +503,7 @@ def test_a_new_linked_record_comes_back_with_its_persons_current_records(any_ser
     def write(uow: UnitOfWork) -> tuple[list[SourceRecord] | None, list[SourceRecord], list[int]]:
         ids = _two_persons_three_records(uow, owner, other)
         uow.supersede_record(ids[0], ids[2], AT, "feed")  # no longer one of the person's records
-        new, _, members = uow.add_indexed_record(
-            RecordKey("B", "1"),
-            JOAO,
-            MatriculeFlag.MISSING,
-            AT,
-            "feed",
-            None,
-            RecordIndex(["k"], "f"),
-            auto,
-            members=True,
-        )
+        new, _, members = _add_record_b1(uow, auto, members=True)
         read_after = uow.records_of_person(owner.mpi_id)
         assert uow.current_records_by_person([owner.mpi_id])[owner.mpi_id] == read_after
         return members, read_after, [ids[2], new.record_id]
@@ -510,17 +518,7 @@ def test_a_new_person_is_stored_with_its_first_record(any_services: Services) ->
     auto = NewLink(newcomer.mpi_id, LinkProvenance.AUTO, None, "m1", "no candidate above the link threshold")
 
     def write(uow: UnitOfWork) -> int:
-        record, _, members = uow.add_indexed_record(
-            RecordKey("B", "1"),
-            JOAO,
-            MatriculeFlag.MISSING,
-            AT,
-            "feed",
-            None,
-            RecordIndex(["k"], "f"),
-            auto,
-            new_person=newcomer,
-        )
+        record, _, members = _add_record_b1(uow, auto, new_person=newcomer)
         assert members is None  # not asked for
         # Written by the same call: later statements of the transaction see both.
         assert uow.get_person(newcomer.mpi_id) == newcomer
