@@ -146,10 +146,6 @@ PG_INSERT_INDEXED_RECORD_OF_NEW_PERSON = PG_INSERT_INDEXED_RECORD.add_cte(
     )
     .cte("new_person")
 )
-# The same, also reading the other current records of the person the new one is linked to (for
-# its golden record). Run after that person is locked, the statement's snapshot already holds
-# every change to its links; the new record itself is not among them (a statement does not see
-# its own inserts).
 
 
 def _current_records_of(persons: ColumnElement[bool]) -> Select[Any]:
@@ -163,6 +159,10 @@ def _current_records_of(persons: ColumnElement[bool]) -> Select[Any]:
     )
 
 
+# The same as PG_INSERT_INDEXED_RECORD, also reading the other current records of the person the
+# new one is linked to (for its golden record). Run after that person is locked, the statement's
+# snapshot already holds every change to its links; the new record itself is not among them (a
+# statement does not see its own inserts).
 _other_members = _current_records_of(t.link.c.mpi_id == bindparam("l_mpi_id", type_=String())).subquery(
     "member"
 )

@@ -318,18 +318,12 @@ class SqlUnitOfWork(AccessRows, ContinuationRows, DeliveryRows, RegistryReads, R
         if len(distinct) > q.SELECT_CHUNK:  # beyond one statement's parameters: fetch the ids first
             found = set(self.records_with_keys(distinct))
             holders = self.get_records(self.records_with_identifier(*identifier)) if identifier else {}
+            traits = {i: (True, r.demographics.sex, r.demographics.birth_date) for i, r in holders.items()}
             rows = [
-                (r["record_id"], r["mpi_id"], r["form"], r["record_id"] in holders)
+                (r["record_id"], r["mpi_id"], r["form"], *traits.get(r["record_id"], (False, None, None)))
                 for r in self._rows(q.CANDIDATES_BY_ID, "ids", sorted(found | set(holders)))
             ]
-            return self._candidates(
-                [
-                    (*row, holders[row[0]].demographics.sex, holders[row[0]].demographics.birth_date)
-                    if row[3]
-                    else (*row, None, None)
-                    for row in rows
-                ]
-            )
+            return self._candidates(rows)
         if identifier is None:
             by_key = q.PG_CANDIDATES_BY_KEY if self._is_postgres else q.CANDIDATES_BY_KEY
             return self._candidates(self._direct.execute(by_key, {"keys": distinct}).all())
