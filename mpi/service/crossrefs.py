@@ -56,8 +56,9 @@ def identifiers_of(uow: UnitOfWork, mpi_ids: Sequence[str]) -> dict[str, PersonI
 
 
 def _profiles(uow: UnitOfWork, mpi_ids: Sequence[str]) -> dict[str, PersonProfile]:
-    persons = uow.get_persons(list(dict.fromkeys(mpi_ids)))
-    active = [mpi_id for mpi_id in dict.fromkeys(mpi_ids) if (p := persons.get(mpi_id)) and p.is_active]
+    wanted = list(dict.fromkeys(mpi_ids))
+    persons = uow.get_persons(wanted)
+    active = [mpi_id for mpi_id in wanted if (p := persons.get(mpi_id)) and p.is_active]
     current = uow.current_records_by_person(active) if active else {}
     return {
         mpi_id: PersonProfile(_identifiers(mpi_id, current[mpi_id]), persons[mpi_id].golden)

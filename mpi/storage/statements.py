@@ -327,25 +327,23 @@ LINKED_RECORDS = (
 
 UPDATE_LINK = update(t.link).where(t.link.c.record_id == bindparam("b_record_id"))
 
-PENDING_REVIEWS = (
-    select(_review)
-    .where(
-        _review.c.status != ReviewStatus.RESOLVED.value,
-        or_(
-            _review.c.mpi_id.in_(bindparam("ids", expanding=True)),
-            _review.c.candidate_mpi_id.in_(bindparam("cids", expanding=True)),
-        ),
+
+def _pending_reviews(of_person: ColumnElement[Any], of_candidate: ColumnElement[Any]) -> Select[Any]:
+    """The unresolved review tasks whose person or candidate person satisfies the conditions."""
+    return (
+        select(_review)
+        .where(_review.c.status != ReviewStatus.RESOLVED.value, or_(of_person, of_candidate))
+        .order_by(_review.c.task_id)
     )
-    .order_by(_review.c.task_id)
+
+
+PENDING_REVIEWS = _pending_reviews(
+    _review.c.mpi_id.in_(bindparam("ids", expanding=True)),
+    _review.c.candidate_mpi_id.in_(bindparam("cids", expanding=True)),
 )
 # One person's (the common case): without an expanding IN, so compiled once (see storage.direct).
-PENDING_REVIEWS_OF_PERSON = (
-    select(_review)
-    .where(
-        _review.c.status != ReviewStatus.RESOLVED.value,
-        or_(_review.c.mpi_id == bindparam("mpi_id"), _review.c.candidate_mpi_id == bindparam("mpi_id")),
-    )
-    .order_by(_review.c.task_id)
+PENDING_REVIEWS_OF_PERSON = _pending_reviews(
+    _review.c.mpi_id == bindparam("mpi_id"), _review.c.candidate_mpi_id == bindparam("mpi_id")
 )
 REVIEW = select(_review).where(_review.c.task_id == bindparam("task_id"))
 INSERT_REVIEW = insert(_review).returning(_review.c.task_id)
